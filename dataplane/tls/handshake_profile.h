@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+// HandshakeProfile: a compiled ProfileSpec that owns its SSL_CTX; immutable once built.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/base/result.h"
+#include "dataplane/tls/certificate_info.h"
+#include "dataplane/tls/openssl_handles.h"
+#include "dataplane/tls/profile_spec.h"
+
+namespace lastmile::tls {
+
+class HandshakeProfile {
+public:
+    // Builds the SSL_CTX: trust store (bundle or system), verification of the hostname or of
+    // the SAN list (spec section 4), versions, ciphers, groups, signature algorithms, ALPN,
+    // client session cache, client certificate. Errc::Invalid when the spec's content cannot
+    // be honoured (the context says why: unknown cipher, malformed bundle, no system store...);
+    // any other code is an internal failure. A spec with failClosedReason set compiles to a
+    // fail-closed profile.
+    static Result<std::shared_ptr<const HandshakeProfile>> compile(const ProfileSpec& spec);
+
+    // A profile that refuses every connection with `reason`.
+    static std::shared_ptr<const HandshakeProfile> failClosed(ProfileSpec spec, std::string reason);
+
+    const ProfileSpec& spec() const noexcept { return spec_; }
+    bool isFailClosed() const noexcept { return !spec_.failClosedReason.empty(); }
+    const std::string& failClosedReason() const noexcept { return spec_.failClosedReason; }
+    // Trust anchors of the bundle; empty for the system store.
+    const std::vector<CertificateInfo>& trustAnchors() const noexcept { return anchors_; }
+
+    // A client session on `fd` with SNI, the verification target and a cached session for
+    // resumption applied. Must not be called on a fail-closed profile (Errc::Invalid).
+    Result<SslPtr> newSession(int fd) const;
+
+    HandshakeProfile(const HandshakeProfile&) = delete;
+    HandshakeProfile& operator=(const HandshakeProfile&) = delete;
+    ~HandshakeProfile();
+
+private:
+    struct SessionCache;
+    HandshakeProfile(ProfileSpec spec, SslCtxPtr ctx, std::vector<CertificateInfo> anchors);
+
+    const ProfileSpec spec_;
+    const SslCtxPtr ctx_;  // null for fail-closed profiles
+    const std::vector<CertificateInfo> anchors_;
+    const std::unique_ptr<SessionCache> sessions_;
+};
+
+// Why verification of `ssl`'s peer failed, for 502 bodies and logs: the expected name or SANs,
+// the names the certificate had, or the chain problem. Empty when verification passed.
+std::string verifyFailureReason(const SSL* ssl);
+
+}  // namespace lastmile::tls
