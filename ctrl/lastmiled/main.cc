@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: Apache-2.0
+// lastmiled: the appliance process (control plane: store, reconciler, API; dataplane later).
+#include <signal.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <filesystem>
+#include <optional>
+
+#include "ctrl/api/decode.h"
+#include "ctrl/api/manifest_files.h"
+#include "ctrl/lastmiled/config.h"
+#include "ctrl/server/api_routes.h"
+#include "ctrl/server/controller.h"
+#include "ctrl/server/http_server.h"
+#include "ctrl/store/store.h"
+#include "dataplane/base/log.h"
+#include "lastmile_config.h"
+
+namespace lastmile::ctrl {
+namespace {
+
+constexpr const char* kLog = "lastmiled";
+
+struct Flags {
+    std::string config;
+    std::optional<std::string> stateDir, apiSocket, adminHttp, manifests;
+};
+
+Result<DaemonConfig> resolveConfig(const Flags& flags) {
+    DaemonConfig config;
+    if (!flags.config.empty()) {
+        auto loaded = loadConfig(flags.config, config);
+        LM_TRY(loaded);
+        config = std::move(*loaded);
+    }
+    if (flags.stateDir) config.stateDir = *flags.stateDir;
+    if (flags.apiSocket) config.apiSocket = *flags.apiSocket;
+    if (flags.adminHttp) config.adminHttp = *flags.adminHttp;
+    if (flags.manifests) config.manifests = *flags.manifests;
+    return config;
+}
+
+// Applies every manifest under `dir` to the default project, like k3s's auto-deploy
+// directory. Bad files are logged with every finding; the others still apply.
+void applyManifests(Controller& controller, const std::string& dir) {
+    if (dir.empty()) {
+        return;
+    }
+    auto files = manifestFiles(dir);
+    if (!files) {
+        LM_LOG(Warning, kLog, "manifests: " << files.error().message());
+        return;
+    }
+    for (const auto& file : *files) {
+        auto text = readFile(file);
+        if (!text) {
+            LM_LOG(Error, kLog, "manifests: " << text.error().message());
+            continue;
+        }
+        auto documents = decodeManifests(*text, file);
+        if (!documents) {
+            LM_LOG(Error, kLog, "manifests: " << documents.error().context());
+            continue;
+        }
+        for (const auto& doc : *documents) {
+            Diagnostics findings;
+            auto applied = controller.apply("default", doc.object, findings);
+            if (!applied) {
+                LM_LOG(Error, kLog, "manifests: " << file << ":" << doc.line << ": "
+                                                  << applied.error().context());
+                for (const auto& d : findings) {
+                    LM_LOG(Error, kLog, "manifests:   " << format(d));
+                }
+            }
+        }
+    }
+}
+
+Status ensureDirectory(const std::string& path, mode_t mode) {
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    if (ec) {
+        return fail(ec, "creating directory " + path);
+    }
+    if (::chmod(path.c_str(), mode) == -1) {
+        return failErrno("setting mode of " + path);
+    }
+    return {};
+}
+
+int run(const Flags& flags) {
+    auto config = resolveConfig(flags);
+    if (!config) {
+        LM_LOG(Error, kLog, config.error().message());
+        return 1;
+    }
+    log::setThreshold(config->logLevel);
+
+    // Signals are taken synchronously by this thread only; block them before any thread starts.
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int s : {SIGTERM, SIGINT, SIGHUP}) {
+        sigaddset(&signals, s);
+    }
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    if (auto s = ensureDirectory(config->stateDir, 0750); !s) {
+        LM_LOG(Error, kLog, s.error().message());
+        return 1;
+    }
+    auto socketDir = std::filesystem::path(config->apiSocket).parent_path().string();
+    if (!socketDir.empty()) {
+        if (auto s = ensureDirectory(socketDir, 0755); !s) {
+            LM_LOG(Error, kLog, s.error().message());
+            return 1;
+        }
+    }
+    Clock clock = [] { return std::chrono::system_clock::now(); };
+    auto store = openSqliteStore(config->stateDir + "/lastmile.db", clock);
+    if (!store) {
+        LM_LOG(Error, kLog, store.error().message());
+        return 1;
+    }
+    tls::ProfileRegistry profiles;
+    Controller controller(**store,
+                          ReconcilerConfig{config->controllerName, config->gatewayClassName},
+                          profiles, clock);
+    if (auto s = controller.start(); !s) {
+        LM_LOG(Error, kLog, "initial reconcile: " << s.error().message());
+        return 1;
+    }
+    applyManifests(controller, config->manifests);
+
+    auto apiListener = listenUnix(config->apiSocket);
+    if (!apiListener) {
+        LM_LOG(Error, kLog, apiListener.error().message());
+        return 1;
+    }
+    auto api = HttpServer::serve(std::move(*apiListener), [&controller](const HttpRequest& r) {
+        return handleApiRequest(controller, r);
+    });
+    if (!api) {
+        LM_LOG(Error, kLog, api.error().message());
+        return 1;
+    }
+    std::unique_ptr<HttpServer> admin;
+    if (!config->adminHttp.empty()) {
+        auto adminListener = listenTcp(config->adminHttp);
+        if (!adminListener) {
+            LM_LOG(Error, kLog, "admin listener: " << adminListener.error().message());
+            return 1;
+        }
+        auto served = HttpServer::serve(std::move(*adminListener), [](const HttpRequest& r) {
+            if (r.path == "/healthz") {
+                return HttpResponse{200, "text/plain", "ok\n"};
+            }
+            return HttpResponse{404, "text/plain", "not found\n"};
+        });
+        if (!served) {
+            LM_LOG(Error, kLog, served.error().message());
+            return 1;
+        }
+        admin = std::move(*served);
+    }
+    LM_LOG(Notice, kLog, "lastmiled " << LM_VERSION << " ready: api unix://" << config->apiSocket
+                                      << (config->adminHttp.empty() ? "" : ", admin http://")
+                                      << config->adminHttp);
+    // Ready only now: listeners are bound and the first ProfileSet is published.
+    sd_notify(0, "READY=1\nSTATUS=serving");
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&signals, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGHUP) {
+            sd_notify(0, "RELOADING=1");
+            auto reloaded = resolveConfig(flags);
+            if (!reloaded) {
+                LM_LOG(Error, kLog, "reload: keeping the running configuration: "
+                                        << reloaded.error().message());
+                sd_notify(0, "READY=1");
+                continue;
+            }
+            log::setThreshold(reloaded->logLevel);
+            applyManifests(controller, reloaded->manifests);
+            LM_LOG(Notice, kLog, "reloaded configuration");
+            sd_notify(0, "READY=1");
+            continue;
+        }
+        LM_LOG(Notice, kLog, "stopping on signal " << sig);
+        sd_notify(0, "STOPPING=1");
+        break;
+    }
+    api->reset();
+    admin.reset();
+    ::unlink(config->apiSocket.c_str());
+    return 0;
+}
+
+}  // namespace
+}  // namespace lastmile::ctrl
+
+int main(int argc, char** argv) {
+    CLI::App app{"lastmiled: TLS origination appliance implementing Gateway API BackendTLSPolicy.\n"
+                 "Flags override the configuration file."};
+    lastmile::ctrl::Flags flags;
+    app.add_option("--config", flags.config, "YAML configuration file (see packaging/lastmiled.yaml)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--state-dir", flags.stateDir, "directory of the object store (default /var/lib/lastmile)");
+    app.add_option("--api-socket", flags.apiSocket,
+                   "unix socket of the API lastmilectl talks to (default /run/lastmile/api.sock)");
+    app.add_option("--admin-http", flags.adminHttp,
+                   "host:port of the admin HTTP listener (health; default 127.0.0.1:9090; \"\" disables)");
+    app.add_option("--manifests", flags.manifests,
+                   "directory whose *.yaml files are applied to project \"default\" at start and on SIGHUP");
+    app.set_version_flag("--version", std::string(LM_VERSION));
+    CLI11_PARSE(app, argc, argv);
+    return lastmile::ctrl::run(flags);
+}

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: Apache-2.0
+// Controller: admission, storage, reconciliation and profile publication of every write.
+#include "ctrl/server/controller.h"
+
+#include <utility>
+
+#include "ctrl/api/admission.h"
+#include "dataplane/base/log.h"
+
+namespace lastmile::ctrl {
+namespace {
+
+constexpr const char* kLog = "controller";
+
+const char* versionName(tls::TlsVersion v) { return v == tls::TlsVersion::Tls12 ? "1.2" : "1.3"; }
+
+const char* offloadName(tls::Offload o) {
+    switch (o) {
+    case tls::Offload::Auto:
+        return "auto";
+    case tls::Offload::Kernel:
+        return "kernel";
+    case tls::Offload::Nic:
+        return "nic";
+    case tls::Offload::Userspace:
+        return "userspace";
+    }
+    return "auto";
+}
+
+Json describeProfile(const tls::HandshakeProfile& profile) {
+    const auto& spec = profile.spec();
+    Json verify = Json::object();
+    if (spec.subjectAltNames.empty()) {
+        verify["hostname"] = spec.sni;
+    } else {
+        Json sans = Json::array();
+        for (const auto& san : spec.subjectAltNames) {
+            sans.push_back({{"type", san.type == tls::SanMatcher::Type::Uri ? "URI" : "Hostname"},
+                            {"value", san.value}});
+        }
+        verify["subjectAltNames"] = std::move(sans);
+    }
+    Json anchors = Json::array();
+    for (const auto& a : profile.trustAnchors()) {
+        anchors.push_back({{"subject", a.subject}, {"notAfter", a.notAfter}, {"sha256", a.sha256}});
+    }
+    return Json{
+        {"backend",
+         {{"namespace", spec.backend.ns}, {"service", spec.backend.service}, {"port", spec.backend.port}}},
+        {"policy", spec.policy},
+        {"sni", spec.sni},
+        {"verify", std::move(verify)},
+        {"trust", spec.systemTrust ? "system" : "bundle"},
+        {"trustAnchors", std::move(anchors)},
+        {"minVersion", versionName(spec.minVersion)},
+        {"maxVersion", versionName(spec.maxVersion)},
+        {"cipherSuites", spec.cipherSuites},
+        {"ecdhCurves", spec.ecdhCurves},
+        {"signatureAlgorithms", spec.signatureAlgorithms},
+        {"alpnProtocols", spec.alpnProtocols},
+        {"sessionResumption", spec.sessionResumption},
+        {"offload", offloadName(spec.offload)},
+        {"clientCertificate", spec.clientCertificate.has_value()},
+        {"failClosedReason", spec.failClosedReason},
+    };
+}
+
+std::string displayName(const Json& object) {
+    std::string kind = object.value("kind", "object");
+    std::string name;
+    if (auto m = object.find("metadata"); m != object.end() && m->is_object()) {
+        name = m->value("name", "");
+    }
+    return kind + " \"" + name + "\"";
+}
+
+}  // namespace
+
+Controller::Controller(Store& store, ReconcilerConfig config, tls::ProfileRegistry& profiles,
+                       Clock clock)
+    : store_(store), config_(std::move(config)), profiles_(profiles), clock_(std::move(clock)) {}
+
+Status Controller::start() {
+    std::lock_guard lock(mu_);
+    auto projects = store_.projects();
+    LM_TRY(projects);
+    for (const auto& project : *projects) {
+        LM_TRY(reconcileLocked(project));
+    }
+    return {};
+}
+
+Result<WriteResult> Controller::apply(const std::string& project, const Json& object,
+                                      Diagnostics& findings) {
+    return write(project, object, true, findings);
+}
+
+Result<WriteResult> Controller::create(const std::string& project, const Json& object,
+                                       Diagnostics& findings) {
+    return write(project, object, false, findings);
+}
+
+Result<WriteResult> Controller::write(const std::string& project, const Json& object, bool upsert,
+                                      Diagnostics& findings) {
+    Admission admission = admit(object);
+    if (!admission.errors.empty()) {
+        findings = std::move(admission.errors);
+        return fail(Errc::Invalid, displayName(object) + " is invalid");
+    }
+    const ObjectKey key = keyOf(admission.object);
+
+    std::lock_guard lock(mu_);
+    WriteResult result;
+    auto existing = store_.get(project, key);
+    if (existing) {
+        if (!upsert) {
+            return fail(Errc::AlreadyExists, displayName(admission.object) + " already exists");
+        }
+        auto updated = store_.update(project, std::move(admission.object));
+        LM_TRY(updated);
+        result.changed = updated->at("metadata").at("resourceVersion") !=
+                         existing->at("metadata").at("resourceVersion");
+    } else if (existing.error().code() == Errc::NotFound) {
+        auto created = store_.create(project, std::move(admission.object));
+        LM_TRY(created);
+        result.created = true;
+        result.changed = true;
+    } else {
+        return fail(std::move(existing).error());
+    }
+
+    // The write is durable already; a reconcile failure is reported by the log and status,
+    // not by failing an acknowledged write.
+    if (result.changed) {
+        if (auto s = reconcileLocked(project); !s) {
+            LM_LOG(Error, kLog, "reconciling project " << project << ": " << s.error().message());
+        }
+    }
+    auto fresh = store_.get(project, key);
+    LM_TRY(fresh);
+    result.object = std::move(*fresh);
+    return result;
+}
+
+Result<Json> Controller::remove(const std::string& project, const ObjectKey& key) {
+    std::lock_guard lock(mu_);
+    auto removed = store_.remove(project, key);
+    LM_TRY(removed);
+    if (auto s = reconcileLocked(project); !s) {
+        LM_LOG(Error, kLog, "reconciling project " << project << ": " << s.error().message());
+    }
+    return removed;
+}
+
+Result<Json> Controller::get(const std::string& project, const ObjectKey& key) {
+    return store_.get(project, key);
+}
+
+Result<std::vector<Json>> Controller::list(const std::string& project, const std::string& group,
+                                           const std::string& kind,
+                                           const std::optional<std::string>& ns) {
+    return store_.list(project, group, kind, ns);
+}
+
+Status Controller::reconcileLocked(const std::string& project) {
+    auto objects = store_.listProject(project);
+    LM_TRY(objects);
+    ReconcileOutput out = reconcile(*objects, config_, clock_());
+
+    std::map<ObjectKey, const Json*> stored;
+    for (const auto& object : *objects) {
+        stored.emplace(keyOf(object), &object);
+    }
+    for (auto& update : out.statuses) {
+        auto it = stored.find(update.key);
+        if (it == stored.end()) {
+            continue;  // reconciler only reports on objects it was given
+        }
+        const Json& current = *it->second;
+        if (current.contains("status") && current.at("status") == update.status) {
+            continue;
+        }
+        LM_TRY(store_.updateStatus(project, update.key, std::move(update.status)));
+    }
+
+    if (!out.internalErrors.empty()) {
+        compileFailures_.fetch_add(out.internalErrors.size(), std::memory_order_relaxed);
+        for (const auto& e : out.internalErrors) {
+            LM_LOG(Warning, kLog, "project " << project << ": keeping the previous profiles: " << e);
+        }
+        return {};
+    }
+
+    auto current = profiles_.snapshot();
+    std::map<tls::BackendKey, std::shared_ptr<const tls::HandshakeProfile>> next;
+    for (auto& profile : out.profiles) {
+        const auto& backend = profile->spec().backend;
+        // An unchanged spec keeps its compiled profile, and with it the session cache.
+        auto previous = current->find(project, backend);
+        next.emplace(backend,
+                     previous && previous->spec() == profile->spec() ? previous : std::move(profile));
+    }
+    auto old = current->projects.find(project);
+    bool same = old == current->projects.end() ? next.empty() : old->second == next;
+    if (same) {
+        return {};
+    }
+    auto set = std::make_shared<tls::ProfileSet>(*current);
+    set->generation = current->generation + 1;
+    if (next.empty()) {
+        set->projects.erase(project);
+    } else {
+        set->projects[project] = std::move(next);
+    }
+    LM_LOG(Info, kLog,
+           "published profile generation " << set->generation << " (project " << project << ")");
+    profiles_.publish(std::move(set));
+    return {};
+}
+
+Json Controller::describeProfiles(const std::string& project) const {
+    auto set = profiles_.snapshot();
+    Json items = Json::array();
+    if (auto it = set->projects.find(project); it != set->projects.end()) {
+        for (const auto& [backend, profile] : it->second) {
+            items.push_back(describeProfile(*profile));
+        }
+    }
+    return Json{{"generation", set->generation}, {"items", std::move(items)}};
+}
+
+std::uint64_t Controller::compileFailures() const {
+    return compileFailures_.load(std::memory_order_relaxed);
+}
+
+}  // namespace lastmile::ctrl

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+// Controller: the one path every write takes (admit -> store -> reconcile -> publish).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ctrl/api/diagnostic.h"
+#include "ctrl/api/json.h"
+#include "ctrl/api/object_key.h"
+#include "ctrl/reconcile/reconciler.h"
+#include "ctrl/store/store.h"
+#include "dataplane/base/result.h"
+#include "dataplane/tls/profile_set.h"
+
+namespace lastmile::ctrl {
+
+struct WriteResult {
+    Json object;           // the stored object, status as reconciled
+    bool created = false;  // PUT: created rather than replaced
+    bool changed = false;  // false when the write changed nothing (apply "unchanged")
+};
+
+// Serializes all writes and reconciles the touched project before returning, so a read after
+// an acknowledged write sees its status. Thread-safe.
+class Controller {
+public:
+    Controller(Store& store, ReconcilerConfig config, tls::ProfileRegistry& profiles, Clock clock);
+
+    // Reconciles every stored project and publishes the first ProfileSet. Call once at start.
+    Status start();
+
+    // Create-or-replace (PUT). `object` is decoded, not yet admitted. On Errc::Invalid,
+    // `findings` holds every admission error and nothing was stored.
+    Result<WriteResult> apply(const std::string& project, const Json& object, Diagnostics& findings);
+    // Create only (POST): Errc::AlreadyExists when the name is taken.
+    Result<WriteResult> create(const std::string& project, const Json& object, Diagnostics& findings);
+    Result<Json> remove(const std::string& project, const ObjectKey& key);
+
+    Result<Json> get(const std::string& project, const ObjectKey& key);
+    Result<std::vector<Json>> list(const std::string& project, const std::string& group,
+                                   const std::string& kind, const std::optional<std::string>& ns);
+
+    // Profiles of one project, as the API shows them (see API.md).
+    Json describeProfiles(const std::string& project) const;
+
+    // Counters for logs and, later, metrics.
+    std::uint64_t compileFailures() const;
+
+private:
+    Result<WriteResult> write(const std::string& project, const Json& object, bool upsert,
+                              Diagnostics& findings);
+    // Caller holds mu_.
+    Status reconcileLocked(const std::string& project);
+
+    Store& store_;
+    const ReconcilerConfig config_;
+    tls::ProfileRegistry& profiles_;
+    Clock clock_;
+
+    std::mutex mu_;  // serializes writes with the reconcile that follows them
+    std::atomic<std::uint64_t> compileFailures_{0};
+};
+
+}  // namespace lastmile::ctrl

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests for the object API's routing, status codes and Kubernetes Status bodies.
+#include "ctrl/server/api_routes.h"
+
+#include <gtest/gtest.h>
+
+#include "ctrl/store/store.h"
+#include "tests/support/process.h"
+
+namespace lastmile::ctrl {
+namespace {
+
+const char* kCmPath = "/projects/default/api/v1/namespaces/default/configmaps/c";
+
+class ApiRoutesTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        auto opened = openSqliteStore(dir_.path() + "/db", [] {
+            return std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
+        });
+        ASSERT_TRUE(opened) << opened.error().message();
+        store_ = std::move(*opened);
+        controller_ = std::make_unique<Controller>(*store_, ReconcilerConfig{}, registry_, [] {
+            return std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
+        });
+        ASSERT_TRUE(controller_->start());
+    }
+
+    HttpResponse call(const std::string& method, const std::string& path, const Json& body = {}) {
+        return handleApiRequest(*controller_, {method, path, body.is_null() ? "" : body.dump()});
+    }
+
+    static Json configMap(const std::string& value) {
+        return Json{{"apiVersion", "v1"},
+                    {"kind", "ConfigMap"},
+                    {"metadata", {{"name", "c"}}},
+                    {"data", {{"k", value}}}};
+    }
+
+    test::TempDir dir_;
+    std::unique_ptr<Store> store_;
+    tls::ProfileRegistry registry_;
+    std::unique_ptr<Controller> controller_;
+};
+
+TEST_F(ApiRoutesTest, PutCreatesThenReplaces) {
+    auto created = call("PUT", kCmPath, configMap("a"));
+    EXPECT_EQ(created.status, 201) << created.body;
+    auto replaced = call("PUT", kCmPath, configMap("b"));
+    EXPECT_EQ(replaced.status, 200) << replaced.body;
+    auto got = Json::parse(call("GET", kCmPath).body);
+    EXPECT_EQ(got["data"]["k"], "b");
+    EXPECT_EQ(got["metadata"]["namespace"], "default");
+}
+
+TEST_F(ApiRoutesTest, InvalidObjectGets422WithEveryCause) {
+    Json policy = Json::parse(R"({"apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "BackendTLSPolicy", "metadata": {"name": "p"},
+        "spec": {"targetRefs": [], "validation": {"hostname": "UPPER.example"}}})");
+    auto r = call("PUT",
+                  "/projects/default/apis/gateway.networking.k8s.io/v1/namespaces/default/"
+                  "backendtlspolicies/p",
+                  policy);
+    ASSERT_EQ(r.status, 422) << r.body;
+    auto status = Json::parse(r.body);
+    EXPECT_EQ(status["reason"], "Invalid");
+    std::vector<std::string> fields;
+    for (const auto& c : status["details"]["causes"]) {
+        fields.push_back(c["field"]);
+    }
+    EXPECT_NE(std::find(fields.begin(), fields.end(), "spec.targetRefs"), fields.end()) << r.body;
+    EXPECT_NE(std::find(fields.begin(), fields.end(), "spec.validation.hostname"), fields.end()) << r.body;
+    EXPECT_EQ(call("GET", "/projects/default/apis/gateway.networking.k8s.io/v1/namespaces/default/"
+                          "backendtlspolicies/p")
+                  .status,
+              404);
+}
+
+TEST_F(ApiRoutesTest, V1alpha3PathAndBodyAreServedAsTheSamePolicy) {
+    Json policy = Json::parse(R"({"apiVersion": "gateway.networking.k8s.io/v1alpha3",
+        "kind": "BackendTLSPolicy", "metadata": {"name": "p"},
+        "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": "s"}],
+                 "validation": {"hostname": "a.example", "wellKnownCACertificates": "System"}}})");
+    auto r = call("PUT",
+                  "/projects/default/apis/gateway.networking.k8s.io/v1alpha3/namespaces/default/"
+                  "backendtlspolicies/p",
+                  policy);
+    ASSERT_EQ(r.status, 201) << r.body;
+    auto got = call("GET", "/projects/default/apis/gateway.networking.k8s.io/v1/namespaces/default/"
+                           "backendtlspolicies/p");
+    ASSERT_EQ(got.status, 200);
+    EXPECT_EQ(Json::parse(got.body)["apiVersion"], "gateway.networking.k8s.io/v1");
+}
+
+TEST_F(ApiRoutesTest, BodyThatContradictsThePathIsABadRequest) {
+    auto other = configMap("a");
+    other["metadata"]["name"] = "d";
+    EXPECT_EQ(call("PUT", kCmPath, other).status, 400);
+    EXPECT_EQ(call("PUT", "/projects/default/api/v1/namespaces/default/secrets/c", configMap("a")).status,
+              400);
+    auto notJson = handleApiRequest(*controller_, {"PUT", kCmPath, "{nope"});
+    EXPECT_EQ(notJson.status, 400);
+}
+
+TEST_F(ApiRoutesTest, StaleResourceVersionIsAConflict) {
+    ASSERT_EQ(call("PUT", kCmPath, configMap("a")).status, 201);
+    auto stored = Json::parse(call("PUT", kCmPath, configMap("b")).body);
+    auto stale = configMap("c");
+    stale["metadata"]["resourceVersion"] =
+        std::to_string(std::stoll(stored["metadata"]["resourceVersion"].get<std::string>()) - 1);
+    auto r = call("PUT", kCmPath, stale);
+    EXPECT_EQ(r.status, 409) << r.body;
+    EXPECT_EQ(Json::parse(r.body)["reason"], "Conflict");
+}
+
+TEST_F(ApiRoutesTest, PostRefusesAnExistingName) {
+    const char* collection = "/projects/default/api/v1/namespaces/default/configmaps";
+    EXPECT_EQ(call("POST", collection, configMap("a")).status, 201);
+    auto again = call("POST", collection, configMap("a"));
+    EXPECT_EQ(again.status, 409);
+    EXPECT_EQ(Json::parse(again.body)["reason"], "AlreadyExists");
+}
+
+TEST_F(ApiRoutesTest, NotFoundSpeaksLikeKubectl) {
+    auto r = call("GET", kCmPath);
+    ASSERT_EQ(r.status, 404);
+    EXPECT_EQ(Json::parse(r.body)["message"], "configmaps \"c\" not found");
+    EXPECT_EQ(call("DELETE", kCmPath).status, 404);
+    EXPECT_EQ(call("GET", "/projects/default/api/v1/namespaces/default/widgets").status, 404);
+}
+
+TEST_F(ApiRoutesTest, ProjectsAreIsolated) {
+    ASSERT_EQ(call("PUT", kCmPath, configMap("a")).status, 201);
+    EXPECT_EQ(call("GET", "/projects/other/api/v1/namespaces/default/configmaps/c").status, 404);
+    auto list = Json::parse(call("GET", "/projects/other/api/v1/configmaps").body);
+    EXPECT_TRUE(list["items"].empty());
+    EXPECT_EQ(call("GET", "/projects/Not_A_Label/api/v1/configmaps").status, 404);
+}
+
+TEST_F(ApiRoutesTest, ListAcrossNamespacesIsSorted) {
+    for (const char* ns : {"zeta", "alpha"}) {
+        auto cm = configMap("a");
+        cm["metadata"]["namespace"] = ns;
+        ASSERT_EQ(call("PUT", std::string("/projects/default/api/v1/namespaces/") + ns + "/configmaps/c", cm)
+                      .status,
+                  201);
+    }
+    auto list = Json::parse(call("GET", "/projects/default/api/v1/configmaps").body);
+    EXPECT_EQ(list["kind"], "ConfigMapList");
+    ASSERT_EQ(list["items"].size(), 2U);
+    EXPECT_EQ(list["items"][0]["metadata"]["namespace"], "alpha");
+}
+
+TEST_F(ApiRoutesTest, DeleteReturnsTheObject) {
+    ASSERT_EQ(call("PUT", kCmPath, configMap("a")).status, 201);
+    auto r = call("DELETE", kCmPath);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(Json::parse(r.body)["data"]["k"], "a");
+    EXPECT_EQ(call("GET", kCmPath).status, 404);
+}
+
+}  // namespace
+}  // namespace lastmile::ctrl
