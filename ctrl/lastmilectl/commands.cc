@@ -1,0 +1,728 @@
+// SPDX-License-Identifier: Apache-2.0
+// lastmilectl's command line: CLI11 parsing and the apply/get/describe/delete/explain commands.
+#include "ctrl/lastmilectl/commands.h"
+
+#include <algorithm>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "ctrl/api/decode.h"
+#include "ctrl/api/explain.h"
+#include "ctrl/api/kinds.h"
+#include "ctrl/api/manifest_files.h"
+#include "ctrl/lastmilectl/printers.h"
+#include "lastmile_config.h"
+
+namespace lastmile::ctl {
+
+namespace {
+
+
+struct GlobalOptions {
+    std::string server;
+    std::string project = "default";
+    std::string ns = "default";
+};
+
+// The transport of one run, opened on first use.
+class Session {
+public:
+    Session(CliEnv& env, const GlobalOptions& options) : env_(env), options_(options) {}
+
+    // nullptr after printing the error when no transport could be opened.
+    Transport* transport() {
+        if (!transport_ && !failed_) {
+            // A malformed --server is a usage error, whatever transport would be used.
+            if (auto path = parseServer(options_.server); !path) {
+                env_.err << "error: " << path.error().context() << "\n";
+                failed_ = true;
+                return nullptr;
+            }
+            auto t = env_.connect ? env_.connect(options_.server)
+                                  : Result<std::unique_ptr<Transport>>(
+                                        fail(Errc::Internal, "no transport configured"));
+            if (!t) {
+                env_.err << "error: " << t.error().context() << "\n";
+                failed_ = true;
+                return nullptr;
+            }
+            transport_ = std::move(*t);
+        }
+        return transport_.get();
+    }
+
+    // Sends, reporting an unreachable server once; nullopt when no answer arrived.
+    std::optional<HttpResponse> send(std::string_view method, const std::string& path,
+                                     const std::string& body = {}) {
+        Transport* t = transport();
+        if (t == nullptr) {
+            return std::nullopt;
+        }
+        auto r = t->send(method, path, body);
+        if (!r) {
+            env_.err << "error: " << r.error().context() << "\n";
+            failed_ = true;
+            return std::nullopt;
+        }
+        return std::move(*r);
+    }
+
+    bool unreachable() const { return failed_; }
+
+private:
+    CliEnv& env_;
+    const GlobalOptions& options_;
+    std::unique_ptr<Transport> transport_;
+    bool failed_ = false;
+};
+
+std::string textAt(const Json& j, std::string_view a, std::string_view b = {}) {
+    if (!j.is_object()) {
+        return "";
+    }
+    auto it = j.find(std::string(a));
+    if (it == j.end()) {
+        return "";
+    }
+    const Json* v = &*it;
+    if (!b.empty()) {
+        if (!v->is_object()) {
+            return "";
+        }
+        auto jt = v->find(std::string(b));
+        if (jt == v->end()) {
+            return "";
+        }
+        v = &*jt;
+    }
+    return v->is_string() ? v->get<std::string>() : (v->is_null() ? "" : v->dump());
+}
+
+std::string unknownKind(std::string_view name) {
+    return "error: the server doesn't have a resource type \"" + std::string(name) + "\"\n";
+}
+
+std::string notFound(const ctrl::KindInfo& kind, const std::string& name) {
+    return "Error from server (NotFound): " + pluralRef(kind) + " \"" + name + "\" not found\n";
+}
+
+// A 404 without a Status body (or with an empty message) still gets kubectl's wording.
+std::string renderError(const HttpResponse& r, std::string_view context, const ctrl::KindInfo* kind,
+                        const std::string& name) {
+    if (r.status == 404 && kind != nullptr) {
+        Json status = Json::parse(r.body, nullptr, false);
+        if (status.is_discarded() || textAt(status, "message").empty()) {
+            return notFound(*kind, name);
+        }
+    }
+    return formatServerError(r.status, r.body, context);
+}
+
+// ---- manifests ----------------------------------------------------------------------------
+
+struct Source {
+    std::string name;  // as shown in messages: the path, or "STDIN"
+    std::string text;
+};
+
+// Expands -f arguments to sources: files as given, directories to their *.yaml, *.yml and
+// *.json files in name order (not recursive), "-" to stdin. Prints the first problem.
+std::optional<std::vector<Source>> readSources(const std::vector<std::string>& args, CliEnv& env) {
+    std::vector<Source> sources;
+    for (const auto& arg : args) {
+        if (arg == "-") {
+            std::ostringstream text;
+            text << env.in.rdbuf();
+            sources.push_back({"STDIN", text.str()});
+            continue;
+        }
+        auto paths = ctrl::manifestFiles(arg);
+        if (!paths) {
+            env.err << "error: " << paths.error().context() << "\n";
+            return std::nullopt;
+        }
+        for (const auto& path : *paths) {
+            auto text = ctrl::readFile(path);
+            if (!text) {
+                env.err << "error: " << text.error().context() << "\n";
+                return std::nullopt;
+            }
+            sources.push_back({path, std::move(*text)});
+        }
+    }
+    return sources;
+}
+
+// A decoded document resolved to its API location.
+struct Target {
+    const ctrl::KindInfo* kind = nullptr;
+    std::string apiVersion;
+    std::string ns;
+    std::string name;
+};
+
+std::optional<Target> resolveDocument(Json& object, const Source& source,
+                                      const GlobalOptions& options, std::ostream& err) {
+    Target t;
+    t.apiVersion = textAt(object, "apiVersion");
+    std::string kind = textAt(object, "kind");
+    if (t.apiVersion.empty() || kind.empty()) {
+        std::string missing = t.apiVersion.empty() ? "apiVersion not set" : "";
+        if (kind.empty()) {
+            missing += std::string(missing.empty() ? "" : ", ") + "kind not set";
+        }
+        err << "error: error validating \"" << source.name << "\": " << missing << "\n";
+        return std::nullopt;
+    }
+    t.kind = ctrl::findKind(t.apiVersion, kind);
+    if (t.kind == nullptr) {
+        err << "error: unable to recognize \"" << source.name << "\": no matches for kind \""
+            << kind << "\" in version \"" << t.apiVersion << "\"\n";
+        return std::nullopt;
+    }
+    t.name = textAt(object, "metadata", "name");
+    if (t.name.empty()) {
+        err << "error: error when applying \"" << source.name << "\": " << kind
+            << ": resource name may not be empty\n";
+        return std::nullopt;
+    }
+    t.ns = textAt(object, "metadata", "namespace");
+    if (t.ns.empty()) {
+        t.ns = options.ns;
+        object["metadata"]["namespace"] = t.ns;
+    }
+    return t;
+}
+
+// What an action on one document tells forEachDocument.
+enum class Step { Done, Failed, Abort };
+
+// Reads every -f source, decodes and resolves each document and runs `action` on it; a source
+// or document that cannot be read is reported and skipped. Returns the command's exit status.
+template <typename Action>
+int forEachDocument(const std::vector<std::string>& files, const GlobalOptions& options,
+                    CliEnv& env, Action action) {
+    auto sources = readSources(files, env);
+    if (!sources) {
+        return 1;
+    }
+    bool failed = false;
+    for (const auto& source : *sources) {
+        auto docs = ctrl::decodeManifests(source.text, source.name);
+        if (!docs) {
+            env.err << "error: " << docs.error().context() << "\n";
+            failed = true;
+            continue;
+        }
+        for (auto& doc : *docs) {
+            auto target = resolveDocument(doc.object, source, options, env.err);
+            if (!target) {
+                failed = true;
+                continue;
+            }
+            switch (action(source, doc, *target)) {
+            case Step::Done:
+                break;
+            case Step::Failed:
+                failed = true;
+                break;
+            case Step::Abort:
+                return 1;
+            }
+        }
+    }
+    return failed ? 1 : 0;
+}
+
+int runApply(const std::vector<std::string>& files, const GlobalOptions& options, CliEnv& env,
+             Session& session) {
+    return forEachDocument(files, options, env, [&](const Source& source, ctrl::Document& doc,
+                                                    const Target& target) {
+        std::string path =
+            itemPath(options.project, *target.kind, target.apiVersion, target.ns, target.name);
+        std::string noun = singularRef(*target.kind) + "/" + target.name;
+        std::string context = "error when applying \"" + source.name + "\": ";
+
+        // The previous resourceVersion tells "unchanged" from "configured".
+        auto before = session.send("GET", path);
+        if (!before) {
+            return Step::Abort;
+        }
+        std::string previousVersion;
+        if (before->status == 200) {
+            Json previous = Json::parse(before->body, nullptr, false);
+            previousVersion = textAt(previous, "metadata", "resourceVersion");
+        } else if (before->status != 404) {
+            env.err << renderError(*before, context, target.kind, target.name);
+            return Step::Failed;
+        }
+        // A resourceVersion in the file is kept: it is a precondition, as with kubectl, so a
+        // manifest edited from a stale `get -o yaml` gets 409 instead of winning.
+        auto put = session.send("PUT", path,
+                                doc.object.dump(-1, ' ', false, Json::error_handler_t::replace));
+        if (!put) {
+            return Step::Abort;
+        }
+        if (put->status == 201) {
+            env.out << noun << " created\n";
+        } else if (put->status == 200) {
+            Json stored = Json::parse(put->body, nullptr, false);
+            std::string version = textAt(stored, "metadata", "resourceVersion");
+            bool same = !previousVersion.empty() && version == previousVersion;
+            env.out << noun << (same ? " unchanged\n" : " configured\n");
+        } else {
+            env.err << renderError(*put, context, target.kind, target.name);
+            return Step::Failed;
+        }
+        return Step::Done;
+    });
+}
+
+int runDeleteFiles(const std::vector<std::string>& files, const GlobalOptions& options, CliEnv& env,
+                   Session& session) {
+    return forEachDocument(files, options, env, [&](const Source&, ctrl::Document&,
+                                                    const Target& target) {
+        auto r = session.send("DELETE",
+                              itemPath(options.project, *target.kind, "", target.ns, target.name));
+        if (!r) {
+            return Step::Abort;
+        }
+        if (r->status == 200 || r->status == 202) {
+            env.out << singularRef(*target.kind) << " \"" << target.name << "\" deleted\n";
+            return Step::Done;
+        }
+        env.err << renderError(*r, "", target.kind, target.name);
+        return Step::Failed;
+    });
+}
+
+int runDeleteNames(const std::vector<std::string>& args, const GlobalOptions& options, CliEnv& env,
+                   Session& session) {
+    if (args.empty()) {
+        env.err << "error: you must specify the type of resource to delete and a name, or -f "
+                   "FILE (see 'lastmilectl delete --help')\n";
+        return 1;
+    }
+    const ctrl::KindInfo* kind = ctrl::findResource(args[0]);
+    if (kind == nullptr) {
+        env.err << unknownKind(args[0]);
+        return 1;
+    }
+    if (args.size() < 2) {
+        env.err << "error: resource(s) were provided, but no name was specified\n";
+        return 1;
+    }
+    bool failed = false;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        auto r = session.send("DELETE", itemPath(options.project, *kind, "", options.ns, args[i]));
+        if (!r) {
+            return 1;
+        }
+        if (r->status == 200 || r->status == 202) {
+            env.out << singularRef(*kind) << " \"" << args[i] << "\" deleted\n";
+        } else {
+            env.err << renderError(*r, "", kind, args[i]);
+            failed = true;
+        }
+    }
+    return failed ? 1 : 0;
+}
+
+// ---- reading objects ----------------------------------------------------------------------
+
+struct Fetched {
+    std::vector<Json> items;
+    bool failed = false;       // some name missing or a server error (already printed)
+    bool unreachable = false;  // nothing more can be done
+};
+
+Fetched fetch(const ctrl::KindInfo& kind, const std::vector<std::string>& names,
+              const GlobalOptions& options, bool allNamespaces, CliEnv& env, Session& session) {
+    Fetched f;
+    if (names.empty()) {
+        auto r = session.send(
+            "GET", collectionPath(options.project, kind, "", allNamespaces ? "" : options.ns));
+        if (!r) {
+            f.unreachable = f.failed = true;
+            return f;
+        }
+        if (r->status != 200) {
+            env.err << renderError(*r, "", nullptr, "");
+            f.failed = true;
+            return f;
+        }
+        Json list = Json::parse(r->body, nullptr, false);
+        if (list.is_discarded() || !list.is_object() || !list.contains("items") ||
+            !list["items"].is_array()) {
+            env.err << "error: the server sent a list that is not JSON\n";
+            f.failed = true;
+            return f;
+        }
+        for (auto& item : list["items"]) {
+            f.items.push_back(std::move(item));
+        }
+        return f;
+    }
+    for (const auto& name : names) {
+        auto r = session.send("GET", itemPath(options.project, kind, "", options.ns, name));
+        if (!r) {
+            f.unreachable = f.failed = true;
+            return f;
+        }
+        if (r->status != 200) {
+            env.err << renderError(*r, "", &kind, name);
+            f.failed = true;
+            continue;
+        }
+        Json object = Json::parse(r->body, nullptr, false);
+        if (object.is_discarded()) {
+            env.err << "error: the server sent an object that is not JSON\n";
+            f.failed = true;
+            continue;
+        }
+        f.items.push_back(std::move(object));
+    }
+    return f;
+}
+
+int runGet(const std::string& resource, const std::vector<std::string>& names,
+           const std::string& output, bool allNamespaces, const GlobalOptions& options, CliEnv& env,
+           Session& session) {
+    const ctrl::KindInfo* kind = ctrl::findResource(resource);
+    if (kind == nullptr) {
+        env.err << unknownKind(resource);
+        return 1;
+    }
+    if (allNamespaces && !names.empty()) {
+        env.err << "error: a resource cannot be retrieved by name across all namespaces\n";
+        return 1;
+    }
+    Fetched f = fetch(*kind, names, options, allNamespaces, env, session);
+    if (f.unreachable) {
+        return 1;
+    }
+    bool single = names.size() == 1;
+    if (output == "yaml") {
+        if (!f.items.empty() || names.empty()) {
+            env.out << printYaml(f.items, single);
+        }
+    } else if (output == "json") {
+        if (!f.items.empty() || names.empty()) {
+            env.out << printJson(f.items, single);
+        }
+    } else if (output == "name") {
+        env.out << printNames(*kind, f.items);
+    } else if (f.items.empty()) {
+        if (names.empty() && !f.failed) {
+            if (allNamespaces) {
+                env.err << "No resources found\n";
+            } else {
+                env.err << "No resources found in " << options.ns << " namespace.\n";
+            }
+        }
+    } else {
+        TableOptions table;
+        table.wide = output == "wide";
+        table.allNamespaces = allNamespaces;
+        table.now = env.now;
+        env.out << printTable(*kind, f.items, table);
+    }
+    return f.failed ? 1 : 0;
+}
+
+int runDescribe(const std::string& resource, const std::vector<std::string>& names,
+                const GlobalOptions& options, CliEnv& env, Session& session) {
+    const ctrl::KindInfo* kind = ctrl::findResource(resource);
+    if (kind == nullptr) {
+        env.err << unknownKind(resource);
+        return 1;
+    }
+    Fetched f = fetch(*kind, names, options, false, env, session);
+    if (f.unreachable) {
+        return 1;
+    }
+    if (f.items.empty() && names.empty() && !f.failed) {
+        env.err << "No resources found in " << options.ns << " namespace.\n";
+        return 0;
+    }
+    std::optional<Json> profiles;
+    std::string profilesError;
+    if (kind->kind == "BackendTLSPolicy" && !f.items.empty()) {
+        auto r = session.send("GET", profilesPath(options.project));
+        if (!r) {
+            return 1;
+        }
+        if (r->status == 200) {
+            profiles = Json::parse(r->body, nullptr, false);
+            if (profiles->is_discarded()) {
+                profiles.reset();
+                profilesError = "the server sent profiles that are not JSON";
+            }
+        } else {
+            profilesError = "HTTP " + std::to_string(r->status);
+        }
+    }
+    bool first = true;
+    for (const auto& object : f.items) {
+        if (!first) {
+            env.out << "\n\n";
+        }
+        first = false;
+        env.out << describeObject(*kind, object);
+        if (kind->kind == "BackendTLSPolicy") {
+            if (profiles) {
+                std::string policy = textAt(object, "metadata", "namespace") + "/" +
+                                     textAt(object, "metadata", "name");
+                env.out << describeProfiles(*profiles, policy);
+            } else {
+                env.out << "Compiled Profiles:  <unavailable: " << profilesError << ">\n";
+            }
+        }
+    }
+    return f.failed ? 1 : 0;
+}
+
+// kubectl's TYPE/NAME form: "svc/echo" -> type "svc", names {"echo", ...}.
+void splitTypeName(std::string& type, std::vector<std::string>& names) {
+    auto slash = type.find('/');
+    if (slash != std::string::npos) {
+        names.insert(names.begin(), type.substr(slash + 1));
+        type.resize(slash);
+    }
+}
+
+int runExplain(const std::string& target, bool recursive, CliEnv& env) {
+    auto dot = target.find('.');
+    std::string resource = target.substr(0, dot);
+    std::string field = dot == std::string::npos ? "" : target.substr(dot + 1);
+    const ctrl::KindInfo* kind = ctrl::findResource(resource);
+    if (kind == nullptr) {
+        env.err << unknownKind(resource);
+        return 1;
+    }
+    auto text = ctrl::explain(*kind, field, recursive);
+    if (!text) {
+        env.err << "error: " << text.error().context() << "\n";
+        return 1;
+    }
+    env.out << *text;
+    if (!text->empty() && text->back() != '\n') {
+        env.out << "\n";
+    }
+    return 0;
+}
+
+int runApiResources(CliEnv& env) {
+    std::string text = "NAME\tSHORTNAMES\tAPIVERSION\tKIND\n";
+    for (const auto& kind : ctrl::allKinds()) {
+        std::string shortNames;
+        for (const auto& s : kind.shortNames) {
+            shortNames += (shortNames.empty() ? "" : ",") + s;
+        }
+        text += kind.plural + "\t" + shortNames + "\t" + kind.storageApiVersion() + "\t" +
+                kind.kind + "\n";
+    }
+    env.out << tabAlign(text, 6, 3);
+    return 0;
+}
+
+// ---- parsing ------------------------------------------------------------------------------
+
+constexpr const char* kMainFooter = R"(
+Examples:
+  # Apply every manifest of a directory, then look at the result
+  lastmilectl apply -f ./manifests/
+  lastmilectl get backendtlspolicies
+  lastmilectl describe btlspolicy secure-backend
+
+  # Talk to a daemon on another socket, in another project
+  lastmilectl --server unix:///tmp/lastmile.sock --project team-a get gateways -A
+
+Use "lastmilectl <command> --help" for more information about a command.)";
+
+constexpr const char* kApplyFooter = R"(
+Examples:
+  # Apply the objects of a file
+  lastmilectl apply -f backendtlspolicy.yaml
+
+  # Apply every *.yaml, *.yml and *.json file of a directory, in name order
+  lastmilectl apply -f ./manifests/
+
+  # Apply from standard input
+  cat policy.yaml | lastmilectl apply -f -)";
+
+constexpr const char* kGetFooter = R"(
+Examples:
+  # List the policies of the default namespace
+  lastmilectl get backendtlspolicies
+
+  # List the policies of every namespace, with their targets and reasons
+  lastmilectl get btlspolicy -A -o wide
+
+  # One service as YAML
+  lastmilectl get svc echo -o yaml
+
+Resource types: see "lastmilectl api-resources".)";
+
+constexpr const char* kDescribeFooter = R"(
+Examples:
+  # A policy with its status per Gateway and its compiled TLS profiles
+  lastmilectl describe backendtlspolicy secure-backend
+
+  # A gateway in another namespace
+  lastmilectl describe gateway edge -n infra)";
+
+constexpr const char* kDeleteFooter = R"(
+Examples:
+  # Delete a policy by name
+  lastmilectl delete backendtlspolicy secure-backend
+
+  # Delete the objects a file describes
+  lastmilectl delete -f backendtlspolicy.yaml)";
+
+constexpr const char* kExplainFooter = R"(
+Examples:
+  # The fields of a BackendTLSPolicy
+  lastmilectl explain backendtlspolicies
+
+  # One field, and everything below spec
+  lastmilectl explain backendtlspolicy.spec.validation.hostname
+  lastmilectl explain btlspolicy.spec --recursive)";
+
+constexpr const char* kApiResourcesFooter = R"(
+Examples:
+  # Every kind lastmiled serves, with its short names
+  lastmilectl api-resources)";
+
+constexpr const char* kVersionFooter = R"(
+Examples:
+  lastmilectl version)";
+
+int runParsed(const std::vector<std::string>& args, CliEnv& env) {
+    CLI::App app{"lastmilectl controls lastmiled, the lastmile TLS-origination appliance.",
+                 "lastmilectl"};
+    app.footer(kMainFooter);
+    app.require_subcommand(1);
+    // Global flags are accepted after the command too, as kubectl does.
+    app.fallthrough();
+
+    GlobalOptions options;
+    options.server = env.defaultServer;
+    app.add_option("--server", options.server,
+                   "lastmiled API socket as unix:///path (env LASTMILE_SERVER, default " +
+                       std::string(kDefaultServer) + ")");
+    app.add_option("--project", options.project, "project (tenant) to work in")
+        ->capture_default_str();
+    app.add_option("-n,--namespace", options.ns, "namespace of the objects")->capture_default_str();
+
+    std::vector<std::string> applyFiles;
+    auto* apply = app.add_subcommand("apply", "Create or update objects from YAML/JSON manifests");
+    apply->footer(kApplyFooter);
+    apply->add_option("-f,--filename", applyFiles, "file, directory or - for stdin (repeatable)")
+        ->required()
+        ->allow_extra_args(false);
+
+    std::string getKind, getOutput;
+    std::vector<std::string> getNames;
+    bool allNamespaces = false;
+    auto* get = app.add_subcommand("get", "List objects or show some of them");
+    get->footer(kGetFooter);
+    get->add_option("TYPE", getKind, "resource type: plural, singular, short name or kind")
+        ->required();
+    get->add_option("NAME", getNames, "object names (default: all in the namespace)");
+    get->add_option("-o,--output", getOutput, "output format: yaml, json, wide or name")
+        ->check(CLI::IsMember({"yaml", "json", "wide", "name"}));
+    get->add_flag("-A,--all-namespaces", allNamespaces, "list across all namespaces");
+
+    std::string describeKind;
+    std::vector<std::string> describeNames;
+    auto* describe = app.add_subcommand("describe", "Show one object in detail, with its status");
+    describe->footer(kDescribeFooter);
+    describe->add_option("TYPE", describeKind, "resource type")->required();
+    describe->add_option("NAME", describeNames, "object names (default: all in the namespace)");
+
+    std::vector<std::string> deleteArgs, deleteFiles;
+    auto* del = app.add_subcommand("delete", "Delete objects by type and name, or by manifest");
+    del->footer(kDeleteFooter);
+    del->add_option("ARGS", deleteArgs, "TYPE NAME...");
+    del->add_option("-f,--filename", deleteFiles, "file, directory or - (repeatable)")
+        ->allow_extra_args(false);
+
+    std::string explainTarget;
+    bool recursive = false;
+    auto* explainCmd = app.add_subcommand("explain", "Document a kind or one of its fields");
+    explainCmd->footer(kExplainFooter);
+    explainCmd->add_option("RESOURCE", explainTarget, "TYPE or TYPE.field.path")->required();
+    explainCmd->add_flag("--recursive", recursive, "print every field below, with types");
+
+    auto* apiResources = app.add_subcommand("api-resources", "List the resource types served");
+    apiResources->footer(kApiResourcesFooter);
+    auto* version = app.add_subcommand("version", "Print the client version");
+    version->footer(kVersionFooter);
+
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    try {
+        app.parse(reversed);
+    } catch (const CLI::ParseError& e) {
+        int code = app.exit(e, env.out, env.err);
+        return code == 0 ? 0 : 1;
+    }
+
+    Session session(env, options);
+    splitTypeName(getKind, getNames);
+    splitTypeName(describeKind, describeNames);
+    if (!deleteArgs.empty()) {
+        std::vector<std::string> rest(deleteArgs.begin() + 1, deleteArgs.end());
+        splitTypeName(deleteArgs[0], rest);
+        deleteArgs.resize(1);
+        deleteArgs.insert(deleteArgs.end(), rest.begin(), rest.end());
+    }
+    if (apply->parsed()) {
+        return runApply(applyFiles, options, env, session);
+    }
+    if (get->parsed()) {
+        return runGet(getKind, getNames, getOutput, allNamespaces, options, env, session);
+    }
+    if (describe->parsed()) {
+        return runDescribe(describeKind, describeNames, options, env, session);
+    }
+    if (del->parsed()) {
+        if (!deleteFiles.empty()) {
+            if (!deleteArgs.empty()) {
+                env.err << "error: pass either -f FILE or TYPE NAME..., not both\n";
+                return 1;
+            }
+            return runDeleteFiles(deleteFiles, options, env, session);
+        }
+        return runDeleteNames(deleteArgs, options, env, session);
+    }
+    if (explainCmd->parsed()) {
+        return runExplain(explainTarget, recursive, env);
+    }
+    if (apiResources->parsed()) {
+        return runApiResources(env);
+    }
+    if (version->parsed()) {
+        env.out << "Client Version: v" << LM_VERSION << "\n";
+        return 0;
+    }
+    return 1;
+}
+
+}  // namespace
+
+int runCli(const std::vector<std::string>& args, CliEnv& env) {
+    try {
+        return runParsed(args, env);
+    } catch (const std::exception& e) {
+        env.err << "error: " << e.what() << "\n";
+    } catch (...) {
+        env.err << "error: unexpected failure\n";
+    }
+    return 1;
+}
+
+}  // namespace lastmile::ctl

@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: Apache-2.0
+// End-to-end: a real lastmiled process driven by the real lastmilectl, as an operator would.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "dataplane/tls/certificate_info.h"
+#include "tests/support/process.h"
+#include "tests/support/seed_manifests.h"
+#include "tests/support/test_pki.h"
+
+namespace lastmile {
+namespace {
+
+using nlohmann::json;
+
+std::string binary(const char* var) {
+    const char* path = std::getenv(var);
+    if (path == nullptr) {
+        throw std::runtime_error(std::string(var) + " is not set (run through meson test)");
+    }
+    return path;
+}
+
+// A Gateway of lastmile's class, a TCPRoute to Service my-backend:443 and its endpoints.
+constexpr const char* kTopology = R"(apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: edge
+spec:
+  gatewayClassName: lastmile
+  listeners:
+  - name: tcp
+    port: 8443
+    protocol: TCP
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata:
+  name: to-backend
+spec:
+  parentRefs:
+  - name: edge
+    sectionName: tcp
+  rules:
+  - backendRefs:
+    - name: my-backend
+      port: 443
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: my-backend
+spec:
+  ports:
+  - name: https
+    port: 443
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: my-backend-1
+  labels:
+    kubernetes.io/service-name: my-backend
+addressType: IPv4
+endpoints:
+- addresses: ["127.0.0.1"]
+ports:
+- name: https
+  port: 9443
+)";
+
+using test::kSeedPolicyYaml;
+
+std::string caPolicy(const std::string& name) {
+    return R"(apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata:
+  name: )" + name + R"(
+spec:
+  targetRefs:
+  - group: ""
+    kind: Service
+    name: my-backend
+  validation:
+    hostname: backend.example.com
+    caCertificateRefs:
+    - group: ""
+      kind: ConfigMap
+      name: backend-ca
+)";
+}
+
+std::string caConfigMap(const std::string& pem) {
+    std::string indented;
+    for (std::size_t start = 0; start < pem.size();) {
+        auto end = pem.find('\n', start);
+        if (end == std::string::npos) end = pem.size();
+        indented += "    " + pem.substr(start, end - start) + "\n";
+        start = end + 1;
+    }
+    return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: backend-ca\ndata:\n  ca.crt: |\n" + indented;
+}
+
+class LastmiledTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ::mkdir((dir_.path() + "/logs").c_str(), 0700);
+    }
+
+    std::string socketPath() const { return dir_.path() + "/api.sock"; }
+
+    void startDaemon(const std::vector<std::string>& extra = {}) {
+        notify_.reset();
+        notify_ = std::make_unique<test::NotifySocket>(dir_.path() + "/notify");
+        std::vector<std::string> argv{binary("LASTMILED"), "--state-dir", dir_.path() + "/state",
+                                      "--api-socket", socketPath(), "--admin-http", "127.0.0.1:0"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        daemon_ = std::make_unique<test::ChildProcess>(
+            argv, std::map<std::string, std::string>{{"NOTIFY_SOCKET", notify_->path()}},
+            dir_.path() + "/logs");
+        notify_->waitFor("READY=1");
+    }
+
+    test::Outcome ctl(std::vector<std::string> args, const std::string& input = "") {
+        args.insert(args.begin(), binary("LASTMILECTL"));
+        return test::runProcess(args, {{"LASTMILE_SERVER", "unix://" + socketPath()}}, input);
+    }
+
+    json getJson(const std::string& kind, const std::string& name,
+                 const std::string& project = "default") {
+        auto r = ctl({"get", kind, name, "-o", "json", "--project", project});
+        EXPECT_EQ(r.exitCode, 0) << r.err;
+        return json::parse(r.out);
+    }
+
+    // Our ancestor entry's condition of `type` on a policy.
+    static json condition(const json& policy, const std::string& type) {
+        for (const auto& ancestor : policy.at("status").at("ancestors")) {
+            for (const auto& c : ancestor.at("conditions")) {
+                if (c.at("type") == type) {
+                    return c;
+                }
+            }
+        }
+        return json();
+    }
+
+    test::TempDir dir_;
+    std::unique_ptr<test::NotifySocket> notify_;
+    std::unique_ptr<test::ChildProcess> daemon_;
+};
+
+TEST_F(LastmiledTest, SeedPolicyIsAcceptedAndDescribed) {
+    startDaemon();
+    auto applied = ctl({"apply", "-f", dir_.write("all.yaml", std::string(kTopology) + "---\n" + kSeedPolicyYaml)});
+    ASSERT_EQ(applied.exitCode, 0) << applied.out << applied.err;
+    EXPECT_NE(applied.out.find("backendtlspolicy.gateway.networking.k8s.io/secure-backend created"),
+              std::string::npos)
+        << applied.out;
+
+    auto policy = getJson("backendtlspolicy", "secure-backend");
+    EXPECT_EQ(condition(policy, "Accepted").value("status", ""), "True") << policy.dump(2);
+    EXPECT_EQ(condition(policy, "ResolvedRefs").value("status", ""), "True") << policy.dump(2);
+    EXPECT_EQ(policy["status"]["ancestors"][0]["ancestorRef"]["name"], "edge");
+
+    auto described = ctl({"describe", "backendtlspolicy", "secure-backend"});
+    ASSERT_EQ(described.exitCode, 0) << described.err;
+    for (const char* expected : {"secure-backend", "Accepted", "ResolvedRefs", "backend.example.com",
+                                 "lastmile.dev/appliance"}) {
+        EXPECT_NE(described.out.find(expected), std::string::npos) << expected << "\n" << described.out;
+    }
+}
+
+TEST_F(LastmiledTest, DescribeShowsTheCompiledTrustAnchor) {
+    test::TestPki pki;
+    startDaemon();
+    auto applied = ctl({"apply", "-f",
+                        dir_.write("all.yaml", std::string(kTopology) + "---\n" + caConfigMap(pki.caPem()) +
+                                                   "---\n" + caPolicy("pinned"))});
+    ASSERT_EQ(applied.exitCode, 0) << applied.out << applied.err;
+    auto described = ctl({"describe", "btlspolicy", "pinned"});
+    ASSERT_EQ(described.exitCode, 0) << described.err;
+    auto anchors = tls::inspectPemBundle(pki.caPem());
+    ASSERT_TRUE(anchors) << anchors.error().message();
+    EXPECT_NE(described.out.find(anchors->front().sha256), std::string::npos) << described.out;
+}
+
+TEST_F(LastmiledTest, ConfigMapChangesAreReconciledLive) {
+    test::TestPki pki;
+    startDaemon();
+    ASSERT_EQ(ctl({"apply", "-f", dir_.write("t.yaml", std::string(kTopology) + "---\n" + caPolicy("p"))})
+                  .exitCode,
+              0);
+    EXPECT_EQ(condition(getJson("backendtlspolicy", "p"), "ResolvedRefs").value("reason", ""),
+              "InvalidCACertificateRef");
+
+    ASSERT_EQ(ctl({"apply", "-f", dir_.write("cm.yaml", caConfigMap(pki.caPem()))}).exitCode, 0);
+    EXPECT_EQ(condition(getJson("backendtlspolicy", "p"), "ResolvedRefs").value("status", ""), "True");
+
+    ASSERT_EQ(ctl({"delete", "configmap", "backend-ca"}).exitCode, 0);
+    auto policy = getJson("backendtlspolicy", "p");
+    EXPECT_EQ(condition(policy, "Accepted").value("reason", ""), "NoValidCACertificate");
+    EXPECT_EQ(condition(policy, "ResolvedRefs").value("reason", ""), "InvalidCACertificateRef");
+}
+
+TEST_F(LastmiledTest, InvalidObjectsAreRefusedWithEveryFieldPathAndValidOnesStored) {
+    startDaemon();
+    const std::string file = dir_.write("mixed.yaml", R"(apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: fine
+data:
+  a: b
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata:
+  name: broken
+spec:
+  targetRefs:
+  - group: ""
+    kind: Service
+    name: my-backend
+  validation:
+    hostname: Backend.Example.com.
+    caCertificateRefs:
+    - group: ""
+      kind: ConfigMap
+      name: ca
+    wellKnownCACertificates: System
+)");
+    auto r = ctl({"apply", "-f", file});
+    EXPECT_NE(r.exitCode, 0);
+    EXPECT_NE(r.err.find("spec.validation.hostname"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("must not contain both CACertificateRefs and WellKnownCACertificates"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(ctl({"get", "configmap", "fine"}).exitCode, 0);
+    EXPECT_NE(ctl({"get", "backendtlspolicy", "broken"}).exitCode, 0);
+}
+
+TEST_F(LastmiledTest, AcknowledgedApplySurvivesKill9) {
+    startDaemon();
+    auto r = ctl({"apply", "-f", dir_.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: durable\ndata:\n  k: v\n")});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    // Killed the moment the acknowledgement arrived: nothing else ran in between.
+    daemon_->signal(SIGKILL);
+    EXPECT_EQ(daemon_->wait(), 128 + SIGKILL);
+
+    startDaemon();
+    auto after = getJson("configmap", "durable");
+    EXPECT_EQ(after["data"]["k"], "v");
+    EXPECT_EQ(after["metadata"]["generation"], 1);
+}
+
+TEST_F(LastmiledTest, StaleUpdateIsAConflict) {
+    startDaemon();
+    ASSERT_EQ(ctl({"apply", "-f", dir_.write("a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v1\n")}).exitCode, 0);
+    ASSERT_EQ(ctl({"apply", "-f", dir_.write("b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v2\n")}).exitCode, 0);
+    auto current = getJson("configmap", "c");
+    const std::string stale = std::to_string(std::stoll(current["metadata"]["resourceVersion"].get<std::string>()) - 1);
+    auto r = ctl({"apply", "-f", dir_.write("stale.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  resourceVersion: \"" + stale + "\"\ndata:\n  k: v3\n")});
+    EXPECT_NE(r.exitCode, 0);
+    EXPECT_NE(r.err.find("Conflict"), std::string::npos) << r.err;
+    EXPECT_EQ(getJson("configmap", "c")["data"]["k"], "v2");
+}
+
+TEST_F(LastmiledTest, ProjectsDoNotSeeEachOther) {
+    startDaemon();
+    ASSERT_EQ(ctl({"apply", "--project", "tenant-a", "-f",
+                   dir_.write("a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: secret-plans\n")})
+                  .exitCode,
+              0);
+    EXPECT_EQ(ctl({"get", "configmap", "secret-plans", "--project", "tenant-a"}).exitCode, 0);
+    auto other = ctl({"get", "configmap", "secret-plans", "--project", "tenant-b"});
+    EXPECT_NE(other.exitCode, 0);
+    EXPECT_NE(other.err.find("NotFound"), std::string::npos) << other.err;
+    auto list = ctl({"get", "configmaps", "-A", "--project", "tenant-b"});
+    EXPECT_EQ(list.out.find("secret-plans"), std::string::npos) << list.out;
+}
+
+TEST_F(LastmiledTest, ManifestsDirectoryIsAppliedAtStart) {
+    test::TempDir manifests;
+    manifests.write("10-topology.yaml", kTopology);
+    manifests.write("20-policy.yaml", kSeedPolicyYaml);
+    startDaemon({"--manifests", manifests.path()});
+    auto policy = getJson("backendtlspolicy", "secure-backend");
+    EXPECT_EQ(condition(policy, "Accepted").value("status", ""), "True") << policy.dump(2);
+}
+
+TEST_F(LastmiledTest, SigtermStopsCleanlyAndRemovesTheSocket) {
+    startDaemon();
+    daemon_->signal(SIGTERM);
+    EXPECT_EQ(daemon_->wait(), 0) << daemon_->stderrText();
+    EXPECT_NE(::access(socketPath().c_str(), F_OK), 0);
+}
+
+TEST(LastmilectlTest, UnreachableServerIsOneClearLine) {
+    auto r = test::runProcess({binary("LASTMILECTL"), "get", "services"},
+                              {{"LASTMILE_SERVER", "unix:///nonexistent/lastmile.sock"}});
+    EXPECT_EQ(r.exitCode, 1);
+    EXPECT_NE(r.err.find("cannot reach lastmiled"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(LastmilectlTest, MissingFileIsOneClearLine) {
+    auto r = test::runProcess({binary("LASTMILECTL"), "apply", "-f", "/nonexistent/x.yaml"},
+                              {{"LASTMILE_SERVER", "unix:///nonexistent/lastmile.sock"}});
+    EXPECT_EQ(r.exitCode, 1);
+    EXPECT_NE(r.err.find("/nonexistent/x.yaml"), std::string::npos) << r.err;
+}
+
+TEST(LastmilectlTest, ExplainRecursivePrintsTheWholePolicyTree) {
+    auto r = test::runProcess({binary("LASTMILECTL"), "explain", "backendtlspolicies", "--recursive"});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    for (const char* field : {"targetRefs", "sectionName", "validation", "caCertificateRefs",
+                              "wellKnownCACertificates", "hostname", "subjectAltNames", "uri",
+                              "options", "ancestors", "controllerName"}) {
+        EXPECT_NE(r.out.find(field), std::string::npos) << field << "\n" << r.out;
+    }
+}
+
+}  // namespace
+}  // namespace lastmile
