@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <iostream>
+#include <iterator>
 #include <optional>
 #include <sstream>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 
@@ -25,7 +27,30 @@ struct GlobalOptions {
     std::string server;
     std::string project = "default";
     std::string ns = "default";
+    bool nsExplicit = false;  // -n was given: a manifest naming another namespace is refused
 };
+
+// Projects and namespaces are DNS labels. Checked before sending: the server would only answer
+// "no such path" for a name it cannot route, and an empty namespace would silently list all.
+bool isDnsLabel(const std::string& s) {
+    constexpr std::size_t kMaxLabel = 63;
+    if (s.empty() || s.size() > kMaxLabel || s.front() == '-' || s.back() == '-') {
+        return false;
+    }
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    });
+}
+
+bool checkLabel(std::string_view what, const std::string& value, std::ostream& err) {
+    if (isDnsLabel(value)) {
+        return true;
+    }
+    err << "error: invalid " << what << " \"" << value
+        << "\": must be a lowercase RFC 1123 label (a-z, 0-9 and '-', starting and ending with "
+           "a letter or digit, at most 63 characters)\n";
+    return false;
+}
 
 // The transport of one run, opened on first use.
 class Session {
@@ -105,8 +130,10 @@ std::string unknownKind(std::string_view name) {
     return "error: the server doesn't have a resource type \"" + std::string(name) + "\"\n";
 }
 
-std::string notFound(const ctrl::KindInfo& kind, const std::string& name) {
-    return "Error from server (NotFound): " + pluralRef(kind) + " \"" + name + "\" not found\n";
+std::string notFound(const ctrl::KindInfo& kind, const std::string& name,
+                     std::string_view context = {}) {
+    return "Error from server (NotFound): " + std::string(context) + pluralRef(kind) + " \"" +
+           name + "\" not found\n";
 }
 
 // A 404 without a Status body (or with an empty message) still gets kubectl's wording.
@@ -115,7 +142,7 @@ std::string renderError(const HttpResponse& r, std::string_view context, const c
     if (r.status == 404 && kind != nullptr) {
         Json status = Json::parse(r.body, nullptr, false);
         if (status.is_discarded() || textAt(status, "message").empty()) {
-            return notFound(*kind, name);
+            return notFound(*kind, name, context);
         }
     }
     return formatServerError(r.status, r.body, context);
@@ -190,6 +217,13 @@ std::optional<Target> resolveDocument(Json& object, const Source& source,
         return std::nullopt;
     }
     t.ns = textAt(object, "metadata", "namespace");
+    if (!t.ns.empty() && options.nsExplicit && t.ns != options.ns) {
+        // kubectl's rule: an explicit -n never silently loses to the manifest, or the reverse.
+        err << "error: the namespace from the provided object \"" << t.ns
+            << "\" does not match the namespace \"" << options.ns << "\". You must pass '--namespace="
+            << t.ns << "' to perform this operation.\n";
+        return std::nullopt;
+    }
     if (t.ns.empty()) {
         t.ns = options.ns;
         object["metadata"]["namespace"] = t.ns;
@@ -201,15 +235,18 @@ std::optional<Target> resolveDocument(Json& object, const Source& source,
 enum class Step { Done, Failed, Abort };
 
 // Reads every -f source, decodes and resolves each document and runs `action` on it; a source
-// or document that cannot be read is reported and skipped. Returns the command's exit status.
+// or document that cannot be read is reported and skipped. `emptyIsError` names the verb for
+// kubectl's "no objects passed to VERB" when the sources hold no document at all (an empty
+// directory or file is almost always a wrong path). Returns the command's exit status.
 template <typename Action>
 int forEachDocument(const std::vector<std::string>& files, const GlobalOptions& options,
-                    CliEnv& env, Action action) {
+                    CliEnv& env, std::string_view emptyIsError, Action action) {
     auto sources = readSources(files, env);
     if (!sources) {
         return 1;
     }
     bool failed = false;
+    std::size_t documents = 0;
     for (const auto& source : *sources) {
         auto docs = ctrl::decodeManifests(source.text, source.name);
         if (!docs) {
@@ -217,6 +254,7 @@ int forEachDocument(const std::vector<std::string>& files, const GlobalOptions& 
             failed = true;
             continue;
         }
+        documents += docs->size();
         for (auto& doc : *docs) {
             auto target = resolveDocument(doc.object, source, options, env.err);
             if (!target) {
@@ -234,13 +272,18 @@ int forEachDocument(const std::vector<std::string>& files, const GlobalOptions& 
             }
         }
     }
+    if (documents == 0 && !failed && !emptyIsError.empty()) {
+        env.err << "error: no objects passed to " << emptyIsError << "\n";
+        return 1;
+    }
     return failed ? 1 : 0;
 }
 
 int runApply(const std::vector<std::string>& files, const GlobalOptions& options, CliEnv& env,
              Session& session) {
-    return forEachDocument(files, options, env, [&](const Source& source, ctrl::Document& doc,
-                                                    const Target& target) {
+    return forEachDocument(files, options, env, "apply", [&](const Source& source,
+                                                             ctrl::Document& doc,
+                                                             const Target& target) {
         std::string path =
             itemPath(options.project, *target.kind, target.apiVersion, target.ns, target.name);
         std::string noun = singularRef(*target.kind) + "/" + target.name;
@@ -281,10 +324,10 @@ int runApply(const std::vector<std::string>& files, const GlobalOptions& options
     });
 }
 
-int runDeleteFiles(const std::vector<std::string>& files, const GlobalOptions& options, CliEnv& env,
-                   Session& session) {
-    return forEachDocument(files, options, env, [&](const Source&, ctrl::Document&,
-                                                    const Target& target) {
+int runDeleteFiles(const std::vector<std::string>& files, bool ignoreNotFound,
+                   const GlobalOptions& options, CliEnv& env, Session& session) {
+    return forEachDocument(files, options, env, "", [&](const Source& source, ctrl::Document&,
+                                                        const Target& target) {
         auto r = session.send("DELETE",
                               itemPath(options.project, *target.kind, "", target.ns, target.name));
         if (!r) {
@@ -294,38 +337,129 @@ int runDeleteFiles(const std::vector<std::string>& files, const GlobalOptions& o
             env.out << singularRef(*target.kind) << " \"" << target.name << "\" deleted\n";
             return Step::Done;
         }
-        env.err << renderError(*r, "", target.kind, target.name);
+        if (r->status == 404 && ignoreNotFound) {
+            return Step::Done;
+        }
+        env.err << renderError(*r, "error when deleting \"" + source.name + "\": ", target.kind,
+                               target.name);
         return Step::Failed;
     });
 }
 
-int runDeleteNames(const std::vector<std::string>& args, const GlobalOptions& options, CliEnv& env,
-                   Session& session) {
+// ---- resource arguments -------------------------------------------------------------------
+
+// One kind and the names asked of it (none: the whole namespace).
+struct Selection {
+    const ctrl::KindInfo* kind = nullptr;
+    std::vector<std::string> names;
+};
+
+// kubectl's "all" category holds the workload kinds, not configuration data; here that is
+// everything but ConfigMaps, Secrets and EndpointSlices.
+bool inAllCategory(const ctrl::KindInfo& kind) {
+    return kind.kind != "ConfigMap" && kind.kind != "Secret" && kind.kind != "EndpointSlice";
+}
+
+void addSelection(std::vector<Selection>& selections, const ctrl::KindInfo* kind,
+                  const std::vector<std::string>& names) {
+    for (auto& s : selections) {
+        if (s.kind == kind) {
+            s.names.insert(s.names.end(), names.begin(), names.end());
+            return;
+        }
+    }
+    selections.push_back({kind, names});
+}
+
+// kubectl's two argument forms: "TYPE[,TYPE...] [NAME...]" and "TYPE/NAME [TYPE/NAME...]",
+// with "all" as a type. `args` is not empty. Prints the first problem.
+std::optional<std::vector<Selection>> selectResources(const std::vector<std::string>& args,
+                                                      std::string_view command,
+                                                      std::ostream& err) {
+    std::vector<Selection> selections;
+    if (args[0].find('/') != std::string::npos) {
+        for (const auto& arg : args) {
+            auto slash = arg.find('/');
+            if (slash == std::string::npos || slash == 0 || slash + 1 == arg.size() ||
+                arg.find('/', slash + 1) != std::string::npos) {
+                err << "error: arguments in resource/name form must have a single resource and "
+                       "name\n";
+                return std::nullopt;
+            }
+            std::string type = arg.substr(0, slash);
+            const ctrl::KindInfo* kind = ctrl::findResource(type);
+            if (kind == nullptr) {
+                err << unknownKind(type);
+                return std::nullopt;
+            }
+            addSelection(selections, kind, {arg.substr(slash + 1)});
+        }
+        return selections;
+    }
+    std::vector<std::string> names(args.begin() + 1, args.end());
+    for (const auto& name : names) {
+        if (name.find('/') != std::string::npos) {
+            err << "error: there is no need to specify a resource type as a separate argument "
+                   "when passing arguments in resource/name form (e.g. 'lastmilectl "
+                << command << " resource/<resource_name>' instead of 'lastmilectl " << command
+                << " resource resource/<resource_name>')\n";
+            return std::nullopt;
+        }
+    }
+    std::string_view types = args[0];
+    while (true) {
+        auto comma = types.find(',');
+        std::string type(types.substr(0, comma));
+        if (type == "all") {
+            for (const auto& kind : ctrl::allKinds()) {
+                if (inAllCategory(kind)) {
+                    addSelection(selections, &kind, names);
+                }
+            }
+        } else if (const ctrl::KindInfo* kind = ctrl::findResource(type); kind != nullptr) {
+            addSelection(selections, kind, names);
+        } else {
+            err << unknownKind(type);
+            return std::nullopt;
+        }
+        if (comma == std::string_view::npos) {
+            break;
+        }
+        types.remove_prefix(comma + 1);
+    }
+    return selections;
+}
+
+int runDeleteNames(const std::vector<std::string>& args, bool ignoreNotFound,
+                   const GlobalOptions& options, CliEnv& env, Session& session) {
     if (args.empty()) {
         env.err << "error: you must specify the type of resource to delete and a name, or -f "
                    "FILE (see 'lastmilectl delete --help')\n";
         return 1;
     }
-    const ctrl::KindInfo* kind = ctrl::findResource(args[0]);
-    if (kind == nullptr) {
-        env.err << unknownKind(args[0]);
+    auto selections = selectResources(args, "delete", env.err);
+    if (!selections) {
         return 1;
     }
-    if (args.size() < 2) {
-        env.err << "error: resource(s) were provided, but no name was specified\n";
-        return 1;
-    }
-    bool failed = false;
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        auto r = session.send("DELETE", itemPath(options.project, *kind, "", options.ns, args[i]));
-        if (!r) {
+    for (const auto& s : *selections) {
+        if (s.names.empty()) {
+            env.err << "error: resource(s) were provided, but no name was specified\n";
             return 1;
         }
-        if (r->status == 200 || r->status == 202) {
-            env.out << singularRef(*kind) << " \"" << args[i] << "\" deleted\n";
-        } else {
-            env.err << renderError(*r, "", kind, args[i]);
-            failed = true;
+    }
+    bool failed = false;
+    for (const auto& s : *selections) {
+        for (const auto& name : s.names) {
+            auto r = session.send("DELETE", itemPath(options.project, *s.kind, "", options.ns, name));
+            if (!r) {
+                return 1;
+            }
+            if (r->status == 200 || r->status == 202) {
+                env.out << singularRef(*s.kind) << " \"" << name << "\" deleted\n";
+            } else if (r->status != 404 || !ignoreNotFound) {
+                env.err << renderError(*r, "", s.kind, name);
+                failed = true;
+            }
         }
     }
     return failed ? 1 : 0;
@@ -388,69 +522,80 @@ Fetched fetch(const ctrl::KindInfo& kind, const std::vector<std::string>& names,
     return f;
 }
 
-int runGet(const std::string& resource, const std::vector<std::string>& names,
-           const std::string& output, bool allNamespaces, const GlobalOptions& options, CliEnv& env,
-           Session& session) {
-    const ctrl::KindInfo* kind = ctrl::findResource(resource);
-    if (kind == nullptr) {
-        env.err << unknownKind(resource);
-        return 1;
+int runGet(const std::vector<Selection>& selections, const std::string& output,
+           bool allNamespaces, const GlobalOptions& options, CliEnv& env, Session& session) {
+    std::size_t named = 0;
+    for (const auto& s : selections) {
+        named += s.names.size();
     }
-    if (allNamespaces && !names.empty()) {
+    if (allNamespaces && named > 0) {
         env.err << "error: a resource cannot be retrieved by name across all namespaces\n";
         return 1;
     }
-    Fetched f = fetch(*kind, names, options, allNamespaces, env, session);
-    if (f.unreachable) {
-        return 1;
+    bool failed = false;
+    bool printedTable = false;
+    std::vector<Json> documents;  // -o yaml/json: one List across every kind
+    for (const auto& s : selections) {
+        Fetched f = fetch(*s.kind, s.names, options, allNamespaces, env, session);
+        if (f.unreachable) {
+            return 1;
+        }
+        failed = failed || f.failed;
+        if (output == "yaml" || output == "json") {
+            std::move(f.items.begin(), f.items.end(), std::back_inserter(documents));
+        } else if (output == "name") {
+            env.out << printNames(*s.kind, f.items);
+        } else if (!f.items.empty()) {
+            TableOptions table;
+            table.wide = output == "wide";
+            table.allNamespaces = allNamespaces;
+            table.now = env.now;
+            // Several types: one table each, names qualified by their type, as kubectl does.
+            table.withKind = selections.size() > 1;
+            env.out << (printedTable ? "\n" : "") << printTable(*s.kind, f.items, table);
+            printedTable = true;
+        }
     }
-    bool single = names.size() == 1;
-    if (output == "yaml") {
-        if (!f.items.empty() || names.empty()) {
-            env.out << printYaml(f.items, single);
+    bool single = named == 1;
+    if (output == "yaml" && (!documents.empty() || named == 0)) {
+        env.out << printYaml(documents, single);
+    } else if (output == "json" && (!documents.empty() || named == 0)) {
+        env.out << printJson(documents, single);
+    } else if ((output.empty() || output == "wide") && !printedTable && named == 0 && !failed) {
+        if (allNamespaces) {
+            env.err << "No resources found\n";
+        } else {
+            env.err << "No resources found in " << options.ns << " namespace.\n";
         }
-    } else if (output == "json") {
-        if (!f.items.empty() || names.empty()) {
-            env.out << printJson(f.items, single);
-        }
-    } else if (output == "name") {
-        env.out << printNames(*kind, f.items);
-    } else if (f.items.empty()) {
-        if (names.empty() && !f.failed) {
-            if (allNamespaces) {
-                env.err << "No resources found\n";
-            } else {
-                env.err << "No resources found in " << options.ns << " namespace.\n";
-            }
-        }
-    } else {
-        TableOptions table;
-        table.wide = output == "wide";
-        table.allNamespaces = allNamespaces;
-        table.now = env.now;
-        env.out << printTable(*kind, f.items, table);
     }
-    return f.failed ? 1 : 0;
+    return failed ? 1 : 0;
 }
 
-int runDescribe(const std::string& resource, const std::vector<std::string>& names,
-                const GlobalOptions& options, CliEnv& env, Session& session) {
-    const ctrl::KindInfo* kind = ctrl::findResource(resource);
-    if (kind == nullptr) {
-        env.err << unknownKind(resource);
-        return 1;
+int runDescribe(const std::vector<Selection>& selections, const GlobalOptions& options,
+                CliEnv& env, Session& session) {
+    bool failed = false;
+    bool named = false;
+    bool policies = false;
+    std::vector<std::pair<const ctrl::KindInfo*, Json>> objects;
+    for (const auto& s : selections) {
+        Fetched f = fetch(*s.kind, s.names, options, false, env, session);
+        if (f.unreachable) {
+            return 1;
+        }
+        failed = failed || f.failed;
+        named = named || !s.names.empty();
+        for (auto& item : f.items) {
+            policies = policies || s.kind->kind == "BackendTLSPolicy";
+            objects.emplace_back(s.kind, std::move(item));
+        }
     }
-    Fetched f = fetch(*kind, names, options, false, env, session);
-    if (f.unreachable) {
-        return 1;
-    }
-    if (f.items.empty() && names.empty() && !f.failed) {
+    if (objects.empty() && !named && !failed) {
         env.err << "No resources found in " << options.ns << " namespace.\n";
         return 0;
     }
     std::optional<Json> profiles;
     std::string profilesError;
-    if (kind->kind == "BackendTLSPolicy" && !f.items.empty()) {
+    if (policies) {
         auto r = session.send("GET", profilesPath(options.project));
         if (!r) {
             return 1;
@@ -466,7 +611,7 @@ int runDescribe(const std::string& resource, const std::vector<std::string>& nam
         }
     }
     bool first = true;
-    for (const auto& object : f.items) {
+    for (const auto& [kind, object] : objects) {
         if (!first) {
             env.out << "\n\n";
         }
@@ -482,16 +627,7 @@ int runDescribe(const std::string& resource, const std::vector<std::string>& nam
             }
         }
     }
-    return f.failed ? 1 : 0;
-}
-
-// kubectl's TYPE/NAME form: "svc/echo" -> type "svc", names {"echo", ...}.
-void splitTypeName(std::string& type, std::vector<std::string>& names) {
-    auto slash = type.find('/');
-    if (slash != std::string::npos) {
-        names.insert(names.begin(), type.substr(slash + 1));
-        type.resize(slash);
-    }
+    return failed ? 1 : 0;
 }
 
 int runExplain(const std::string& target, bool recursive, CliEnv& env) {
@@ -543,6 +679,14 @@ Examples:
 
 Use "lastmilectl <command> --help" for more information about a command.)";
 
+// Subcommand help does not list the parent's options; kubectl users look there for -n.
+constexpr const char* kGlobalFlagsHelp = R"(
+
+Global flags (before or after the command):
+  -n, --namespace NS   namespace of the objects (default "default")
+  --project P          project (tenant) to work in (default "default")
+  --server URL         lastmiled API socket, unix:///path (env LASTMILE_SERVER))";
+
 constexpr const char* kApplyFooter = R"(
 Examples:
   # Apply the objects of a file
@@ -565,6 +709,11 @@ Examples:
   # One service as YAML
   lastmilectl get svc echo -o yaml
 
+  # Several types at once, or every routing type ("all": not Secrets or ConfigMaps)
+  lastmilectl get gateways,tcproutes,btlspolicy
+  lastmilectl get svc/echo gtw/edge
+  lastmilectl get all
+
 Resource types: see "lastmilectl api-resources".)";
 
 constexpr const char* kDescribeFooter = R"(
@@ -581,7 +730,10 @@ Examples:
   lastmilectl delete backendtlspolicy secure-backend
 
   # Delete the objects a file describes
-  lastmilectl delete -f backendtlspolicy.yaml)";
+  lastmilectl delete -f backendtlspolicy.yaml
+
+  # Delete if present; succeed either way (scripts)
+  lastmilectl delete svc/echo gtw/edge --ignore-not-found)";
 
 constexpr const char* kExplainFooter = R"(
 Examples:
@@ -616,11 +768,12 @@ int runParsed(const std::vector<std::string>& args, CliEnv& env) {
                        std::string(kDefaultServer) + ")");
     app.add_option("--project", options.project, "project (tenant) to work in")
         ->capture_default_str();
-    app.add_option("-n,--namespace", options.ns, "namespace of the objects")->capture_default_str();
+    auto* namespaceOption = app.add_option("-n,--namespace", options.ns, "namespace of the objects")
+                                ->capture_default_str();
 
     std::vector<std::string> applyFiles;
     auto* apply = app.add_subcommand("apply", "Create or update objects from YAML/JSON manifests");
-    apply->footer(kApplyFooter);
+    apply->footer(std::string(kApplyFooter) + kGlobalFlagsHelp);
     apply->add_option("-f,--filename", applyFiles, "file, directory or - for stdin (repeatable)")
         ->required()
         ->allow_extra_args(false);
@@ -629,9 +782,10 @@ int runParsed(const std::vector<std::string>& args, CliEnv& env) {
     std::vector<std::string> getNames;
     bool allNamespaces = false;
     auto* get = app.add_subcommand("get", "List objects or show some of them");
-    get->footer(kGetFooter);
-    get->add_option("TYPE", getKind, "resource type: plural, singular, short name or kind")
-        ->required();
+    get->footer(std::string(kGetFooter) + kGlobalFlagsHelp);
+    get->add_option("TYPE", getKind,
+                    "resource type: plural, singular, short name or kind; TYPE1,TYPE2, all, "
+                    "or TYPE/NAME");
     get->add_option("NAME", getNames, "object names (default: all in the namespace)");
     get->add_option("-o,--output", getOutput, "output format: yaml, json, wide or name")
         ->check(CLI::IsMember({"yaml", "json", "wide", "name"}));
@@ -640,16 +794,19 @@ int runParsed(const std::vector<std::string>& args, CliEnv& env) {
     std::string describeKind;
     std::vector<std::string> describeNames;
     auto* describe = app.add_subcommand("describe", "Show one object in detail, with its status");
-    describe->footer(kDescribeFooter);
-    describe->add_option("TYPE", describeKind, "resource type")->required();
+    describe->footer(std::string(kDescribeFooter) + kGlobalFlagsHelp);
+    describe->add_option("TYPE", describeKind, "resource type, TYPE1,TYPE2 or TYPE/NAME");
     describe->add_option("NAME", describeNames, "object names (default: all in the namespace)");
 
     std::vector<std::string> deleteArgs, deleteFiles;
+    bool ignoreNotFound = false;
     auto* del = app.add_subcommand("delete", "Delete objects by type and name, or by manifest");
-    del->footer(kDeleteFooter);
-    del->add_option("ARGS", deleteArgs, "TYPE NAME...");
+    del->footer(std::string(kDeleteFooter) + kGlobalFlagsHelp);
+    del->add_option("ARGS", deleteArgs, "TYPE[,TYPE...] NAME... or TYPE/NAME...");
     del->add_option("-f,--filename", deleteFiles, "file, directory or - (repeatable)")
         ->allow_extra_args(false);
+    del->add_flag("--ignore-not-found", ignoreNotFound,
+                  "treat objects that do not exist as deleted (exit 0)");
 
     std::string explainTarget;
     bool recursive = false;
@@ -671,23 +828,35 @@ int runParsed(const std::vector<std::string>& args, CliEnv& env) {
         return code == 0 ? 0 : 1;
     }
 
-    Session session(env, options);
-    splitTypeName(getKind, getNames);
-    splitTypeName(describeKind, describeNames);
-    if (!deleteArgs.empty()) {
-        std::vector<std::string> rest(deleteArgs.begin() + 1, deleteArgs.end());
-        splitTypeName(deleteArgs[0], rest);
-        deleteArgs.resize(1);
-        deleteArgs.insert(deleteArgs.end(), rest.begin(), rest.end());
+    options.nsExplicit = namespaceOption->count() > 0;
+    if ((apply->parsed() || get->parsed() || describe->parsed() || del->parsed()) &&
+        (!checkLabel("project", options.project, env.err) ||
+         !checkLabel("namespace", options.ns, env.err))) {
+        return 1;
     }
+    Session session(env, options);
     if (apply->parsed()) {
         return runApply(applyFiles, options, env, session);
     }
-    if (get->parsed()) {
-        return runGet(getKind, getNames, getOutput, allNamespaces, options, env, session);
-    }
-    if (describe->parsed()) {
-        return runDescribe(describeKind, describeNames, options, env, session);
+    if (get->parsed() || describe->parsed()) {
+        const char* command = get->parsed() ? "get" : "describe";
+        if ((get->parsed() ? getKind : describeKind).empty()) {
+            // CLI11's "TYPE is required" does not say where the types are listed.
+            env.err << "error: you must specify the type of resource to " << command
+                    << ". Use \"lastmilectl api-resources\" for a complete list of supported "
+                       "resources.\n";
+            return 1;
+        }
+        std::vector<std::string> resourceArgs{get->parsed() ? getKind : describeKind};
+        const auto& names = get->parsed() ? getNames : describeNames;
+        resourceArgs.insert(resourceArgs.end(), names.begin(), names.end());
+        auto selections = selectResources(resourceArgs, command, env.err);
+        if (!selections) {
+            return 1;
+        }
+        return get->parsed()
+                   ? runGet(*selections, getOutput, allNamespaces, options, env, session)
+                   : runDescribe(*selections, options, env, session);
     }
     if (del->parsed()) {
         if (!deleteFiles.empty()) {
@@ -695,9 +864,9 @@ int runParsed(const std::vector<std::string>& args, CliEnv& env) {
                 env.err << "error: pass either -f FILE or TYPE NAME..., not both\n";
                 return 1;
             }
-            return runDeleteFiles(deleteFiles, options, env, session);
+            return runDeleteFiles(deleteFiles, ignoreNotFound, options, env, session);
         }
-        return runDeleteNames(deleteArgs, options, env, session);
+        return runDeleteNames(deleteArgs, ignoreNotFound, options, env, session);
     }
     if (explainCmd->parsed()) {
         return runExplain(explainTarget, recursive, env);

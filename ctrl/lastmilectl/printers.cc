@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "ctrl/api/base64.h"
 #include "ctrl/api/decode.h"
 #include "dataplane/base/text.h"
 
@@ -392,7 +393,18 @@ std::string parentRefText(const Json& ref, const std::string& defaultNs) {
 }
 
 void tree(DescribeWriter& w, int level, const Json& value, const std::string& ns, bool secret,
-          bool rawKeys = false);
+          bool rawKeys = false, bool base64 = false);
+
+// Size of a secret value as kubectl shows it: `data` holds base64 (counted decoded), stringData
+// plain text; a value that is not valid base64 is counted as written rather than hidden.
+std::size_t secretSize(const std::string& value, bool base64) {
+    if (base64) {
+        if (auto bytes = ctrl::base64Decode(value)) {
+            return bytes->size();
+        }
+    }
+    return value.size();
+}
 
 // Fields whose keys are the user's (data keys, label names, option names): kept verbatim.
 bool isUserMap(const std::string& key) {
@@ -401,7 +413,7 @@ bool isUserMap(const std::string& key) {
 }
 
 void treeField(DescribeWriter& w, int level, const std::string& key, const Json& value,
-               const std::string& ns, bool secret, bool rawKey = false) {
+               const std::string& ns, bool secret, bool rawKey = false, bool base64 = false) {
     const std::string name = rawKey ? key : label(key);
     if (key == "conditions" && value.is_array()) {
         conditionTable(w, level, value);
@@ -412,8 +424,9 @@ void treeField(DescribeWriter& w, int level, const std::string& key, const Json&
         return;
     }
     if (secret && value.is_string()) {
-        // Secret values never go to a terminal; kubectl shows sizes too.
-        w.field(level, name, std::to_string(value.get<std::string>().size()) + " bytes");
+        // Secret values never go to a terminal; kubectl shows sizes too, of the decoded bytes.
+        w.field(level, name,
+                std::to_string(secretSize(value.get<std::string>(), base64)) + " bytes");
         return;
     }
     if (value.is_object()) {
@@ -422,7 +435,7 @@ void treeField(DescribeWriter& w, int level, const std::string& key, const Json&
             return;
         }
         w.line(level, name + ":");
-        tree(w, level + 1, value, ns, secret, isUserMap(key));
+        tree(w, level + 1, value, ns, secret, isUserMap(key), base64);
         return;
     }
     if (value.is_array()) {
@@ -453,13 +466,13 @@ void treeField(DescribeWriter& w, int level, const std::string& key, const Json&
 }
 
 void tree(DescribeWriter& w, int level, const Json& value, const std::string& ns, bool secret,
-          bool rawKeys) {
+          bool rawKeys, bool base64) {
     if (!value.is_object()) {
         w.line(level, scalarText(value));
         return;
     }
     for (const auto& [key, child] : value.items()) {
-        treeField(w, level, key, child, ns, secret, rawKeys);
+        treeField(w, level, key, child, ns, secret, rawKeys, base64);
     }
 }
 
@@ -663,7 +676,8 @@ std::string printTable(const ctrl::KindInfo& kind, const std::vector<Json>& item
         if (options.allNamespaces) {
             row.push_back(textAt(item, {"metadata", "namespace"}));
         }
-        row.push_back(textAt(item, {"metadata", "name"}));
+        std::string name = textAt(item, {"metadata", "name"});
+        row.push_back(options.withKind ? singularRef(kind) + "/" + name : name);
         if (cols.cells) {
             auto cells = cols.cells(item);
             row.insert(row.end(), cells.begin(), cells.end());
@@ -757,7 +771,7 @@ std::string describeObject(const ctrl::KindInfo& kind, const Json& object) {
             }
             sawStatus = sawStatus || key == "status";
             bool values = (key == "data" || key == "stringData" || key == "binaryData");
-            treeField(w, 0, key, value, ns, secret && values);
+            treeField(w, 0, key, value, ns, secret && values, false, key != "stringData");
         }
     }
     if (!sawStatus && (kind.kind == "BackendTLSPolicy" || kind.kind == "Gateway" ||
@@ -775,7 +789,8 @@ std::string describeProfiles(const Json& profileList, const std::string& policy)
         }
     }
     if (mine.empty()) {
-        return "Compiled Profiles:\t<none>\n";
+        // Printed after the describe page, not through tabAlign: no raw tab.
+        return "Compiled Profiles:  <none>\n";
     }
     DescribeWriter w;
     w.line(0, "Compiled Profiles:");

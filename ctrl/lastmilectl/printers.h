@@ -36,6 +36,7 @@ struct TableOptions {
     bool wide = false;           // -o wide: extra columns after AGE
     bool allNamespaces = false;  // -A: NAMESPACE column first
     std::int64_t now = 0;        // Unix seconds, for AGE
+    bool withKind = false;       // NAME as "singular.group/name": several types in one `get`
 };
 
 // The `get` table of `items` (all of `kind`), header included, kubectl spacing.

@@ -380,6 +380,145 @@ TEST_F(CommandsTest, UnknownCommandFails) {
     EXPECT_FALSE(err_.str().empty());
 }
 
+TEST_F(CommandsTest, ApplyOfNoObjectsIsAnError) {
+    in_.str("---\n# nothing here\n");
+    EXPECT_EQ(run({"apply", "-f", "-"}), 1);
+    EXPECT_EQ(err_.str(), "error: no objects passed to apply\n");
+    EXPECT_TRUE(log_.empty());
+}
+
+TEST_F(CommandsTest, ApplyRefusesAnObjectOfAnotherNamespaceThanAnExplicitDashN) {
+    in_.str("apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\n  namespace: team-a\n");
+    EXPECT_EQ(run({"-n", "team-b", "apply", "-f", "-"}), 1);
+    EXPECT_EQ(err_.str(),
+              "error: the namespace from the provided object \"team-a\" does not match the "
+              "namespace \"team-b\". You must pass '--namespace=team-a' to perform this "
+              "operation.\n");
+    EXPECT_TRUE(log_.empty());
+}
+
+TEST_F(CommandsTest, ApplyWithoutDashNKeepsTheObjectsNamespace) {
+    in_.str("apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\n  namespace: team-a\n");
+    answer("PUT /projects/default/api/v1/namespaces/team-a/services/echo", 201, "{}");
+    EXPECT_EQ(run({"apply", "-f", "-"}), 0) << err_.str();
+    EXPECT_EQ(out_.str(), "service/echo created\n");
+}
+
+TEST_F(CommandsTest, GetOfSeveralTypeSlashNamesPrintsOneTablePerKind) {
+    answer("GET /projects/default/api/v1/namespaces/default/services/echo", 200,
+           R"({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo",
+               "namespace": "default", "creationTimestamp": "2026-11-26T11:59:00Z"}})");
+    answer("GET " + kPolicyPath, 200, object("5"));
+    EXPECT_EQ(run({"get", "svc/echo", "btlspolicy/secure-backend"}), 0) << err_.str();
+    ASSERT_EQ(log_.size(), 2u);
+    EXPECT_EQ(out_.str(),
+              "NAME           TYPE        PORT(S)   AGE\n"
+              "service/echo   ClusterIP   <none>    60s\n"
+              "\n"
+              "NAME                                                        HOSTNAME           "
+              "ACCEPTED   AGE\n"
+              "backendtlspolicy.gateway.networking.k8s.io/secure-backend   echo.example.com   "
+              "Unknown    2m\n");
+}
+
+TEST_F(CommandsTest, GetOfCommaSeparatedTypesListsEachKind) {
+    answer("GET /projects/default/api/v1/namespaces/default/services", 200,
+           R"({"items": [{"metadata": {"name": "echo", "namespace": "default"}}]})");
+    answer("GET /projects/default/api/v1/namespaces/default/configmaps", 200,
+           R"({"items": []})");
+    EXPECT_EQ(run({"get", "svc,cm", "-o", "name"}), 0) << err_.str();
+    ASSERT_EQ(log_.size(), 2u);
+    EXPECT_EQ(out_.str(), "service/echo\n");
+}
+
+TEST_F(CommandsTest, GetAllListsTheRoutingKindsButNotSecretsOrConfigMaps) {
+    for (const auto& kind : ctrl::allKinds()) {
+        answer("GET " + collectionPath("default", kind, "", "default"), 200, R"({"items": []})");
+    }
+    EXPECT_EQ(run({"get", "all"}), 0) << err_.str();
+    std::string paths;
+    for (const auto& r : log_) {
+        paths += r.path + "\n";
+    }
+    EXPECT_NE(paths.find("/services\n"), std::string::npos) << paths;
+    EXPECT_NE(paths.find("/gateways\n"), std::string::npos) << paths;
+    EXPECT_NE(paths.find("/backendtlspolicies\n"), std::string::npos) << paths;
+    EXPECT_EQ(paths.find("/secrets"), std::string::npos) << paths;
+    EXPECT_EQ(paths.find("/configmaps"), std::string::npos) << paths;
+}
+
+TEST_F(CommandsTest, GetAllOfAnEmptyNamespaceSaysNoResources) {
+    for (const auto& kind : ctrl::allKinds()) {
+        answer("GET " + collectionPath("default", kind, "", "default"), 200, R"({"items": []})");
+    }
+    EXPECT_EQ(run({"get", "all"}), 0) << err_.str();
+    EXPECT_EQ(out_.str(), "");
+    EXPECT_EQ(err_.str(), "No resources found in default namespace.\n");
+}
+
+TEST_F(CommandsTest, TypeFollowedByTypeSlashNameIsAnError) {
+    EXPECT_EQ(run({"get", "svc", "svc/echo"}), 1);
+    EXPECT_NE(err_.str().find("there is no need to specify a resource type as a separate "
+                              "argument"),
+              std::string::npos)
+        << err_.str();
+    EXPECT_TRUE(log_.empty());
+}
+
+TEST_F(CommandsTest, DeleteOfSeveralTypeSlashNamesDeletesEach) {
+    answer("DELETE /projects/default/api/v1/namespaces/default/services/echo", 200, "{}");
+    answer("DELETE " + kPolicyPath, 200, object("5"));
+    EXPECT_EQ(run({"delete", "svc/echo", "btlspolicy/secure-backend"}), 0) << err_.str();
+    EXPECT_EQ(out_.str(),
+              "service \"echo\" deleted\n"
+              "backendtlspolicy.gateway.networking.k8s.io \"secure-backend\" deleted\n");
+}
+
+TEST_F(CommandsTest, DeleteWithIgnoreNotFoundSucceedsOnMissingObjects) {
+    EXPECT_EQ(run({"delete", "btlspolicy", "gone", "--ignore-not-found"}), 0);
+    EXPECT_EQ(out_.str(), "");
+    EXPECT_EQ(err_.str(), "");
+    in_.str(kPolicyYaml);
+    EXPECT_EQ(run({"delete", "-f", "-", "--ignore-not-found"}), 0);
+    EXPECT_EQ(err_.str(), "");
+}
+
+TEST_F(CommandsTest, DeleteByManifestOfAMissingObjectNamesTheFile) {
+    in_.str(kPolicyYaml);
+    EXPECT_EQ(run({"delete", "-f", "-"}), 1);
+    EXPECT_EQ(err_.str(),
+              "Error from server (NotFound): error when deleting \"STDIN\": "
+              "backendtlspolicies.gateway.networking.k8s.io \"secure-backend\" not found\n");
+}
+
+TEST_F(CommandsTest, InvalidProjectOrNamespaceIsRejectedBeforeSending) {
+    EXPECT_EQ(run({"--project", "team/a", "get", "svc"}), 1);
+    EXPECT_EQ(err_.str().rfind("error: invalid project \"team/a\": ", 0), 0u) << err_.str();
+    err_.str("");
+    EXPECT_EQ(run({"get", "svc", "-n", ""}), 1);
+    EXPECT_EQ(err_.str().rfind("error: invalid namespace \"\": ", 0), 0u) << err_.str();
+    EXPECT_TRUE(log_.empty());
+}
+
+TEST_F(CommandsTest, CommandHelpPointsToTheGlobalFlags) {
+    for (const char* command : {"get", "describe", "apply", "delete"}) {
+        out_.str("");
+        EXPECT_EQ(run({command, "--help"}), 0);
+        EXPECT_NE(out_.str().find("-n, --namespace"), std::string::npos) << out_.str();
+    }
+}
+
+TEST_F(CommandsTest, GetWithoutATypeSaysWhereToFindTheTypes) {
+    EXPECT_EQ(run({"get"}), 1);
+    EXPECT_EQ(err_.str(),
+              "error: you must specify the type of resource to get. Use \"lastmilectl "
+              "api-resources\" for a complete list of supported resources.\n");
+    err_.str("");
+    EXPECT_EQ(run({"describe"}), 1);
+    EXPECT_NE(err_.str().find("type of resource to describe"), std::string::npos) << err_.str();
+    EXPECT_TRUE(log_.empty());
+}
+
 TEST(ParseServerTest, AcceptsOnlyAbsoluteUnixSocketUrls) {
     EXPECT_EQ(parseServer("unix:///run/lastmile/api.sock").value(), "/run/lastmile/api.sock");
     EXPECT_FALSE(parseServer("/run/lastmile/api.sock"));

@@ -196,6 +196,23 @@ TEST(PrintTableTest, PolicySummarizesAcceptedAcrossAncestors) {
               "InvalidCACertificateRef,NoValidCACertificate\n");
 }
 
+TEST(PrintTableTest, WithKindPrefixesNamesAsKubectlDoesForSeveralTypes) {
+    Json svc = {{"apiVersion", "v1"},
+                {"kind", "Service"},
+                {"metadata", meta("default", "echo", "2026-11-26T11:59:00Z")}};
+    TableOptions options{false, false, kNow};
+    options.withKind = true;
+    EXPECT_EQ(printTable(kindOf("svc"), {svc}, options),
+              "NAME           TYPE        PORT(S)   AGE\n"
+              "service/echo   ClusterIP   <none>    60s\n");
+    Json gw = {{"apiVersion", "gateway.networking.k8s.io/v1"},
+               {"kind", "Gateway"},
+               {"metadata", meta("default", "edge", "2026-11-26T11:59:00Z")}};
+    EXPECT_NE(printTable(kindOf("gtw"), {gw}, options)
+                  .find("\ngateway.gateway.networking.k8s.io/edge   "),
+              std::string::npos);
+}
+
 TEST(PrintNamesTest, UsesSingularDotGroup) {
     Json p = policy("secure-backend", "2026-11-26T11:59:00Z");
     EXPECT_EQ(printNames(kindOf("btlspolicy"), {p}),
@@ -294,7 +311,8 @@ TEST(DescribeTest, CompiledProfilesShowOnlyThisPolicysProfiles) {
               std::string::npos)
         << section;
     EXPECT_EQ(section.find("other"), std::string::npos) << section;
-    EXPECT_EQ(describeProfiles(profiles, "default/none"), "Compiled Profiles:\t<none>\n");
+    // The section is printed as is, after the describe page: no raw tab may reach the terminal.
+    EXPECT_EQ(describeProfiles(profiles, "default/none"), "Compiled Profiles:  <none>\n");
 }
 
 TEST(DescribeTest, SecretValuesAreShownAsSizes) {
@@ -305,7 +323,22 @@ TEST(DescribeTest, SecretValuesAreShownAsSizes) {
                    {"data", {{"tls.key", "c2VjcmV0"}}}};
     std::string page = describeObject(kindOf("secret"), secret);
     EXPECT_EQ(page.find("c2VjcmV0"), std::string::npos) << page;
-    EXPECT_NE(page.find("tls.key:  8 bytes"), std::string::npos) << page;
+    // "c2VjcmV0" is "secret": kubectl counts the decoded bytes, not the base64 text.
+    EXPECT_NE(page.find("tls.key:  6 bytes"), std::string::npos) << page;
+}
+
+TEST(DescribeTest, SecretSizesCountDecodedBytesAndStringDataAsIs) {
+    Json secret = {{"apiVersion", "v1"},
+                   {"kind", "Secret"},
+                   {"metadata", meta("default", "client", "2026-11-26T11:59:00Z")},
+                   {"data", {{"a", "aGVsbG8="}, {"b", "not base64!"}}},
+                   {"stringData", {{"c", "plain"}}}};
+    std::string page = describeObject(kindOf("secret"), secret);
+    EXPECT_NE(page.find("a:  5 bytes\n"), std::string::npos) << page;
+    EXPECT_NE(page.find("b:  11 bytes\n"), std::string::npos) << page;
+    EXPECT_NE(page.find("c:  5 bytes\n"), std::string::npos) << page;
+    EXPECT_EQ(page.find("plain"), std::string::npos) << page;
+    EXPECT_EQ(page.find("aGVsbG8="), std::string::npos) << page;
 }
 
 TEST(DescribeTest, UserKeysKeepTheirSpelling) {
