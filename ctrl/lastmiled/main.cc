@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // lastmiled: the appliance process (control plane: store, reconciler, API; dataplane later).
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 
@@ -91,6 +94,33 @@ Status ensureDirectory(const std::string& path, mode_t mode) {
     return {};
 }
 
+// Holds an exclusive flock on DIR/lock for the life of the process: one lastmiled per state.
+Result<UniqueFd> lockStateDir(const std::string& dir) {
+    LM_TRY(ensureDirectory(dir, 0750));
+    const std::string path = dir + "/lock";
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.valid()) {
+        return failErrno("opening " + path);
+    }
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == -1) {
+        if (errno == EWOULDBLOCK) {
+            return fail(Errc::AlreadyExists, "state directory " + dir + " is in use by another lastmiled");
+        }
+        return failErrno("locking " + path);
+    }
+    return fd;
+}
+
+// Half of systemd's WatchdogSec when the watchdog is on (WATCHDOG_USEC for this pid).
+std::optional<timespec> watchdogInterval() {
+    std::uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) {
+        return std::nullopt;
+    }
+    const std::uint64_t half = usec / 2;
+    return timespec{static_cast<time_t>(half / 1'000'000), static_cast<long>(half % 1'000'000) * 1000};
+}
+
 int run(const Flags& flags) {
     auto config = resolveConfig(flags);
     if (!config) {
@@ -107,8 +137,11 @@ int run(const Flags& flags) {
     }
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-    if (auto s = ensureDirectory(config->stateDir, 0750); !s) {
-        LM_LOG(Error, kLog, s.error().message());
+    // Everything that can collide with another instance is claimed before the store is
+    // opened, so a second lastmiled fails without touching the first one's state.
+    auto lock = lockStateDir(config->stateDir);
+    if (!lock) {
+        LM_LOG(Error, kLog, lock.error().message());
         return 1;
     }
     auto socketDir = std::filesystem::path(config->apiSocket).parent_path().string();
@@ -118,6 +151,23 @@ int run(const Flags& flags) {
             return 1;
         }
     }
+    auto apiListener = listenUnix(config->apiSocket);
+    if (!apiListener) {
+        LM_LOG(Error, kLog, apiListener.error().message());
+        return 1;
+    }
+    UniqueFd adminListener;
+    std::string adminAddress;
+    if (!config->adminHttp.empty()) {
+        auto listener = listenTcp(config->adminHttp);
+        if (!listener) {
+            LM_LOG(Error, kLog, "admin listener: " << listener.error().message());
+            return 1;
+        }
+        adminAddress = localAddress(listener->get()).value_or(config->adminHttp);
+        adminListener = std::move(*listener);
+    }
+
     Clock clock = [] { return std::chrono::system_clock::now(); };
     auto store = openSqliteStore(config->stateDir + "/lastmile.db", clock);
     if (!store) {
@@ -134,11 +184,6 @@ int run(const Flags& flags) {
     }
     applyManifests(controller, config->manifests);
 
-    auto apiListener = listenUnix(config->apiSocket);
-    if (!apiListener) {
-        LM_LOG(Error, kLog, apiListener.error().message());
-        return 1;
-    }
     auto api = HttpServer::serve(std::move(*apiListener), [&controller](const HttpRequest& r) {
         return handleApiRequest(controller, r);
     });
@@ -147,13 +192,8 @@ int run(const Flags& flags) {
         return 1;
     }
     std::unique_ptr<HttpServer> admin;
-    if (!config->adminHttp.empty()) {
-        auto adminListener = listenTcp(config->adminHttp);
-        if (!adminListener) {
-            LM_LOG(Error, kLog, "admin listener: " << adminListener.error().message());
-            return 1;
-        }
-        auto served = HttpServer::serve(std::move(*adminListener), [](const HttpRequest& r) {
+    if (adminListener.valid()) {
+        auto served = HttpServer::serve(std::move(adminListener), [](const HttpRequest& r) {
             if (r.path == "/healthz") {
                 return HttpResponse{200, "text/plain", "ok\n"};
             }
@@ -166,14 +206,25 @@ int run(const Flags& flags) {
         admin = std::move(*served);
     }
     LM_LOG(Notice, kLog, "lastmiled " << LM_VERSION << " ready: api unix://" << config->apiSocket
-                                      << (config->adminHttp.empty() ? "" : ", admin http://")
-                                      << config->adminHttp);
+                                      << (adminAddress.empty() ? "" : ", admin http://")
+                                      << adminAddress);
     // Ready only now: listeners are bound and the first ProfileSet is published.
     sd_notify(0, "READY=1\nSTATUS=serving");
 
+    const auto watchdog = watchdogInterval();
     for (;;) {
         int sig = 0;
-        if (sigwait(&signals, &sig) != 0) {
+        if (watchdog) {
+            // Fed only when the controller answers: a wedged reconcile stops the feeding
+            // and systemd restarts us.
+            if (controller.responsive()) {
+                sd_notify(0, "WATCHDOG=1");
+            }
+            sig = sigtimedwait(&signals, nullptr, &*watchdog);
+            if (sig == -1) {
+                continue;  // timeout (EAGAIN) or EINTR: feed again
+            }
+        } else if (sigwait(&signals, &sig) != 0) {
             continue;
         }
         if (sig == SIGHUP) {
@@ -218,6 +269,11 @@ int main(int argc, char** argv) {
     app.add_option("--manifests", flags.manifests,
                    "directory whose *.yaml files are applied to project \"default\" at start and on SIGHUP");
     app.set_version_flag("--version", std::string(LM_VERSION));
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help and --version exit 0; a usage error exits 2, as getopt tools do.
+        return app.exit(e) == 0 ? 0 : 2;
+    }
     return lastmile::ctrl::run(flags);
 }

@@ -230,6 +230,11 @@ Json Controller::describeProfiles(const std::string& project) const {
     return Json{{"generation", set->generation}, {"items", std::move(items)}};
 }
 
+bool Controller::responsive() {
+    std::lock_guard lock(mu_);
+    return true;
+}
+
 std::uint64_t Controller::compileFailures() const {
     return compileFailures_.load(std::memory_order_relaxed);
 }

@@ -50,6 +50,10 @@ public:
     // Profiles of one project, as the API shows them (see API.md).
     Json describeProfiles(const std::string& project) const;
 
+    // True once no write or reconcile holds the controller: blocks while one runs, so a
+    // wedged reconcile starves the caller (lastmiled's watchdog feeding).
+    bool responsive();
+
     // Counters for logs and, later, metrics.
     std::uint64_t compileFailures() const;
 

@@ -131,6 +131,26 @@ Result<UniqueFd> listenUnix(const std::string& path) {
     return fd;
 }
 
+Result<std::string> localAddress(int fd) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == -1) {
+        return failErrno("reading the bound address");
+    }
+    char host[INET6_ADDRSTRLEN] = {};
+    if (addr.ss_family == AF_INET6) {
+        const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+        ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
+    }
+    if (addr.ss_family == AF_INET) {
+        const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+        ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        return std::string(host) + ":" + std::to_string(ntohs(a->sin_port));
+    }
+    return fail(Errc::Invalid, "not a TCP socket");
+}
+
 Result<UniqueFd> listenTcp(const std::string& address) {
     auto colon = address.rfind(':');
     if (colon == std::string::npos) {

@@ -53,6 +53,9 @@ private:
 // another process still accepts on it, fails with Errc::AlreadyExists.
 Result<UniqueFd> listenUnix(const std::string& path);
 
+// "host:port" a TCP socket is bound to (what port 0 became), "[v6]:port" for IPv6.
+Result<std::string> localAddress(int fd);
+
 // A listening TCP socket on "host:port" ("127.0.0.1:9090", "[::1]:9090", ":9090" = all).
 Result<UniqueFd> listenTcp(const std::string& address);
 

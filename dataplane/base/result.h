@@ -76,6 +76,10 @@ public:
     T& operator*() & { return value(); }
     const T& operator*() const& { return value(); }
     T&& operator*() && { return std::move(*this).value(); }
+    template <typename U>
+    T value_or(U&& fallback) const& {
+        return has_value() ? value() : static_cast<T>(std::forward<U>(fallback));
+    }
     T* operator->() { return &value(); }
     const T* operator->() const { return &value(); }
 

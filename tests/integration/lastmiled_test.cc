@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <regex>
 #include <nlohmann/json.hpp>
 
 #include "dataplane/tls/certificate_info.h"
@@ -118,15 +119,15 @@ protected:
 
     std::string socketPath() const { return dir_.path() + "/api.sock"; }
 
-    void startDaemon(const std::vector<std::string>& extra = {}) {
+    void startDaemon(const std::vector<std::string>& extra = {},
+                     std::map<std::string, std::string> env = {}) {
         notify_.reset();
         notify_ = std::make_unique<test::NotifySocket>(dir_.path() + "/notify");
         std::vector<std::string> argv{binary("LASTMILED"), "--state-dir", dir_.path() + "/state",
                                       "--api-socket", socketPath(), "--admin-http", "127.0.0.1:0"};
         argv.insert(argv.end(), extra.begin(), extra.end());
-        daemon_ = std::make_unique<test::ChildProcess>(
-            argv, std::map<std::string, std::string>{{"NOTIFY_SOCKET", notify_->path()}},
-            dir_.path() + "/logs");
+        env["NOTIFY_SOCKET"] = notify_->path();
+        daemon_ = std::make_unique<test::ChildProcess>(argv, env, dir_.path() + "/logs");
         notify_->waitFor("READY=1");
     }
 
@@ -295,6 +296,44 @@ TEST_F(LastmiledTest, ManifestsDirectoryIsAppliedAtStart) {
     startDaemon({"--manifests", manifests.path()});
     auto policy = getJson("backendtlspolicy", "secure-backend");
     EXPECT_EQ(condition(policy, "Accepted").value("status", ""), "True") << policy.dump(2);
+}
+
+TEST_F(LastmiledTest, FeedsTheSystemdWatchdogWhenAskedTo) {
+    startDaemon({}, {{"WATCHDOG_USEC", "200000"}});
+    notify_->waitFor("WATCHDOG=1", std::chrono::seconds(10));
+}
+
+TEST_F(LastmiledTest, SighupReappliesManifestsAndStaysReady) {
+    test::TempDir manifests;
+    startDaemon({"--manifests", manifests.path()});
+    manifests.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n");
+    daemon_->signal(SIGHUP);
+    notify_->waitFor("READY=1");
+    EXPECT_EQ(ctl({"get", "configmap", "late"}).exitCode, 0);
+}
+
+TEST_F(LastmiledTest, SecondInstanceOnTheSameStateRefusesToStart) {
+    startDaemon();
+    auto second = test::runProcess({binary("LASTMILED"), "--state-dir", dir_.path() + "/state",
+                                    "--api-socket", dir_.path() + "/other.sock", "--admin-http", ""});
+    EXPECT_EQ(second.exitCode, 1);
+    EXPECT_NE(second.err.find("in use by another lastmiled"), std::string::npos) << second.err;
+    EXPECT_EQ(ctl({"get", "gateways"}).exitCode, 0) << "the first instance must keep serving";
+}
+
+TEST_F(LastmiledTest, ReadyLineNamesTheBoundAdminPort) {
+    startDaemon();
+    const std::string log = daemon_->stderrText();
+    EXPECT_TRUE(std::regex_search(log, std::regex("admin http://127\\.0\\.0\\.1:[1-9][0-9]*")))
+        << log;
+}
+
+TEST(LastmiledFlagsTest, UsageErrorsExitTwoAndHelpExitsZero) {
+    EXPECT_EQ(test::runProcess({binary("LASTMILED"), "--bogus"}).exitCode, 2);
+    EXPECT_EQ(test::runProcess({binary("LASTMILED"), "--config", "/nonexistent.yaml"}).exitCode, 2);
+    auto help = test::runProcess({binary("LASTMILED"), "--help"});
+    EXPECT_EQ(help.exitCode, 0);
+    EXPECT_NE(help.out.find("--state-dir"), std::string::npos) << help.out;
 }
 
 TEST_F(LastmiledTest, SigtermStopsCleanlyAndRemovesTheSocket) {

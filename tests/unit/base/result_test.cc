@@ -30,6 +30,8 @@ TEST(ResultTest, CarriesValueOrError) {
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error().code(), Errc::Invalid);
     EXPECT_EQ(bad.error().message(), "halving 3: invalid");
+    EXPECT_EQ(bad.value_or(-1), -1);
+    EXPECT_EQ(ok.value_or(-1), 4);
 }
 
 TEST(ResultTest, TryPropagatesTheFirstError) {
