@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Counts test cases across meson's test log, gtest JSON reports and the fuzz log.
+"""Counts test cases across meson's test log, gtest JSON reports and the fuzz/package checks.
 
 CI reads only the last line, "N passed, N failed[, N skipped]". A gtest binary counts its
 cases; a binary that failed without a report (crash, timeout) counts as one failure, so a
@@ -8,6 +8,7 @@ crash can never hide behind the cases that ran before it.
 """
 import json
 import os
+import re
 import sys
 
 
@@ -26,7 +27,7 @@ def gtest_counts(path):
     return passed, failed, skipped
 
 
-def main(testlog, gtest_dir, fuzz_log):
+def main(testlog, gtest_dir, checks_log):
     passed = failed = skipped = 0
     if os.path.exists(testlog):
         with open(testlog) as f:
@@ -37,7 +38,7 @@ def main(testlog, gtest_dir, fuzz_log):
         print(f"summarize: no meson test log at {testlog}")
     for entry in entries:
         result = entry.get("result")
-        report = os.path.join(gtest_dir, os.path.basename(entry["cmd"][0]) + ".json")
+        report = os.path.join(gtest_dir, os.path.basename(entry["command"][0]) + ".json")
         if os.path.exists(report):
             p, f, s = gtest_counts(report)
             if result not in ("OK", "SKIP", "EXPECTEDFAIL") and f == 0:
@@ -51,11 +52,13 @@ def main(testlog, gtest_dir, fuzz_log):
         else:
             failed += 1
             print(f"summarize: {entry['name']} ended {result}")
-    if os.path.exists(fuzz_log):
-        with open(fuzz_log) as f:
+    # Checks outside meson (fuzzing, packaging) print "<area>: <name> ok" or "... FAILED ...".
+    if os.path.exists(checks_log):
+        with open(checks_log) as f:
             for line in f:
-                if line.startswith("fuzz: "):
-                    if line.rstrip().endswith(" ok"):
+                match = re.match(r"(fuzz|package): \S+ (ok|FAILED)", line)
+                if match:
+                    if match.group(2) == "ok":
                         passed += 1
                     else:
                         failed += 1
