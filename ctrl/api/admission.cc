@@ -38,6 +38,8 @@ constexpr const char* kUnknown = "FieldUnknown";
 constexpr std::size_t kMaxRegexInput = 1024;
 constexpr std::size_t kMaxAnnotationsBytes = 256 * 1024;
 constexpr std::size_t kMaxErrors = 1000;
+// core.MaxSecretSize: the API server's bound on the data of a ConfigMap or a Secret.
+constexpr std::size_t kMaxDataBytes = 1024 * 1024;
 
 std::string child(const std::string& path, const std::string& name) {
     return path.empty() ? name : path + "." + name;
@@ -141,6 +143,15 @@ bool isDnsSubdomain(std::string_view s) {
     }
 }
 
+// A DNS subdomain of at least two labels, optionally with one trailing dot (the API server's
+// IsFullyQualifiedDomainName).
+bool isFullyQualified(std::string_view s) {
+    if (!s.empty() && s.back() == '.') {
+        s.remove_suffix(1);
+    }
+    return s.find('.') != std::string_view::npos && isDnsSubdomain(s);
+}
+
 // The name part of a label key, and a non-empty label value: 1..63 characters,
 // ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9].
 bool isLabelName(std::string_view s) {
@@ -192,6 +203,13 @@ bool isIp(const std::string& s, int family) {
 }
 
 bool isIpAny(const std::string& s) { return isIp(s, AF_INET) || isIp(s, AF_INET6); }
+
+// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is an IPv4 address to the API server, so an
+// IPv6 EndpointSlice may not carry one.
+bool isPlainIpv6(const std::string& s) {
+    in6_addr addr{};
+    return inet_pton(AF_INET6, s.c_str(), &addr) == 1 && !IN6_IS_ADDR_V4MAPPED(&addr);
+}
 
 class Checker {
 public:
@@ -480,6 +498,34 @@ void checkBase64Values(Checker& c, const Json& object, const char* field) {
     }
 }
 
+// Bytes of the string values of a map (decoded first when `base64` is set), skipping `except`'s
+// keys.
+std::size_t dataBytes(const Json* map, bool base64, const Json* except = nullptr) {
+    std::size_t total = 0;
+    if (!map || !map->is_object()) {
+        return total;
+    }
+    for (const auto& [key, value] : map->items()) {
+        if (!value.is_string() || (except && except->is_object() && except->contains(key))) {
+            continue;
+        }
+        const auto& text = value.get_ref<const std::string&>();
+        if (!base64) {
+            total += text.size();
+        } else if (auto bytes = base64Decode(text)) {
+            total += bytes->size();
+        }
+    }
+    return total;
+}
+
+void checkDataSize(Checker& c, const std::string& path, std::size_t bytes) {
+    if (bytes > kMaxDataBytes) {
+        c.add(path, kTooLong,
+              "Too long: may not be more than " + std::to_string(kMaxDataBytes) + " bytes");
+    }
+}
+
 // Gateway API backendRefs to a Service (the default group and kind) must say which port.
 void checkBackendPorts(Checker& c, const Json& rule, const std::string& rulePath) {
     const Json* refs = get(rule, "backendRefs");
@@ -515,6 +561,11 @@ void checkGateway(Checker& c, const Json& object) {
                 continue;
             }
             std::string path = index("spec.listeners", i);
+            std::string protocol = getString(l, "protocol");
+            if ((protocol == "TCP" || protocol == "UDP") && get(l, "hostname")) {
+                c.forbidden(path + ".hostname",
+                            "hostname must not be specified for protocols ['TCP', 'UDP']");
+            }
             if (const Json* name = get(l, "name"); name && name->is_string()) {
                 if (!names.emplace(name->get<std::string>(), i).second) {
                     c.duplicate(path + ".name", *name);
@@ -551,7 +602,49 @@ void checkGateway(Checker& c, const Json& object) {
     }
 }
 
+// The two CEL rules on a Route's parentRefs, with upstream's messages. Absent group and kind
+// take their defaults first, as the API server's defaulting runs before CEL.
+void checkParentRefs(Checker& c, const Json& object) {
+    const Json* spec = get(object, "spec");
+    const Json* refs = spec ? get(*spec, "parentRefs") : nullptr;
+    if (!refs || !refs->is_array()) {
+        return;
+    }
+    using Parent = std::tuple<std::string, std::string, std::string, std::string>;
+    // Per parent: whether its entries name a section and a port (as first seen).
+    std::map<Parent, std::pair<bool, bool>> parents;
+    std::set<std::tuple<Parent, std::string, std::string>> seen;
+    bool mixed = false;
+    bool duplicate = false;
+    for (const auto& ref : *refs) {
+        if (!ref.is_object()) {
+            continue;
+        }
+        Parent parent{getString(ref, "group", "gateway.networking.k8s.io"),
+                      getString(ref, "kind", "Gateway"), getString(ref, "namespace"),
+                      getString(ref, "name")};
+        std::string section = getString(ref, "sectionName");
+        const Json* port = get(ref, "port");
+        std::string portText = port && *port != 0 ? port->dump() : "";
+        auto shape = std::make_pair(!section.empty(), !portText.empty());
+        auto [it, inserted] = parents.emplace(parent, shape);
+        mixed = mixed || (!inserted && it->second != shape);
+        duplicate = duplicate || !seen.emplace(parent, section, portText).second;
+    }
+    if (mixed) {
+        c.invalid("spec.parentRefs", Json("array"),
+                  "sectionName or port must be specified when parentRefs includes 2 or more "
+                  "references to the same parent");
+    }
+    if (duplicate) {
+        c.invalid("spec.parentRefs", Json("array"),
+                  "sectionName or port must be unique when parentRefs includes 2 or more "
+                  "references to the same parent");
+    }
+}
+
 void checkTcpRoute(Checker& c, const Json& object) {
+    checkParentRefs(c, object);
     const Json* spec = get(object, "spec");
     const Json* rules = spec ? get(*spec, "rules") : nullptr;
     if (!rules || !rules->is_array()) {
@@ -563,6 +656,7 @@ void checkTcpRoute(Checker& c, const Json& object) {
 }
 
 void checkHttpRoute(Checker& c, const Json& object) {
+    checkParentRefs(c, object);
     const Json* spec = get(object, "spec");
     const Json* rules = spec ? get(*spec, "rules") : nullptr;
     if (!rules || !rules->is_array()) {
@@ -613,7 +707,17 @@ void checkService(Checker& c, const Json& object) {
             c.invalid("spec.clusterIP", *ip, "must be empty, 'None', or a valid IP address");
         }
     }
+    if (const Json* name = get(*spec, "externalName"); name && name->is_string()) {
+        const auto& v = name->get_ref<const std::string&>();
+        if (v.size() == 254 && v.back() != '.') {
+            c.add("spec.externalName", kTooLong, "Too long: may not be more than 253 bytes");
+        }
+    }
     const Json* ports = get(*spec, "ports");
+    bool headless = getString(*spec, "clusterIP") == "None";
+    if ((!ports || (ports->is_array() && ports->empty())) && !headless && type != "ExternalName") {
+        c.required("spec.ports");
+    }
     if (!ports || !ports->is_array()) {
         return;
     }
@@ -665,10 +769,12 @@ void checkEndpointSlice(Checker& c, const Json& object) {
             std::string path = index(index("endpoints", i) + ".addresses", j);
             if (type == "IPv4" && !isIp(s, AF_INET)) {
                 c.invalid(path, a, "must be a valid IPv4 address");
-            } else if (type == "IPv6" && !isIp(s, AF_INET6)) {
+            } else if (type == "IPv6" && !isPlainIpv6(s)) {
                 c.invalid(path, a, "must be a valid IPv6 address");
-            } else if (type == "FQDN" && !isDnsSubdomain(s)) {
-                c.invalid(path, a, "must be a lowercase RFC 1123 subdomain");
+            } else if (type == "FQDN" && !isFullyQualified(s)) {
+                c.invalid(path, a,
+                          "must be a fully qualified domain name: a lowercase RFC 1123 subdomain "
+                          "of at least two labels");
             }
         }
     }
@@ -680,6 +786,8 @@ void checkConfigMap(Checker& c, const Json& object) {
     checkBase64Values(c, object, "binaryData");
     const Json* data = get(object, "data");
     const Json* binary = get(object, "binaryData");
+    // The bound is on the whole object, so the error has no field path (as the API server's).
+    checkDataSize(c, "", dataBytes(data, false) + dataBytes(binary, true));
     if (data && binary && data->is_object() && binary->is_object()) {
         for (const auto& [key, value] : binary->items()) {
             if (data->contains(key)) {
@@ -694,15 +802,101 @@ void checkSecret(Checker& c, const Json& object) {
     checkConfigKeys(c, object, "data");
     checkConfigKeys(c, object, "stringData");
     checkBase64Values(c, object, "data");
+    // stringData is merged into data (winning on shared keys) before the API server counts.
+    const Json* stringData = get(object, "stringData");
+    checkDataSize(c, "data",
+                  dataBytes(get(object, "data"), true, stringData) + dataBytes(stringData, false));
     if (getString(object, "type") == "kubernetes.io/tls") {
+        const Json* data = get(object, "data");
         for (const char* key : {"tls.crt", "tls.key"}) {
-            const Json* data = get(object, "data");
-            const Json* stringData = get(object, "stringData");
             bool present = (data && data->is_object() && data->contains(key)) ||
                            (stringData && stringData->is_object() && stringData->contains(key));
             if (!present) {
                 c.required(entry("data", key), "a kubernetes.io/tls Secret needs tls.crt and tls.key");
             }
+        }
+    }
+}
+
+// The two CEL rules on spec.targetRefs, with upstream's messages.
+void checkTargetRefs(Checker& c, const Json& refs) {
+    // Per target (group, kind, name): how many entries carry a sectionName, how many don't.
+    std::map<std::tuple<std::string, std::string, std::string>, std::pair<int, int>> targets;
+    std::set<std::tuple<std::string, std::string, std::string, std::string>> seen;
+    bool duplicate = false;
+    for (const auto& ref : refs) {
+        if (!ref.is_object()) {
+            continue;
+        }
+        auto target = std::make_tuple(getString(ref, "group"), getString(ref, "kind"),
+                                      getString(ref, "name"));
+        std::string section = getString(ref, "sectionName");
+        auto& counts = targets[target];
+        (section.empty() ? counts.second : counts.first)++;
+        if (!seen.emplace(std::get<0>(target), std::get<1>(target), std::get<2>(target), section)
+                 .second) {
+            duplicate = true;
+        }
+    }
+    bool mixed = std::any_of(targets.begin(), targets.end(), [](const auto& t) {
+        return t.second.first > 0 && t.second.second > 0;
+    });
+    if (mixed) {
+        c.invalid("spec.targetRefs", Json("array"),
+                  "sectionName must be specified when targetRefs includes 2 or more "
+                  "references to the same target");
+    }
+    if (duplicate) {
+        c.invalid("spec.targetRefs", Json("array"),
+                  "sectionName must be unique when targetRefs includes 2 or more references "
+                  "to the same target");
+    }
+}
+
+// The two CEL rules on spec.validation: exactly one source of trust anchors.
+void checkTrustAnchorChoice(Checker& c, const Json& validation) {
+    const Json* caRefs = get(validation, "caCertificateRefs");
+    bool hasCaRefs = caRefs && caRefs->is_array() && !caRefs->empty();
+    bool hasWellKnown = !getString(validation, "wellKnownCACertificates").empty();
+    if (hasCaRefs && hasWellKnown) {
+        c.invalid("spec.validation", Json("object"),
+                  "must not contain both CACertificateRefs and WellKnownCACertificates");
+    } else if (!hasCaRefs && !hasWellKnown) {
+        c.invalid("spec.validation", Json("object"),
+                  "must specify either CACertificateRefs or WellKnownCACertificates");
+    }
+}
+
+// The four CEL rules of each subjectAltNames entry, with upstream's messages (reported at the
+// offending field rather than at the entry).
+void checkSubjectAltNames(Checker& c, const Json& sans) {
+    for (std::size_t i = 0; i < sans.size(); ++i) {
+        const Json& san = sans[i];
+        const Json* type = get(san, "type");
+        if (!type || !type->is_string()) {
+            continue;
+        }
+        std::string path = index("spec.validation.subjectAltNames", i);
+        bool hasHostname = !getString(san, "hostname").empty();
+        bool hasUri = !getString(san, "uri").empty();
+        // A field is forbidden whenever type is not its own, including an unsupported type
+        // (which the enum reports as well).
+        if (*type == "Hostname" && !hasHostname) {
+            c.required(path + ".hostname",
+                       "SubjectAltName element must contain Hostname, if Type is set to Hostname");
+        }
+        if (*type != "Hostname" && hasHostname) {
+            c.forbidden(path + ".hostname",
+                        "SubjectAltName element must not contain Hostname, if Type is not set to "
+                        "Hostname");
+        }
+        if (*type == "URI" && !hasUri) {
+            c.required(path + ".uri",
+                       "SubjectAltName element must contain URI, if Type is set to URI");
+        }
+        if (*type != "URI" && hasUri) {
+            c.forbidden(path + ".uri",
+                        "SubjectAltName element must not contain URI, if Type is not set to URI");
         }
     }
 }
@@ -713,87 +907,15 @@ void checkBackendTlsPolicy(Checker& c, const Json& object) {
         return;
     }
     if (const Json* refs = get(*spec, "targetRefs"); refs && refs->is_array()) {
-        // Per target (group, kind, name): how many entries carry a sectionName, how many don't.
-        std::map<std::tuple<std::string, std::string, std::string>, std::pair<int, int>> targets;
-        std::set<std::tuple<std::string, std::string, std::string, std::string>> seen;
-        bool duplicate = false;
-        for (const auto& ref : *refs) {
-            if (!ref.is_object()) {
-                continue;
-            }
-            auto target =
-                std::make_tuple(getString(ref, "group"), getString(ref, "kind"), getString(ref, "name"));
-            std::string section = getString(ref, "sectionName");
-            auto& counts = targets[target];
-            (section.empty() ? counts.second : counts.first)++;
-            if (!seen.emplace(std::get<0>(target), std::get<1>(target), std::get<2>(target), section)
-                     .second) {
-                duplicate = true;
-            }
-        }
-        bool mixed = std::any_of(targets.begin(), targets.end(), [](const auto& t) {
-            return t.second.first > 0 && t.second.second > 0;
-        });
-        if (mixed) {
-            c.invalid("spec.targetRefs", Json("array"),
-                      "sectionName must be specified when targetRefs includes 2 or more "
-                      "references to the same target");
-        }
-        if (duplicate) {
-            c.invalid("spec.targetRefs", Json("array"),
-                      "sectionName must be unique when targetRefs includes 2 or more references "
-                      "to the same target");
-        }
+        checkTargetRefs(c, *refs);
     }
     const Json* validation = get(*spec, "validation");
     if (!validation || !validation->is_object()) {
         return;
     }
-    const Json* caRefs = get(*validation, "caCertificateRefs");
-    bool hasCaRefs = caRefs && caRefs->is_array() && !caRefs->empty();
-    bool hasWellKnown = !getString(*validation, "wellKnownCACertificates").empty();
-    if (hasCaRefs && hasWellKnown) {
-        c.invalid("spec.validation", Json("object"),
-                  "must not contain both CACertificateRefs and WellKnownCACertificates");
-    } else if (!hasCaRefs && !hasWellKnown) {
-        c.invalid("spec.validation", Json("object"),
-                  "must specify either CACertificateRefs or WellKnownCACertificates");
-    }
-    const Json* sans = get(*validation, "subjectAltNames");
-    if (!sans || !sans->is_array()) {
-        return;
-    }
-    for (std::size_t i = 0; i < sans->size(); ++i) {
-        const Json& san = (*sans)[i];
-        const Json* type = get(san, "type");
-        if (!type || !type->is_string()) {
-            continue;
-        }
-        std::string path = index("spec.validation.subjectAltNames", i);
-        bool hasHostname = !getString(san, "hostname").empty();
-        bool hasUri = !getString(san, "uri").empty();
-        if (*type == "Hostname") {
-            if (!hasHostname) {
-                c.required(path + ".hostname",
-                           "SubjectAltName element must contain Hostname, if Type is set to "
-                           "Hostname");
-            }
-            if (hasUri) {
-                c.forbidden(path + ".uri",
-                            "SubjectAltName element must not contain URI, if Type is not set to "
-                            "URI");
-            }
-        } else if (*type == "URI") {
-            if (!hasUri) {
-                c.required(path + ".uri",
-                           "SubjectAltName element must contain URI, if Type is set to URI");
-            }
-            if (hasHostname) {
-                c.forbidden(path + ".hostname",
-                            "SubjectAltName element must not contain Hostname, if Type is not "
-                            "set to Hostname");
-            }
-        }
+    checkTrustAnchorChoice(c, *validation);
+    if (const Json* sans = get(*validation, "subjectAltNames"); sans && sans->is_array()) {
+        checkSubjectAltNames(c, *sans);
     }
 }
 

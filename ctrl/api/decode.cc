@@ -51,6 +51,12 @@ bool isDigits(std::string_view s, int base) {
     return true;
 }
 
+unsigned digitValue(char c) {
+    return std::isdigit(static_cast<unsigned char>(c))
+               ? static_cast<unsigned>(c - '0')
+               : static_cast<unsigned>(std::tolower(static_cast<unsigned char>(c)) - 'a' + 10);
+}
+
 // Parses a core-schema integer; nullopt when `s` is not one. Values beyond int64 (or uint64
 // for positive ones) fall back to a float, as a JSON decoder would.
 std::optional<Json> coreInteger(std::string_view s) {
@@ -73,9 +79,7 @@ std::optional<Json> coreInteger(std::string_view s) {
     std::uint64_t value = 0;
     bool overflow = false;
     for (char c : digits) {
-        unsigned d = std::isdigit(static_cast<unsigned char>(c))
-                         ? static_cast<unsigned>(c - '0')
-                         : static_cast<unsigned>(std::tolower(static_cast<unsigned char>(c)) - 'a' + 10);
+        unsigned d = digitValue(c);
         if (value > (std::numeric_limits<std::uint64_t>::max() - d) / static_cast<unsigned>(base)) {
             overflow = true;
             break;
@@ -83,7 +87,12 @@ std::optional<Json> coreInteger(std::string_view s) {
         value = value * static_cast<unsigned>(base) + d;
     }
     if (overflow) {
-        return Json(std::strtod(std::string(s).c_str(), nullptr));
+        // strtod would read "0o..." as 0: accumulate the magnitude in the right base instead.
+        double magnitude = 0;
+        for (char c : digits) {
+            magnitude = magnitude * base + digitValue(c);
+        }
+        return Json(negative ? -magnitude : magnitude);
     }
     if (negative) {
         constexpr std::uint64_t kMinMagnitude = std::uint64_t(1) << 63;
@@ -153,6 +162,24 @@ Json resolvePlain(const std::string& s) {
     return s;
 }
 
+// Whether the quoted scalar whose opening quote is text[open] has its closing quote. yaml-cpp
+// 0.7 ends an unterminated quoted scalar at the end of the input instead of failing.
+bool quoteClosed(std::string_view text, std::size_t open) {
+    const char quote = text[open];
+    for (std::size_t i = open + 1; i < text.size(); ++i) {
+        if (quote == '"' && text[i] == '\\') {
+            ++i;  // an escape: the next character cannot close the scalar
+        } else if (text[i] == quote) {
+            if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+                ++i;  // '' is an escaped single quote
+                continue;
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
 // Builds JSON trees straight from yaml-cpp's parse events. Going through YAML::LoadAll
 // would be simpler, but LoadAll in yaml-cpp 0.7 loops forever (allocating) when the parser
 // stops consuming tokens (e.g. "{},:}" or a stray ","), and events give every node's mark.
@@ -163,6 +190,13 @@ public:
         YAML::Mark mark;                 // where the root node starts
         std::vector<YAML::Mark> items;   // marks of the elements of a top-level "items" list
     };
+
+    // Marks count bytes of UTF-8 after a byte order mark; UTF-16 and UTF-32 input (which has
+    // NUL bytes) is converted before marks are counted, so its quotes are not checked.
+    explicit Builder(std::string_view text)
+        : text_(text.find('\0') != std::string_view::npos ? std::string_view()
+                : text.substr(0, 3) == "\xef\xbb\xbf"     ? text.substr(3)
+                                                            : text) {}
 
     std::vector<Built> documents;
 
@@ -205,6 +239,14 @@ public:
     void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                   const std::string& value) override {
         budget(mark, 1);
+        // Quoted scalars carry the tag "!"; a mark that does not land on a quote is a block
+        // scalar.
+        if (tag == "!" && mark.pos >= 0 && static_cast<std::size_t>(mark.pos) < text_.size()) {
+            auto open = static_cast<std::size_t>(mark.pos);
+            if ((text_[open] == '"' || text_[open] == '\'') && !quoteClosed(text_, open)) {
+                throw DecodeError{mark, "unterminated quoted scalar"};
+            }
+        }
         complete(scalar(mark, tag, value), mark, anchor, value, 1);
     }
 
@@ -337,6 +379,7 @@ private:
         return value;
     }
 
+    std::string_view text_;
     std::vector<Frame> stack_;
     std::map<YAML::anchor_t, Anchored> anchors_;
     std::optional<Json> root_;
@@ -487,7 +530,7 @@ Result<std::vector<Document>> decodeManifests(std::string_view text, const std::
     try {
         std::istringstream in{std::string(text)};
         YAML::Parser parser(in);
-        Builder builder;
+        Builder builder(text);
         while (parser.HandleNextDocument(builder)) {
         }
         std::vector<Document> out;

@@ -26,8 +26,9 @@ const std::string kHostnameWildcard = "(\\*\\.)?" + kDnsSubdomain;
 // IANA_SVC_NAME: at most 15 characters, lowercase alphanumerics and '-', at least one letter,
 // no leading, trailing or doubled '-'.
 const std::string kIanaSvcName = "(?=.*[a-z])(?!.*--)[a-z0-9]([a-z0-9-]*[a-z0-9])?";
+// The name after the prefix is bounded like a label name (upstream's pattern): 1..63 characters.
 const std::string kWellKnownCa =
-    "System|" + kDnsSubdomain + "/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?";
+    "System|" + kDnsSubdomain + "/[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?";
 // scheme "://" non-empty authority, then anything without whitespace: rejects urn: and spiffe:/x.
 const std::string kUri = "[a-zA-Z][-a-zA-Z0-9+.]*://[^/?#\\s]+[^\\s]*";
 
@@ -517,9 +518,14 @@ KindInfo service() {
             opt("clusterIP", str("IP address of the Service, \"None\" for a headless Service, "
                                  "or empty to have one allocated.",
                                  {.maxLength = 64})),
+            // The API server strips one trailing dot before checking the subdomain, so a
+            // fully qualified name is accepted; admission checks the 253 bound without it.
             opt("externalName",
-                dnsSubdomain("External DNS name this Service resolves to (a lowercase RFC 1123 "
-                             "hostname). Required when type is ExternalName.")),
+                str("External DNS name this Service resolves to (a lowercase RFC 1123 "
+                    "hostname, optionally fully qualified with a trailing dot). Required when "
+                    "type is ExternalName.",
+                    {.maxLength = 254, .pattern = kDnsSubdomain + "\\.?",
+                     .patternHelp = kDnsSubdomainHelp})),
             opt("ports", array("The ports the Service exposes.", servicePort)),
         });
     std::string desc =
@@ -687,7 +693,7 @@ KindInfo backendTlsPolicy() {
             opt("wellKnownCACertificates",
                 str("Set to System to trust the system CA certificates in the handshake. "
                     "Mutually exclusive with caCertificateRefs.",
-                    {.maxLength = 253, .pattern = "(" + kWellKnownCa + ")?",
+                    {.maxLength = 253, .pattern = kWellKnownCa,
                      .patternHelp = "must be \"System\" or a domain-prefixed name "
                                     "(example.com/name)"})),
             req("hostname",

@@ -114,6 +114,10 @@ struct InvalidCase {
     std::string reason;
 };
 
+// gtest prints a failing parameter by its bytes unless told how; the case name is enough.
+void PrintTo(const ValidCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const InvalidCase& c, std::ostream* os) { *os << c.name; }
+
 std::vector<ValidCase> validPolicyCases() {
     return {
         {"SeedExample", [](Json&) {}},
@@ -136,9 +140,6 @@ std::vector<ValidCase> validPolicyCases() {
                                 caRef("f"), caRef("g"), caRef("h")}))},
         {"SecretCaRef", useCaRefs(Json::array({{{"group", ""}, {"kind", "Secret"}, {"name", "ca"}}}))},
         {"WellKnownDomainPrefixed", set("/spec/validation/wellKnownCACertificates", "example.com/bundle")},
-        {"CaRefsWithEmptyWellKnown",
-         both(set("/spec/validation/wellKnownCACertificates", ""),
-              set("/spec/validation/caCertificateRefs", Json::array({caRef("ca")})))},
         {"FiveSans", set("/spec/validation/subjectAltNames", sans(5))},
         {"WildcardHostnameSan",
          set("/spec/validation/subjectAltNames",
@@ -203,9 +204,18 @@ std::vector<InvalidCase> invalidPolicyCases() {
         {"CaRefWithNamespace",
          useCaRefs(Json::array({{{"group", ""}, {"kind", "ConfigMap"}, {"name", "ca"}, {"namespace", "other"}}})),
          "spec.validation.caCertificateRefs[0].namespace", "FieldUnknown"},
+        // The upstream type is an enum: "" is no value of it, even beside caCertificateRefs.
+        {"CaRefsWithEmptyWellKnown",
+         both(set("/spec/validation/wellKnownCACertificates", ""),
+              set("/spec/validation/caCertificateRefs", Json::array({caRef("ca")}))),
+         "spec.validation.wellKnownCACertificates", "FieldValueInvalid"},
         {"WellKnownLowercase", set("/spec/validation/wellKnownCACertificates", "system"),
          "spec.validation.wellKnownCACertificates", "FieldValueInvalid"},
         {"WellKnownUnprefixed", set("/spec/validation/wellKnownCACertificates", "Mozilla"),
+         "spec.validation.wellKnownCACertificates", "FieldValueInvalid"},
+        // Upstream bounds the name after the prefix like a label name: at most 63 characters.
+        {"WellKnownNamePartTooLong",
+         set("/spec/validation/wellKnownCACertificates", "example.com/" + std::string(64, 'a')),
          "spec.validation.wellKnownCACertificates", "FieldValueInvalid"},
         {"CaRefsAndWellKnown", set("/spec/validation/caCertificateRefs", Json::array({caRef("ca")})),
          "spec.validation", "FieldValueInvalid"},
@@ -233,6 +243,14 @@ std::vector<InvalidCase> invalidPolicyCases() {
          set("/spec/validation/subjectAltNames",
              Json::array({{{"type", "URI"}, {"uri", "spiffe://a/b"}, {"hostname", "a.example.com"}}})),
          "spec.validation.subjectAltNames[0].hostname", "FieldValueForbidden"},
+        // The CEL rules forbid hostname (uri) whenever type is not Hostname (URI), not only
+        // when it is the other enum value.
+        {"UnknownSanTypeWithHostname",
+         set("/spec/validation/subjectAltNames", Json::array({{{"type", "DNS"}, {"hostname", "a.example.com"}}})),
+         "spec.validation.subjectAltNames[0].hostname", "FieldValueForbidden"},
+        {"UnknownSanTypeWithUri",
+         set("/spec/validation/subjectAltNames", Json::array({{{"type", "SPIFFE"}, {"uri", "spiffe://a/b"}}})),
+         "spec.validation.subjectAltNames[0].uri", "FieldValueForbidden"},
         {"UrnUriSan", set("/spec/validation/subjectAltNames", Json::array({{{"type", "URI"}, {"uri", "urn:example:a"}}})),
          "spec.validation.subjectAltNames[0].uri", "FieldValueInvalid"},
         {"SpiffeUriWithoutAuthority",
@@ -375,6 +393,25 @@ spec:
     EXPECT_EQ(format(result.errors[0]), "spec.listeners[0].port: Invalid value: \"80\": must be an integer");
 }
 
+TEST(AdmissionTest, TypesUnquotedManifestScalarsByTheCoreSchema) {
+    auto docs = decodeManifests(R"(apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: p}
+spec:
+  targetRefs: [{group: "", kind: Service, name: s}]
+  validation: {hostname: null, wellKnownCACertificates: System}
+  options: {lastmile.dev/min-tls-version: 1.3}
+)",
+                                "p.yaml");
+    ASSERT_TRUE(docs) << docs.error().message();
+    auto result = admit((*docs)[0].object);
+    EXPECT_TRUE(hasError(result.errors, "spec.validation.hostname", "FieldValueRequired"))
+        << describe(result.errors);
+    EXPECT_TRUE(hasError(result.errors, "spec.options[lastmile.dev/min-tls-version]",
+                         "FieldValueTypeInvalid"))
+        << describe(result.errors);
+}
+
 TEST(AdmissionTest, RejectsANonObject) {
     auto result = admit(Json::array());
     ASSERT_EQ(result.errors.size(), 1u);
@@ -477,9 +514,11 @@ struct KindCase {
     std::string name;
     const char* base;
     Mutation mutate;
-    std::string path;    // empty: must be admitted
-    std::string reason;
+    std::string path;    // "" names the whole object
+    std::string reason;  // empty: must be admitted
 };
+
+void PrintTo(const KindCase& c, std::ostream* os) { *os << c.name; }
 
 std::vector<KindCase> kindCases() {
     return {
@@ -491,6 +530,10 @@ std::vector<KindCase> kindCases() {
         {"GatewayDuplicatePortAndProtocol", kGateway,
          both(set("/spec/listeners/1/port", 8443), set("/spec/listeners/1/protocol", "TCP")),
          "spec.listeners[1]", "FieldValueDuplicate"},
+        // Upstream CEL: "hostname must not be specified for protocols ['TCP', 'UDP']".
+        {"GatewayTcpListenerWithHostname", kGateway, set("/spec/listeners/0/hostname", "a.example.com"),
+         "spec.listeners[0].hostname", "FieldValueForbidden"},
+        {"GatewayHttpListenerWithHostname", kGateway, set("/spec/listeners/1/hostname", "a.example.com"), "", ""},
         {"GatewayListenerNameNotALabel", kGateway, set("/spec/listeners/0/name", "a.b"), "spec.listeners[0].name", "FieldValueInvalid"},
         {"GatewayPortOutOfRange", kGateway, set("/spec/listeners/0/port", 70000), "spec.listeners[0].port", "FieldValueInvalid"},
         {"GatewayProtocolUnknown", kGateway, set("/spec/listeners/0/protocol", "FTP"), "spec.listeners[0].protocol", "FieldValueNotSupported"},
@@ -505,6 +548,22 @@ std::vector<KindCase> kindCases() {
         {"TcpRouteWithoutRules", kTcpRoute, erase("/spec/rules"), "spec.rules", "FieldValueRequired"},
         {"TcpRouteServiceWithoutPort", kTcpRoute, erase("/spec/rules/0/backendRefs/0/port"),
          "spec.rules[0].backendRefs[0].port", "FieldValueRequired"},
+        // The two upstream CEL rules on parentRefs (CommonRouteSpec).
+        {"TcpRouteTwoListenersOfOneGateway", kTcpRoute,
+         set("/spec/parentRefs", Json::array({{{"name", "gw"}, {"sectionName", "a"}}, {{"name", "gw"}, {"sectionName", "b"}}})),
+         "", ""},
+        {"TcpRouteSameGatewayInTwoNamespaces", kTcpRoute,
+         set("/spec/parentRefs", Json::array({{{"name", "gw"}}, {{"name", "gw"}, {"namespace", "other"}}})), "", ""},
+        {"TcpRouteSectionOnOnlyOneRefOfAGateway", kTcpRoute,
+         set("/spec/parentRefs", Json::array({{{"name", "gw"}, {"sectionName", "a"}}, {{"name", "gw"}}})),
+         "spec.parentRefs", "FieldValueInvalid"},
+        {"TcpRouteSameParentTwice", kTcpRoute,
+         set("/spec/parentRefs",
+             Json::array({{{"name", "gw"}, {"port", 443}}, {{"name", "gw"}, {"kind", "Gateway"}, {"port", 443}}})),
+         "spec.parentRefs", "FieldValueInvalid"},
+        {"HttpRouteSameParentTwice", kHttpRoute,
+         set("/spec/parentRefs", Json::array({{{"name", "gw"}}, {{"name", "gw"}}})), "spec.parentRefs",
+         "FieldValueInvalid"},
         {"TcpRouteParentWithoutName", kTcpRoute, erase("/spec/parentRefs/0/name"), "spec.parentRefs[0].name", "FieldValueRequired"},
         {"HttpRouteIsValid", kHttpRoute, [](Json&) {}, "", ""},
         {"HttpRouteWithoutMatches", kHttpRoute, erase("/spec/rules/0/matches"), "", ""},
@@ -536,10 +595,38 @@ std::vector<KindCase> kindCases() {
         {"ServiceExternalNameWithClusterIpType", kService, set("/spec/externalName", "backend.example.com"),
          "spec.externalName", "FieldValueForbidden"},
         {"ServiceTypeUnknown", kService, set("/spec/type", "Internal"), "spec.type", "FieldValueNotSupported"},
+        // The API server requires ports unless the Service is headless or ExternalName.
+        {"ServiceWithoutPorts", kService, erase("/spec/ports"), "spec.ports", "FieldValueRequired"},
+        {"ServiceWithEmptyPorts", kService, set("/spec/ports", Json::array()), "spec.ports", "FieldValueRequired"},
+        {"HeadlessServiceWithoutPorts", kService,
+         both(erase("/spec/ports"), set("/spec/clusterIP", "None")), "", ""},
+        {"ExternalNameServiceWithoutPorts", kService,
+         both(erase("/spec/ports"), both(set("/spec/type", "ExternalName"),
+                                         set("/spec/externalName", "backend.example.com"))),
+         "", ""},
+        // The API server strips one trailing dot (a fully qualified name) before validating.
+        {"ServiceExternalNameFullyQualified", kService,
+         both(set("/spec/type", "ExternalName"), set("/spec/externalName", "backend.example.com.")), "", ""},
+        {"ServiceExternalNameTwoTrailingDots", kService,
+         both(set("/spec/type", "ExternalName"), set("/spec/externalName", "backend.example.com..")),
+         "spec.externalName", "FieldValueInvalid"},
         {"SliceIsValid", kSlice, [](Json&) {}, "", ""},
         {"SliceWithoutAddressType", kSlice, erase("/addressType"), "addressType", "FieldValueRequired"},
         {"SliceBadIpv4", kSlice, set("/endpoints/0/addresses/0", "::1"), "endpoints[0].addresses[0]", "FieldValueInvalid"},
         {"SliceIpv6", kSlice, both(set("/addressType", "IPv6"), set("/endpoints/0/addresses/0", "::1")), "", ""},
+        // FQDN addresses are checked like IsFullyQualifiedDomainName: one trailing dot is
+        // allowed, and a single label is not a fully qualified name.
+        {"SliceFqdn", kSlice, both(set("/addressType", "FQDN"), set("/endpoints/0/addresses/0", "backend.example.com")), "", ""},
+        {"SliceFqdnWithTrailingDot", kSlice,
+         both(set("/addressType", "FQDN"), set("/endpoints/0/addresses/0", "backend.example.com.")), "", ""},
+        {"SliceFqdnSingleLabel", kSlice, both(set("/addressType", "FQDN"), set("/endpoints/0/addresses/0", "localhost")),
+         "endpoints[0].addresses[0]", "FieldValueInvalid"},
+        {"SliceFqdnUppercase", kSlice, both(set("/addressType", "FQDN"), set("/endpoints/0/addresses/0", "Backend.example.com")),
+         "endpoints[0].addresses[0]", "FieldValueInvalid"},
+        // An IPv4-mapped IPv6 address is an IPv4 address to the API server, not an IPv6 one.
+        {"SliceIpv6MappedIpv4", kSlice,
+         both(set("/addressType", "IPv6"), set("/endpoints/0/addresses/0", "::ffff:10.0.0.1")),
+         "endpoints[0].addresses[0]", "FieldValueInvalid"},
         {"SliceEmptyAddresses", kSlice, set("/endpoints/0/addresses", Json::array()), "endpoints[0].addresses", "FieldValueRequired"},
         {"SliceReadyNotBoolean", kSlice, set("/endpoints/0/conditions/ready", "yes"), "endpoints[0].conditions.ready", "FieldValueTypeInvalid"},
         {"SliceSpecIsUnknown", kSlice, set("/spec", Json::object()), "spec", "FieldUnknown"},
@@ -554,6 +641,13 @@ std::vector<KindCase> kindCases() {
          both(erase("/data/tls.key"), set("/stringData", Json{{"tls.key", "k"}})), "", ""},
         {"SecretBadKey", kSecret, set("/data/a:b", "YQ=="), "data[a:b]", "FieldValueInvalid"},
         {"SecretImmutableNotBoolean", kSecret, set("/immutable", "yes"), "immutable", "FieldValueTypeInvalid"},
+        // The API server bounds the data of a ConfigMap or Secret at 1 MiB (MaxSecretSize).
+        {"ConfigMapOneMebibyte", kConfigMap, set("/data", Json{{"ca.crt", std::string(1 << 20, 'x')}}), "", ""},
+        {"ConfigMapOverOneMebibyte", kConfigMap,
+         set("/data", Json{{"a", std::string(1 << 19, 'x')}, {"b", std::string((1 << 19) + 1, 'x')}}),
+         "", "FieldValueTooLong"},
+        {"SecretOverOneMebibyte", kSecret,
+         set("/stringData", Json{{"big", std::string((1 << 20) - 6, 'x')}}), "data", "FieldValueTooLong"},
     };
 }
 
@@ -564,7 +658,7 @@ TEST_P(KindShapeTest, FollowsTheKindsRules) {
     Json object = parse(c.base);
     c.mutate(object);
     auto result = admit(object);
-    if (c.path.empty()) {
+    if (c.reason.empty()) {
         EXPECT_TRUE(result.errors.empty()) << describe(result.errors);
     } else {
         EXPECT_TRUE(hasError(result.errors, c.path, c.reason))

@@ -65,6 +65,18 @@ on: on
     EXPECT_EQ(o["on"], "on");
 }
 
+TEST(DecodeTest, KeepsTheMagnitudeOfIntegersBeyondSixtyFourBits) {
+    Json o = decodeOne(R"(
+dec: 100000000000000000000
+hex: 0x100000000000000000
+oct: 0o4000000000000000000000
+)");
+    ASSERT_TRUE(o["oct"].is_number_float()) << o.dump();
+    EXPECT_DOUBLE_EQ(o["dec"].get<double>(), 1e20);
+    EXPECT_DOUBLE_EQ(o["hex"].get<double>(), 0x1p68);
+    EXPECT_DOUBLE_EQ(o["oct"].get<double>(), 0x1p65);
+}
+
 TEST(DecodeTest, KeepsQuotedScalarsAsStrings) {
     Json o = decodeOne("a: \"80\"\nb: 'true'\nc: \"\"\nd: !!str 12\ne: !!int \"7\"\n");
     EXPECT_EQ(o["a"], "80");
@@ -123,6 +135,26 @@ TEST(DecodeTest, ReportsMalformedYamlWithLineAndColumn) {
     std::string e = errorOf("a: 1\nb: [1, 2\nc: 3\n");
     EXPECT_EQ(e.rfind("in.yaml:", 0), 0u) << e;
     EXPECT_NE(e.find("in.yaml:3:"), std::string::npos) << e;
+}
+
+// yaml-cpp ends an unterminated quoted scalar at the end of input instead of failing; the
+// decoder must not turn `hostname: "backend` into the string "backend ".
+TEST(DecodeTest, RejectsAnUnterminatedQuotedScalarAtItsPosition) {
+    std::string e = errorOf("a: 1\nb: \"unterminated\n");
+    EXPECT_NE(e.find("in.yaml:2:4: "), std::string::npos) << e;
+    e = errorOf("a: 'it''s\n");
+    EXPECT_NE(e.find("in.yaml:1:4: "), std::string::npos) << e;
+    e = errorOf("a: \"x\\\"\n");
+    EXPECT_NE(e.find("in.yaml:1:4: "), std::string::npos) << e;
+    e = errorOf("\xef\xbb\xbf" "a: \"x\n");
+    EXPECT_NE(e.find("in.yaml:1:4: "), std::string::npos) << e;
+}
+
+TEST(DecodeTest, AcceptsClosedQuotesWithEscapesAndAByteOrderMark) {
+    Json o = decodeOne("\xef\xbb\xbf{\"a\": \"x\\\"y\", 'b': 'it''s', c: \"\"}\n");
+    EXPECT_EQ(o["a"], "x\"y");
+    EXPECT_EQ(o["b"], "it's");
+    EXPECT_EQ(o["c"], "");
 }
 
 TEST(DecodeTest, ReportsBadIndentationPosition) {
