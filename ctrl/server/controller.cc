@@ -78,8 +78,12 @@ std::string displayName(const Json& object) {
 }  // namespace
 
 Controller::Controller(Store& store, ReconcilerConfig config, tls::ProfileRegistry& profiles,
-                       Clock clock)
-    : store_(store), config_(std::move(config)), profiles_(profiles), clock_(std::move(clock)) {}
+                       Clock clock, ReconcileFn reconciler)
+    : store_(store),
+      config_(std::move(config)),
+      profiles_(profiles),
+      clock_(std::move(clock)),
+      reconcile_(std::move(reconciler)) {}
 
 Status Controller::start() {
     std::lock_guard lock(mu_);
@@ -166,7 +170,7 @@ Result<std::vector<Json>> Controller::list(const std::string& project, const std
 Status Controller::reconcileLocked(const std::string& project) {
     auto objects = store_.listProject(project);
     LM_TRY(objects);
-    ReconcileOutput out = reconcile(*objects, config_, clock_());
+    ReconcileOutput out = reconcile_(*objects, config_, clock_());
 
     std::map<ObjectKey, const Json*> stored;
     for (const auto& object : *objects) {
@@ -184,22 +188,29 @@ Status Controller::reconcileLocked(const std::string& project) {
         LM_TRY(store_.updateStatus(project, update.key, std::move(update.status)));
     }
 
+    auto current = profiles_.snapshot();
+    std::map<tls::BackendKey, std::shared_ptr<const tls::HandshakeProfile>> next;
     if (!out.internalErrors.empty()) {
         compileFailures_.fetch_add(out.internalErrors.size(), std::memory_order_relaxed);
         for (const auto& e : out.internalErrors) {
             LM_LOG(Warning, kLog, "project " << project << ": keeping the previous profiles: " << e);
         }
-        return {};
-    }
-
-    auto current = profiles_.snapshot();
-    std::map<tls::BackendKey, std::shared_ptr<const tls::HandshakeProfile>> next;
-    for (auto& profile : out.profiles) {
-        const auto& backend = profile->spec().backend;
-        // An unchanged spec keeps its compiled profile, and with it the session cache.
-        auto previous = current->find(project, backend);
-        next.emplace(backend,
-                     previous && previous->spec() == profile->spec() ? previous : std::move(profile));
+        // Keep what was live; a backend new in this pass still gets the pass's (fail-closed)
+        // profile: a covered backend without a profile would be forwarded without TLS.
+        if (auto live = current->projects.find(project); live != current->projects.end()) {
+            next = live->second;
+        }
+        for (auto& profile : out.profiles) {
+            next.emplace(profile->spec().backend, std::move(profile));
+        }
+    } else {
+        for (auto& profile : out.profiles) {
+            const auto& backend = profile->spec().backend;
+            // An unchanged spec keeps its compiled profile, and with it the session cache.
+            auto previous = current->find(project, backend);
+            next.emplace(backend, previous && previous->spec() == profile->spec() ? previous
+                                                                                 : std::move(profile));
+        }
     }
     auto old = current->projects.find(project);
     bool same = old == current->projects.end() ? next.empty() : old->second == next;

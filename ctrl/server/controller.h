@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,7 +32,12 @@ struct WriteResult {
 // an acknowledged write sees its status. Thread-safe.
 class Controller {
 public:
-    Controller(Store& store, ReconcilerConfig config, tls::ProfileRegistry& profiles, Clock clock);
+    using ReconcileFn = std::function<ReconcileOutput(
+        const std::vector<Json>&, const ReconcilerConfig&, std::chrono::system_clock::time_point)>;
+
+    // `reconciler` is ctrl::reconcile; tests substitute one that fails in ways OpenSSL won't.
+    Controller(Store& store, ReconcilerConfig config, tls::ProfileRegistry& profiles, Clock clock,
+               ReconcileFn reconciler = reconcile);
 
     // Reconciles every stored project and publishes the first ProfileSet. Call once at start.
     Status start();
@@ -67,6 +73,7 @@ private:
     const ReconcilerConfig config_;
     tls::ProfileRegistry& profiles_;
     Clock clock_;
+    ReconcileFn reconcile_;
 
     std::mutex mu_;  // serializes writes with the reconcile that follows them
     std::atomic<std::uint64_t> compileFailures_{0};
