@@ -104,28 +104,6 @@ private:
     bool failed_ = false;
 };
 
-std::string textAt(const Json& j, std::string_view a, std::string_view b = {}) {
-    if (!j.is_object()) {
-        return "";
-    }
-    auto it = j.find(std::string(a));
-    if (it == j.end()) {
-        return "";
-    }
-    const Json* v = &*it;
-    if (!b.empty()) {
-        if (!v->is_object()) {
-            return "";
-        }
-        auto jt = v->find(std::string(b));
-        if (jt == v->end()) {
-            return "";
-        }
-        v = &*jt;
-    }
-    return v->is_string() ? v->get<std::string>() : (v->is_null() ? "" : v->dump());
-}
-
 std::string unknownKind(std::string_view name) {
     return "error: the server doesn't have a resource type \"" + std::string(name) + "\"\n";
 }
@@ -141,7 +119,7 @@ std::string renderError(const HttpResponse& r, std::string_view context, const c
                         const std::string& name) {
     if (r.status == 404 && kind != nullptr) {
         Json status = Json::parse(r.body, nullptr, false);
-        if (status.is_discarded() || textAt(status, "message").empty()) {
+        if (status.is_discarded() || textAt(status, {"message"}).empty()) {
             return notFound(*kind, name, context);
         }
     }
@@ -194,8 +172,8 @@ struct Target {
 std::optional<Target> resolveDocument(Json& object, const Source& source,
                                       const GlobalOptions& options, std::ostream& err) {
     Target t;
-    t.apiVersion = textAt(object, "apiVersion");
-    std::string kind = textAt(object, "kind");
+    t.apiVersion = textAt(object, {"apiVersion"});
+    std::string kind = textAt(object, {"kind"});
     if (t.apiVersion.empty() || kind.empty()) {
         std::string missing = t.apiVersion.empty() ? "apiVersion not set" : "";
         if (kind.empty()) {
@@ -210,13 +188,13 @@ std::optional<Target> resolveDocument(Json& object, const Source& source,
             << kind << "\" in version \"" << t.apiVersion << "\"\n";
         return std::nullopt;
     }
-    t.name = textAt(object, "metadata", "name");
+    t.name = textAt(object, {"metadata", "name"});
     if (t.name.empty()) {
         err << "error: error when applying \"" << source.name << "\": " << kind
             << ": resource name may not be empty\n";
         return std::nullopt;
     }
-    t.ns = textAt(object, "metadata", "namespace");
+    t.ns = textAt(object, {"metadata", "namespace"});
     if (!t.ns.empty() && options.nsExplicit && t.ns != options.ns) {
         // kubectl's rule: an explicit -n never silently loses to the manifest, or the reverse.
         err << "error: the namespace from the provided object \"" << t.ns
@@ -297,7 +275,7 @@ int runApply(const std::vector<std::string>& files, const GlobalOptions& options
         std::string previousVersion;
         if (before->status == 200) {
             Json previous = Json::parse(before->body, nullptr, false);
-            previousVersion = textAt(previous, "metadata", "resourceVersion");
+            previousVersion = textAt(previous, {"metadata", "resourceVersion"});
         } else if (before->status != 404) {
             env.err << renderError(*before, context, target.kind, target.name);
             return Step::Failed;
@@ -313,7 +291,7 @@ int runApply(const std::vector<std::string>& files, const GlobalOptions& options
             env.out << noun << " created\n";
         } else if (put->status == 200) {
             Json stored = Json::parse(put->body, nullptr, false);
-            std::string version = textAt(stored, "metadata", "resourceVersion");
+            std::string version = textAt(stored, {"metadata", "resourceVersion"});
             bool same = !previousVersion.empty() && version == previousVersion;
             env.out << noun << (same ? " unchanged\n" : " configured\n");
         } else {
@@ -619,8 +597,8 @@ int runDescribe(const std::vector<Selection>& selections, const GlobalOptions& o
         env.out << describeObject(*kind, object);
         if (kind->kind == "BackendTLSPolicy") {
             if (profiles) {
-                std::string policy = textAt(object, "metadata", "namespace") + "/" +
-                                     textAt(object, "metadata", "name");
+                std::string policy = textAt(object, {"metadata", "namespace"}) + "/" +
+                                     textAt(object, {"metadata", "name"});
                 env.out << describeProfiles(*profiles, policy);
             } else {
                 env.out << "Compiled Profiles:  <unavailable: " << profilesError << ">\n";

@@ -48,10 +48,6 @@ std::string scalarText(const Json& v) {
     return v.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-std::string textAt(const Json& j, std::initializer_list<std::string_view> keys) {
-    const Json* v = memberPath(j, keys);
-    return v == nullptr ? std::string() : scalarText(*v);
-}
 
 const Json& emptyArray() {
     static const Json kEmpty = Json::array();
@@ -61,17 +57,6 @@ const Json& emptyArray() {
 const Json& arrayAt(const Json& j, std::initializer_list<std::string_view> keys) {
     const Json* v = memberPath(j, keys);
     return v != nullptr && v->is_array() ? *v : emptyArray();
-}
-
-std::string join(const std::vector<std::string>& parts, std::string_view sep) {
-    std::string out;
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-        if (i > 0) {
-            out += sep;
-        }
-        out += parts[i];
-    }
-    return out;
 }
 
 std::string orNone(std::string s) {
@@ -532,6 +517,11 @@ std::string reasonFromCode(long code) {
 }
 
 }  // namespace
+
+std::string textAt(const Json& j, std::initializer_list<std::string_view> keys) {
+    const Json* v = memberPath(j, keys);
+    return v == nullptr ? std::string() : scalarText(*v);
+}
 
 // ---- public -------------------------------------------------------------------------------
 

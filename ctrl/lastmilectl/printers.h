@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,10 @@ using ctrl::Json;
 // wide as its widest cell plus `padding`, at least `minWidth`; the last cell of a line is
 // never padded, and a line with fewer cells ends the column block.
 std::string tabAlign(std::string_view text, std::size_t minWidth, std::size_t padding);
+
+// The scalar at `keys` as text ("" when absent or null; numbers and booleans as JSON).
+// Never throws, whatever the server sent.
+std::string textAt(const Json& j, std::initializer_list<std::string_view> keys);
 
 // kubectl's HumanDuration: "5s", "3m", "3m20s", "2h", "7h5m", "4d", "4d3h", "2y", "<invalid>".
 std::string formatAge(std::int64_t seconds);
