@@ -2,8 +2,14 @@
 // Configuration file parsing with yaml-cpp; exceptions stay inside this file.
 #include "ctrl/lastmiled/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
 #include <map>
 
 namespace lastmile::ctrl {
@@ -24,7 +30,59 @@ Result<log::Level> parseLevel(const std::string& value) {
     return it->second;
 }
 
+bool isIpLiteral(const std::string& s) {
+    unsigned char buf[sizeof(in6_addr)];
+    return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+// Ten years: far beyond any sensible timeout, and far from overflowing milliseconds.
+constexpr double kMaxDurationMs = 10.0 * 365 * 24 * 3600 * 1000;
+
 }  // namespace
+
+Result<std::chrono::milliseconds> parseDuration(const std::string& text) {
+    auto bad = [&] {
+        return fail(Errc::Invalid, "duration \"" + text +
+                                       "\": use a number and a unit (ms, s, m, h), e.g. 500ms, "
+                                       "5s, 2m, 1h30m");
+    };
+    static const std::map<std::string, double> units{
+        {"ms", 1.0}, {"s", 1'000.0}, {"m", 60'000.0}, {"h", 3'600'000.0}};
+    if (text.empty()) {
+        return bad();
+    }
+    double totalMs = 0;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        std::size_t start = i;
+        while (i < text.size() &&
+               (std::isdigit(static_cast<unsigned char>(text[i])) != 0 || text[i] == '.')) {
+            ++i;
+        }
+        if (i == start) {
+            return bad();
+        }
+        double value = 0;
+        auto [end, ec] = std::from_chars(text.data() + start, text.data() + i, value,
+                                         std::chars_format::fixed);
+        if (ec != std::errc() || end != text.data() + i) {
+            return bad();
+        }
+        std::size_t unitStart = i;
+        while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i])) != 0) {
+            ++i;
+        }
+        auto unit = units.find(text.substr(unitStart, i - unitStart));
+        if (unit == units.end()) {
+            return bad();
+        }
+        totalMs += value * unit->second;
+        if (totalMs > kMaxDurationMs) {
+            return bad();
+        }
+    }
+    return std::chrono::milliseconds(std::llround(totalMs));
+}
 
 Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
     YAML::Node root;
@@ -49,6 +107,12 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
         {"gatewayClassName", &base.gatewayClassName},
         {"controllerName", &base.controllerName},
     };
+    const std::map<std::string, std::chrono::milliseconds*> durations{
+        {"connectTimeout", &base.dataplane.connectTimeout},
+        {"handshakeTimeout", &base.dataplane.handshakeTimeout},
+        {"idleTimeout", &base.dataplane.idleTimeout},
+        {"drainTimeout", &base.dataplane.drainTimeout},
+    };
     for (const auto& entry : root) {
         const auto key = entry.first.as<std::string>("");
         const auto& value = entry.second;
@@ -60,7 +124,34 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
             if (auto it = strings.find(key); it != strings.end()) {
                 *it->second = value.as<std::string>();
             } else if (key == "workers") {
-                base.workers = value.as<unsigned>();
+                auto n = value.as<std::int64_t>();
+                if (n < 0 || n > 4096) {
+                    return fail(Errc::Invalid, at + ": must be 0 (one per core) to 4096");
+                }
+                base.dataplane.workers = static_cast<unsigned>(n);
+            } else if (key == "bindAddress") {
+                auto address = value.as<std::string>();
+                if (!isIpLiteral(address)) {
+                    return fail(Errc::Invalid, at + ": \"" + address +
+                                                   "\" is not an IPv4 or IPv6 address literal");
+                }
+                base.dataplane.bindAddress = address;
+            } else if (auto d = durations.find(key); d != durations.end()) {
+                auto duration = parseDuration(value.as<std::string>());
+                if (!duration) {
+                    return fail(Errc::Invalid, at + ": " + duration.error().context());
+                }
+                // Zero would expire every connection at once; only draining may skip waiting.
+                if (duration->count() == 0 && key != "drainTimeout") {
+                    return fail(Errc::Invalid, at + ": must be longer than 0");
+                }
+                *d->second = *duration;
+            } else if (key == "maxConnections") {
+                auto n = value.as<std::int64_t>();
+                if (n <= 0 || n > UINT32_MAX) {
+                    return fail(Errc::Invalid, at + ": must be from 1 to 4294967295");
+                }
+                base.dataplane.maxConnections = static_cast<std::uint32_t>(n);
             } else if (key == "logLevel") {
                 auto level = parseLevel(value.as<std::string>());
                 if (!level) {
@@ -70,7 +161,9 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
             } else {
                 return fail(Errc::Invalid, at + ": unknown key (known: stateDir, apiSocket, adminHttp, "
                                                 "manifests, gatewayClassName, controllerName, "
-                                                "workers, logLevel)");
+                                                "logLevel, workers, bindAddress, connectTimeout, "
+                                                "handshakeTimeout, idleTimeout, drainTimeout, "
+                                                "maxConnections)");
             }
         } catch (const YAML::Exception&) {
             return fail(Errc::Invalid, at + ": wrong type");

@@ -2,10 +2,12 @@
 // lastmiled's configuration file (YAML) and the command-line flags that override it.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "dataplane/base/log.h"
 #include "dataplane/base/result.h"
+#include "dataplane/worker/options.h"
 
 namespace lastmile::ctrl {
 
@@ -16,9 +18,15 @@ struct DaemonConfig {
     std::string manifests;                     // empty: none applied at start
     std::string gatewayClassName = "lastmile";
     std::string controllerName = "lastmile.dev/appliance";
-    unsigned workers = 0;  // 0: one dataplane worker per core
+    // The top-level keys workers, bindAddress, connectTimeout, handshakeTimeout, idleTimeout,
+    // drainTimeout and maxConnections.
+    dataplane::DataplaneOptions dataplane;
     log::Level logLevel = log::Level::Info;
 };
+
+// A Go-style duration ("500ms", "5s", "2m", "1h", "1m30s", "1.5h"): units ms, s, m, h;
+// fractions are rounded to the millisecond. Errc::Invalid otherwise.
+Result<std::chrono::milliseconds> parseDuration(const std::string& text);
 
 // Reads `path` over `base`: keys present in the file replace base's values. Unknown keys,
 // wrong types and malformed YAML fail with Errc::Invalid naming the file, line and key.

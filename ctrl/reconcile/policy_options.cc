@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string_view>
@@ -13,6 +15,9 @@ namespace {
 
 constexpr std::string_view kDomain = "lastmile.dev/";
 constexpr std::size_t kMaxAlpnLen = 255;  // one length byte on the wire
+// Idle connections per backend and worker are memory and backend sockets held for nothing
+// while unused; a bound keeps one policy from exhausting either.
+constexpr std::uint32_t kMaxWarmPool = 64;
 
 std::string trim(std::string_view s) {
     auto isSpace = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
@@ -174,6 +179,17 @@ OptionsOutcome applyPolicyOptions(const Json& options, tls::ProfileSpec& spec) {
             } else {
                 out.invalid.push_back(
                     describe(key, value, "must be one of auto, kernel, nic, userspace"));
+            }
+        } else if (name == "warm-pool") {
+            auto v = trim(value);
+            std::uint32_t n = 0;
+            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n > kMaxWarmPool) {
+                out.invalid.push_back(describe(
+                    key, value,
+                    "must be a decimal integer from 0 (off) to " + std::to_string(kMaxWarmPool)));
+            } else {
+                spec.warmPool = n;
             }
         } else {
             out.invalid.push_back(describe(key, value, "unknown lastmile.dev option"));

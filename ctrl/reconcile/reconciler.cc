@@ -94,6 +94,12 @@ bool isIpLiteral(const std::string& host) {
     });
 }
 
+// Only what inet_pton takes: endpoints and bind addresses are dialled and bound as is.
+bool isIpAddress(const std::string& s) {
+    unsigned char buf[sizeof(in6_addr)];
+    return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
 bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
 
 // The non-blank text under `key` of a ConfigMap or Secret (`kind`): ConfigMap `data` and
@@ -175,12 +181,14 @@ struct ServicePort {
     std::string name;
     int port = 0;
     std::string protocol;  // TCP, UDP, SCTP
+    std::optional<int> targetPort;  // only a numeric targetPort; a named one needs the slice
 };
 
 struct Service {
     std::string ns;
     std::string name;
     std::vector<ServicePort> ports;
+    std::string externalName;  // non-empty for `type: ExternalName`
 
     const ServicePort* byNumber(int number) const {
         for (const auto& p : ports) {
@@ -217,6 +225,7 @@ struct ClientCertCheck {
 struct Gateway {
     const Json* obj = nullptr;
     ObjectKey key;
+    std::string address;  // the first IPAddress of spec.addresses; empty: the default one
     std::vector<Listener> listeners;
     ClientCertCheck clientCert;
 };
@@ -227,6 +236,7 @@ struct BackendRef {
     std::string ns;
     std::string name;
     std::optional<int> port;
+    std::int64_t weight = 1;
 };
 
 // One accepted (Route, Gateway) attachment sending traffic to a Service of the Route's namespace.
@@ -242,8 +252,8 @@ using NsName = std::pair<std::string, std::string>;
 class Pass {
 public:
     Pass(const std::vector<Json>& objects, const ReconcilerConfig& config,
-         std::chrono::system_clock::time_point now)
-        : config_(config), now_(rfc3339(now)) {
+         std::chrono::system_clock::time_point now, const ListenerStates& bound)
+        : config_(config), bound_(bound), now_(rfc3339(now)) {
         index(objects);
     }
 
@@ -302,6 +312,11 @@ private:
     void checkUncompiledPolicies(const std::set<std::size_t>& checked,
                                  std::set<std::size_t>& rejected);
     void buildProfiles(ReconcileOutput& out);
+    std::vector<route::Endpoint> endpointsOf(const Service& svc, const ServicePort& port) const;
+    void buildListenerPlans(ReconcileOutput& out) const;
+    const route::ListenerState* stateOf(const Gateway& gw, const Listener& l) const;
+    Cond listenerProgrammed(const Gateway& gw, const Listener& l) const;
+    Cond gatewayProgrammed(const Gateway& gw) const;
     Json gatewayStatus(const Gateway& gw) const;
     Json routeStatus(const Json& route, const std::vector<Json>& ours) const;
     Json policyStatus(const Policy& p) const;
@@ -314,9 +329,11 @@ private:
     }
 
     const ReconcilerConfig& config_;
+    const ListenerStates& bound_;
     const std::string now_;
     std::map<ObjectKey, const Json*> objects_;  // sorted: every loop below is deterministic
     std::map<NsName, Service> services_;
+    std::map<NsName, std::vector<const Json*>> slices_;  // EndpointSlices by (ns, Service)
     std::vector<Gateway> gateways_;  // implemented ones, sorted by namespace/name
     std::map<NsName, std::size_t> gatewayIndex_;
     std::vector<BackendUse> uses_;
@@ -337,12 +354,30 @@ void Pass::index(const std::vector<Json>& objects) {
         if (key.group != "" || key.kind != "Service") {
             continue;
         }
-        Service svc{key.ns, key.name, {}};
-        for (const auto& p : array(path(*obj, {"spec"}), "ports")) {
-            svc.ports.push_back(ServicePort{text(p, "name"), static_cast<int>(integer(p, "port")),
-                                            text(p, "protocol", "TCP")});
+        const Json& spec = path(*obj, {"spec"});
+        Service svc{key.ns, key.name, {}, {}};
+        if (text(spec, "type") == "ExternalName") {
+            svc.externalName = text(spec, "externalName");
+        }
+        for (const auto& p : array(spec, "ports")) {
+            ServicePort sp{text(p, "name"), static_cast<int>(integer(p, "port")),
+                           text(p, "protocol", "TCP"), std::nullopt};
+            if (const Json* target = member(p, "targetPort");
+                target != nullptr && target->is_number_integer()) {
+                sp.targetPort = target->get<int>();
+            }
+            svc.ports.push_back(std::move(sp));
         }
         services_[{key.ns, key.name}] = std::move(svc);
+    }
+    for (const auto& [key, obj] : objects_) {
+        if (key.group != "discovery.k8s.io" || key.kind != "EndpointSlice") {
+            continue;
+        }
+        std::string service = text(path(*obj, {"metadata", "labels"}), "kubernetes.io/service-name");
+        if (!service.empty()) {
+            slices_[{key.ns, service}].push_back(obj);
+        }
     }
 }
 
@@ -415,6 +450,12 @@ void Pass::readGateways() {
         Gateway gw;
         gw.obj = obj;
         gw.key = key;
+        for (const auto& a : array(path(*obj, {"spec"}), "addresses")) {
+            if (text(a, "type", "IPAddress") == "IPAddress") {
+                gw.address = text(a, "value");
+                break;
+            }
+        }
         for (const auto& l : array(path(*obj, {"spec"}), "listeners")) {
             std::string from = text(path(l, {"allowedRoutes", "namespaces"}), "from", "Same");
             gw.listeners.push_back(Listener{text(l, "name"),
@@ -433,8 +474,9 @@ std::vector<BackendRef> backendRefsOf(const Json& routeSpec, const std::string& 
     std::vector<BackendRef> refs;
     for (const auto& rule : array(routeSpec, "rules")) {
         for (const auto& b : array(rule, "backendRefs")) {
-            BackendRef r{text(b, "group"), text(b, "kind", "Service"),
-                         text(b, "namespace", routeNs), text(b, "name"), std::nullopt};
+            BackendRef r{text(b, "group"),         text(b, "kind", "Service"),
+                         text(b, "namespace", routeNs), text(b, "name"),
+                         std::nullopt,                 integer(b, "weight", 1)};
             if (const Json* port = member(b, "port");
                 port != nullptr && port->is_number_integer()) {
                 r.port = port->get<int>();
@@ -980,9 +1022,193 @@ void Pass::buildProfiles(ReconcileOutput& out) {
     }
 }
 
-// Programmed must not claim bound listeners before a dataplane binds them; the dataplane
-// issue turns this into the real bind result.
+// Programmed must not claim bound listeners before a dataplane binds them: a listener the
+// dataplane has not reported on stays Pending.
 constexpr const char* kNoDataplane = "listeners are not served yet: this build has no dataplane";
+
+bool supportedProtocol(const std::string& protocol) {
+    return protocol == "HTTP" || protocol == "TCP";
+}
+
+std::string hostPort(const std::string& address, int port) {
+    return (address.find(':') != std::string::npos ? "[" + address + "]" : address) + ":" +
+           std::to_string(port);
+}
+
+// Ready endpoints of every EndpointSlice of `svc`, on the slice's port for `sp`: the slice
+// port of the same name (both may be unnamed), else a slice's single unnamed port, else
+// the Service port's numeric targetPort, else its port. FQDN slices are skipped: the
+// dataplane dials addresses, it does not resolve names on the workers.
+std::vector<route::Endpoint> Pass::endpointsOf(const Service& svc, const ServicePort& sp) const {
+    std::vector<route::Endpoint> out;
+    auto it = slices_.find({svc.ns, svc.name});
+    if (it == slices_.end()) {
+        return out;
+    }
+    for (const Json* slice : it->second) {
+        if (text(*slice, "addressType") == "FQDN") {
+            continue;
+        }
+        const Json& ports = array(*slice, "ports");
+        std::optional<std::int64_t> number;
+        for (const auto& p : ports) {
+            if (text(p, "name") == sp.name && member(p, "port") != nullptr) {
+                number = integer(p, "port");
+                break;
+            }
+        }
+        if (!number && ports.size() == 1 && text(ports[0], "name").empty() &&
+            member(ports[0], "port") != nullptr) {
+            number = integer(ports[0], "port");
+        }
+        if (!number) {
+            number = sp.targetPort.value_or(sp.port);
+        }
+        if (*number <= 0 || *number > 65535) {
+            continue;
+        }
+        for (const auto& e : array(*slice, "endpoints")) {
+            const Json& ready = path(e, {"conditions", "ready"});
+            if (ready.is_boolean() && !ready.get<bool>()) {
+                continue;
+            }
+            for (const auto& a : array(e, "addresses")) {
+                if (a.is_string() && isIpAddress(a.get<std::string>())) {
+                    out.push_back({a.get<std::string>(), static_cast<std::uint16_t>(*number)});
+                }
+            }
+        }
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+// A (Service, port) named by several backendRefs of the listener's Routes is one backend
+// whose weight is the sum of theirs: each reference asks for its share of the traffic.
+// References the Route already reports (BackendNotFound, RefNotPermitted, InvalidKind) and
+// UDP ports carry no traffic here.
+void Pass::buildListenerPlans(ReconcileOutput& out) const {
+    std::map<tls::BackendKey, std::shared_ptr<const tls::HandshakeProfile>> profiles;
+    for (const auto& p : out.profiles) {
+        if (p) {
+            profiles[p->spec().backend] = p;
+        }
+    }
+    for (const auto& gw : gateways_) {
+        for (const auto& l : gw.listeners) {
+            if (!supportedProtocol(l.protocol) || l.port <= 0 || l.port > 65535) {
+                continue;
+            }
+            route::ListenerPlan plan;
+            plan.id = route::ListenerId{"", gw.key.ns, gw.key.name, l.name};
+            plan.protocol =
+                l.protocol == "HTTP" ? route::ListenerProtocol::Http : route::ListenerProtocol::Tcp;
+            plan.address = gw.address;
+            plan.port = static_cast<std::uint16_t>(l.port);
+            std::map<tls::BackendKey, route::Backend> backends;
+            for (const auto& routeKey : l.attached) {
+                const Json& route = *objects_.at(routeKey);
+                for (const auto& r : backendRefsOf(path(route, {"spec"}), routeKey.ns)) {
+                    if (r.group != "" || r.kind != "Service" || r.ns != routeKey.ns || !r.port ||
+                        r.weight <= 0) {
+                        continue;
+                    }
+                    auto svc = services_.find({r.ns, r.name});
+                    if (svc == services_.end()) {
+                        continue;
+                    }
+                    const ServicePort* sp = svc->second.byNumber(*r.port);
+                    if (sp == nullptr || sp->protocol == "UDP" || sp->port <= 0 ||
+                        sp->port > 65535) {
+                        continue;
+                    }
+                    tls::BackendKey key{r.ns, r.name, static_cast<std::uint16_t>(sp->port)};
+                    auto [it, fresh] = backends.try_emplace(key);
+                    route::Backend& b = it->second;
+                    if (fresh) {
+                        b.key = key;
+                        b.weight = 0;
+                        if (!svc->second.externalName.empty()) {
+                            b.externalName = svc->second.externalName;
+                            b.externalPort = key.port;
+                        } else {
+                            b.endpoints = endpointsOf(svc->second, *sp);
+                        }
+                        if (auto p = profiles.find(key); p != profiles.end()) {
+                            b.profile = p->second;
+                        }
+                    }
+                    b.weight = static_cast<std::uint32_t>(
+                        std::min<std::int64_t>(std::int64_t{b.weight} + r.weight, UINT32_MAX));
+                }
+            }
+            for (auto& [key, b] : backends) {
+                plan.backends.push_back(std::move(b));
+            }
+            out.listeners.push_back(std::move(plan));
+        }
+    }
+    std::sort(out.listeners.begin(), out.listeners.end(),
+              [](const route::ListenerPlan& a, const route::ListenerPlan& b) { return a.id < b.id; });
+}
+
+const route::ListenerState* Pass::stateOf(const Gateway& gw, const Listener& l) const {
+    auto it = bound_.find({gw.key, l.name});
+    return it == bound_.end() ? nullptr : &it->second;
+}
+
+Cond Pass::listenerProgrammed(const Gateway& gw, const Listener& l) const {
+    const route::ListenerState* state = stateOf(gw, l);
+    if (state == nullptr) {
+        return {"Programmed", false, "Pending", kNoDataplane};
+    }
+    if (state->bound) {
+        return {"Programmed", true, "Programmed",
+                gw.address.empty() ? "Listener is bound to port " + std::to_string(l.port) +
+                                         " of the default bind address"
+                                   : "Listener is bound to " + hostPort(gw.address, l.port)};
+    }
+    return {"Programmed", false, "Invalid",
+            state->message.empty() ? "the dataplane could not bind the listener"
+                                   : state->message};
+}
+
+// Failed binds outrank listeners still waiting: a Gateway with one failed listener is not
+// usable as requested whatever the others do.
+Cond Pass::gatewayProgrammed(const Gateway& gw) const {
+    std::vector<std::string> failed;
+    std::vector<std::string> pending;
+    std::size_t supported = 0;
+    for (const auto& l : gw.listeners) {
+        if (!supportedProtocol(l.protocol)) {
+            continue;
+        }
+        ++supported;
+        const route::ListenerState* state = stateOf(gw, l);
+        if (state == nullptr) {
+            pending.push_back(l.name);
+        } else if (!state->bound) {
+            failed.push_back("listener " + l.name + ": " +
+                             (state->message.empty() ? "not bound" : state->message));
+        }
+    }
+    if (supported == 0) {
+        return {"Programmed", false, "Invalid",
+                "no listener has a supported protocol (HTTP or TCP)"};
+    }
+    if (!failed.empty()) {
+        return {"Programmed", false, "AddressNotUsable", join(failed, "; ")};
+    }
+    if (pending.size() == supported) {
+        return {"Programmed", false, "Pending", kNoDataplane};
+    }
+    if (!pending.empty()) {
+        return {"Programmed", false, "Pending",
+                "waiting for the dataplane to bind listeners: " + join(pending, ", ")};
+    }
+    return {"Programmed", true, "Programmed", "Every listener is bound"};
+}
 
 Json Pass::gatewayStatus(const Gateway& gw) const {
     std::int64_t generation = integer(path(*gw.obj, {"metadata"}), "generation");
@@ -993,7 +1219,7 @@ Json Pass::gatewayStatus(const Gateway& gw) const {
         resolved = {"ResolvedRefs", false, "InvalidClientCertificateRef", gw.clientCert.message};
     }
     status["conditions"] = conditionsJson({{"Accepted", true, "Accepted", "Gateway accepted"},
-                                           {"Programmed", false, "Pending", kNoDataplane},
+                                           gatewayProgrammed(gw),
                                            resolved},
                                           generation, member(prev, "conditions"), now_);
     Json listeners = Json::array();
@@ -1008,12 +1234,12 @@ Json Pass::gatewayStatus(const Gateway& gw) const {
         entry["name"] = l.name;
         Json kinds = Json::array();
         std::vector<Cond> conds;
-        if (l.protocol == "HTTP" || l.protocol == "TCP") {
+        if (supportedProtocol(l.protocol)) {
             kinds.push_back(Json{{"group", kGatewayGroup},
                                  {"kind", l.protocol == "HTTP" ? "HTTPRoute" : "TCPRoute"}});
             conds = {{"Accepted", true, "Accepted", "Listener accepted"},
                      {"ResolvedRefs", true, "ResolvedRefs", "All references resolved"},
-                     {"Programmed", false, "Pending", kNoDataplane}};
+                     listenerProgrammed(gw, l)};
         } else {
             std::string why = "protocol " + l.protocol + " is not supported (only HTTP and TCP)";
             conds = {{"Accepted", false, "UnsupportedProtocol", why},
@@ -1092,6 +1318,7 @@ ReconcileOutput Pass::run() {
     readPolicies();
     resolveConflicts();
     buildProfiles(out);
+    buildListenerPlans(out);
     for (const auto& gw : gateways_) {
         out.statuses.push_back(StatusUpdate{gw.key, gatewayStatus(gw)});
     }
@@ -1109,9 +1336,9 @@ ReconcileOutput Pass::run() {
 }  // namespace
 
 ReconcileOutput reconcile(const std::vector<Json>& objects, const ReconcilerConfig& config,
-                          std::chrono::system_clock::time_point now) {
+                          std::chrono::system_clock::time_point now, const ListenerStates& bound) {
     try {
-        return Pass(objects, config, now).run();
+        return Pass(objects, config, now, bound).run();
     } catch (const std::exception& e) {
         ReconcileOutput out;
         out.internalErrors.push_back(std::string("reconcile failed: ") + e.what());

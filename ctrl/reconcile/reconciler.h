@@ -3,12 +3,15 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ctrl/api/json.h"
 #include "ctrl/api/object_key.h"
+#include "dataplane/route/plan.h"
 #include "dataplane/tls/handshake_profile.h"
 #include "dataplane/tls/profile_spec.h"
 
@@ -18,6 +21,10 @@ struct ReconcilerConfig {
     std::string controllerName = "lastmile.dev/appliance";
     std::string gatewayClassName = "lastmile";
 };
+
+// What the dataplane made of each listener, keyed by (Gateway key, listener name). A
+// listener missing from the map has not been bound by anyone yet (no dataplane, or not yet).
+using ListenerStates = std::map<std::pair<ObjectKey, std::string>, route::ListenerState>;
 
 struct StatusUpdate {
     ObjectKey key;
@@ -36,12 +43,17 @@ struct ReconcileOutput {
     // Compile failures that were not the spec's fault (Errc::Internal and the like): the
     // caller keeps the previous generation, logs and counts them.
     std::vector<std::string> internalErrors;
+    // One plan per Accepted HTTP or TCP listener of every implemented Gateway, sorted by
+    // ListenerId. ListenerId.project is left empty: a pass does not know its project's name.
+    // Backend.profile is the very object `profiles` holds for that backend.
+    std::vector<route::ListenerPlan> listeners;
 };
 
 // `objects` are every stored object of one project (any order; status included, since
 // other controllers' ancestor entries are kept). `now` stamps lastTransitionTime of
-// conditions whose status changed. Never throws.
+// conditions whose status changed. `bound` is the dataplane's last word on the project's
+// listeners; it decides the Programmed conditions of Gateways and listeners. Never throws.
 ReconcileOutput reconcile(const std::vector<Json>& objects, const ReconcilerConfig& config,
-                          std::chrono::system_clock::time_point now);
+                          std::chrono::system_clock::time_point now, const ListenerStates& bound);
 
 }  // namespace lastmile::ctrl

@@ -2,6 +2,8 @@
 // Controller: admission, storage, reconciliation and profile publication of every write.
 #include "ctrl/server/controller.h"
 
+#include <algorithm>
+#include <exception>
 #include <utility>
 
 #include "ctrl/api/admission.h"
@@ -61,9 +63,84 @@ Json describeProfile(const tls::HandshakeProfile& profile) {
         {"alpnProtocols", spec.alpnProtocols},
         {"sessionResumption", spec.sessionResumption},
         {"offload", offloadName(spec.offload)},
+        {"warmPool", spec.warmPool},
         {"clientCertificate", spec.clientCertificate.has_value()},
         {"failClosedReason", spec.failClosedReason},
     };
+}
+
+using ProfileMap = std::map<tls::BackendKey, std::shared_ptr<const tls::HandshakeProfile>>;
+
+// The profiles of `project` to publish after pass `out`.
+ProfileMap nextProfiles(const tls::ProfileSet& current, const std::string& project,
+                        const ReconcileOutput& out) {
+    ProfileMap next;
+    if (!out.internalErrors.empty()) {
+        // Keep what was live; a backend new in this pass still gets the pass's (fail-closed)
+        // profile: a covered backend without a profile would be forwarded without TLS.
+        if (auto live = current.projects.find(project); live != current.projects.end()) {
+            next = live->second;
+        }
+        for (const auto& profile : out.profiles) {
+            next.emplace(profile->spec().backend, profile);
+        }
+        return next;
+    }
+    for (const auto& profile : out.profiles) {
+        const auto& backend = profile->spec().backend;
+        // An unchanged spec keeps its compiled profile, and with it the session cache.
+        auto previous = current.find(project, backend);
+        next.emplace(backend, previous && previous->spec() == profile->spec() ? previous : profile);
+    }
+    return next;
+}
+
+// The pass's plans as the dataplane gets them: the project filled in, and every profile
+// the very object published for its backend, so a listener and a handshake never disagree
+// and an unchanged profile keeps its session cache.
+std::vector<route::ListenerPlan> plansFor(const std::string& project,
+                                          const std::vector<route::ListenerPlan>& listeners,
+                                          const ProfileMap& profiles) {
+    std::vector<route::ListenerPlan> plans = listeners;
+    for (auto& plan : plans) {
+        plan.id.project = project;
+        for (auto& backend : plan.backends) {
+            if (!backend.profile) {
+                continue;
+            }
+            if (auto it = profiles.find(backend.key); it != profiles.end()) {
+                backend.profile = it->second;
+            }
+        }
+    }
+    return plans;
+}
+
+bool sameBackend(const route::Backend& a, const route::Backend& b) {
+    return a.key == b.key && a.weight == b.weight && a.endpoints == b.endpoints &&
+           a.externalName == b.externalName && a.externalPort == b.externalPort &&
+           a.profile == b.profile;
+}
+
+// Profiles compare by identity: a recompiled profile is a new generation for the dataplane.
+bool samePlans(const std::vector<route::ListenerPlan>& a,
+               const std::vector<route::ListenerPlan>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                      [](const route::ListenerPlan& x, const route::ListenerPlan& y) {
+                          return x.id == y.id && x.protocol == y.protocol &&
+                                 x.address == y.address && x.port == y.port &&
+                                 std::equal(x.backends.begin(), x.backends.end(),
+                                            y.backends.begin(), y.backends.end(), sameBackend);
+                      });
+}
+
+ListenerStates toStates(const std::map<route::ListenerId, route::ListenerState>& answer) {
+    ListenerStates states;
+    for (const auto& [id, state] : answer) {
+        states[{ObjectKey{"gateway.networking.k8s.io", "Gateway", id.gatewayNamespace, id.gateway},
+                id.listener}] = state;
+    }
+    return states;
 }
 
 std::string displayName(const Json& object) {
@@ -78,12 +155,13 @@ std::string displayName(const Json& object) {
 }  // namespace
 
 Controller::Controller(Store& store, ReconcilerConfig config, tls::ProfileRegistry& profiles,
-                       Clock clock, ReconcileFn reconciler)
+                       Clock clock, ReconcileFn reconciler, BindFn binder)
     : store_(store),
       config_(std::move(config)),
       profiles_(profiles),
       clock_(std::move(clock)),
-      reconcile_(std::move(reconciler)) {}
+      reconcile_(std::move(reconciler)),
+      binder_(std::move(binder)) {}
 
 Status Controller::start() {
     std::lock_guard lock(mu_);
@@ -167,10 +245,42 @@ Result<std::vector<Json>> Controller::list(const std::string& project, const std
     return store_.list(project, group, kind, ns);
 }
 
+// With a binder, the first pass's plans are bound and, when that changes what is known of
+// the listeners, a second pass turns the bind results into status before anything is
+// written: a client reading after its write sees whether its listener is bound.
 Status Controller::reconcileLocked(const std::string& project) {
     auto objects = store_.listProject(project);
     LM_TRY(objects);
-    ReconcileOutput out = reconcile_(*objects, config_, clock_());
+    const auto now = clock_();
+    auto current = profiles_.snapshot();
+    ListenerStates states;
+    if (auto known = bound_.find(project); known != bound_.end()) {
+        states = known->second;
+    }
+    ReconcileOutput out = reconcile_(*objects, config_, now, states);
+
+    // A pass with internal errors may have lost listeners it could not compute: binding its
+    // plans could unbind live ones, so the dataplane keeps what it has.
+    if (binder_ && out.internalErrors.empty()) {
+        auto plans = plansFor(project, out.listeners, nextProfiles(*current, project, out));
+        std::optional<ListenerStates> answer;
+        try {
+            answer = toStates(binder_(project, plans));
+        } catch (const std::exception& e) {
+            LM_LOG(Error, kLog, "project " << project << ": binding listeners: " << e.what());
+        } catch (...) {
+            LM_LOG(Error, kLog, "project " << project << ": binding listeners failed");
+        }
+        if (answer && *answer != states) {
+            states = std::move(*answer);
+            if (states.empty()) {
+                bound_.erase(project);
+            } else {
+                bound_[project] = states;
+            }
+            out = reconcile_(*objects, config_, now, states);
+        }
+    }
 
     std::map<ObjectKey, const Json*> stored;
     for (const auto& object : *objects) {
@@ -181,40 +291,32 @@ Status Controller::reconcileLocked(const std::string& project) {
         if (it == stored.end()) {
             continue;  // reconciler only reports on objects it was given
         }
-        const Json& current = *it->second;
-        if (current.contains("status") && current.at("status") == update.status) {
+        const Json& currentObject = *it->second;
+        if (currentObject.contains("status") && currentObject.at("status") == update.status) {
             continue;
         }
         LM_TRY(store_.updateStatus(project, update.key, std::move(update.status)));
     }
 
-    auto current = profiles_.snapshot();
-    std::map<tls::BackendKey, std::shared_ptr<const tls::HandshakeProfile>> next;
+    ProfileMap next = nextProfiles(*current, project, out);
+    std::vector<route::ListenerPlan> plans;
+    auto oldPlans = current->listeners.find(project);
     if (!out.internalErrors.empty()) {
         compileFailures_.fetch_add(out.internalErrors.size(), std::memory_order_relaxed);
         for (const auto& e : out.internalErrors) {
             LM_LOG(Warning, kLog, "project " << project << ": keeping the previous profiles: " << e);
         }
-        // Keep what was live; a backend new in this pass still gets the pass's (fail-closed)
-        // profile: a covered backend without a profile would be forwarded without TLS.
-        if (auto live = current->projects.find(project); live != current->projects.end()) {
-            next = live->second;
-        }
-        for (auto& profile : out.profiles) {
-            next.emplace(profile->spec().backend, std::move(profile));
+        if (oldPlans != current->listeners.end()) {
+            plans = oldPlans->second;
         }
     } else {
-        for (auto& profile : out.profiles) {
-            const auto& backend = profile->spec().backend;
-            // An unchanged spec keeps its compiled profile, and with it the session cache.
-            auto previous = current->find(project, backend);
-            next.emplace(backend, previous && previous->spec() == profile->spec() ? previous
-                                                                                 : std::move(profile));
-        }
+        plans = plansFor(project, out.listeners, next);
     }
     auto old = current->projects.find(project);
-    bool same = old == current->projects.end() ? next.empty() : old->second == next;
-    if (same) {
+    bool sameProfiles = old == current->projects.end() ? next.empty() : old->second == next;
+    bool sameListeners = oldPlans == current->listeners.end() ? plans.empty()
+                                                              : samePlans(oldPlans->second, plans);
+    if (sameProfiles && sameListeners) {
         return {};
     }
     auto set = std::make_shared<tls::ProfileSet>(*current);
@@ -223,6 +325,11 @@ Status Controller::reconcileLocked(const std::string& project) {
         set->projects.erase(project);
     } else {
         set->projects[project] = std::move(next);
+    }
+    if (plans.empty()) {
+        set->listeners.erase(project);
+    } else {
+        set->listeners[project] = std::move(plans);
     }
     LM_LOG(Info, kLog,
            "published profile generation " << set->generation << " (project " << project << ")");

@@ -32,12 +32,20 @@ struct WriteResult {
 // an acknowledged write sees its status. Thread-safe.
 class Controller {
 public:
-    using ReconcileFn = std::function<ReconcileOutput(
-        const std::vector<Json>&, const ReconcilerConfig&, std::chrono::system_clock::time_point)>;
+    using ReconcileFn =
+        std::function<ReconcileOutput(const std::vector<Json>&, const ReconcilerConfig&,
+                                      std::chrono::system_clock::time_point, const ListenerStates&)>;
+    // The dataplane's hook: makes the project's bound listeners exactly `plans` (an empty list
+    // unbinds them all) and says, per listener, whether it is bound. Called under the write
+    // lock on every reconcile of the project, with the same plans when nothing changed, so it
+    // must be idempotent. ListenerId.project is filled in.
+    using BindFn = std::function<std::map<route::ListenerId, route::ListenerState>(
+        const std::string& project, const std::vector<route::ListenerPlan>& plans)>;
 
     // `reconciler` is ctrl::reconcile; tests substitute one that fails in ways OpenSSL won't.
+    // Without a `binder` (no dataplane) listeners stay Programmed=False/Pending.
     Controller(Store& store, ReconcilerConfig config, tls::ProfileRegistry& profiles, Clock clock,
-               ReconcileFn reconciler = reconcile);
+               ReconcileFn reconciler = reconcile, BindFn binder = {});
 
     // Reconciles every stored project and publishes the first ProfileSet. Call once at start.
     Status start();
@@ -74,6 +82,9 @@ private:
     tls::ProfileRegistry& profiles_;
     Clock clock_;
     ReconcileFn reconcile_;
+    BindFn binder_;
+    // Per project, the binder's last answer (guarded by mu_).
+    std::map<std::string, ListenerStates> bound_;
 
     std::mutex mu_;  // serializes writes with the reconcile that follows them
     std::atomic<std::uint64_t> compileFailures_{0};

@@ -4,10 +4,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "dataplane/route/plan.h"
 #include "dataplane/tls/handshake_profile.h"
 
 namespace lastmile::tls {
@@ -16,6 +19,8 @@ struct ProfileSet {
     std::uint64_t generation = 0;
     // Keyed by project, then backend: tenants never share a profile.
     std::map<std::string, std::map<BackendKey, std::shared_ptr<const HandshakeProfile>>> projects;
+    // Keyed by project: the listeners of its implemented Gateways, sorted by ListenerId.
+    std::map<std::string, std::vector<route::ListenerPlan>> listeners;
 
     // nullptr when no policy governs the backend.
     std::shared_ptr<const HandshakeProfile> find(const std::string& project,
@@ -33,10 +38,17 @@ public:
     }
     void publish(std::shared_ptr<const ProfileSet> next) {
         current_.store(std::move(next), std::memory_order_release);
+        if (onPublish_) {
+            onPublish_();
+        }
     }
+    // Called after every publish, on the publishing thread: the dataplane wakes its workers
+    // so a new generation serves new connections at once. Set before the first publish.
+    void setOnPublish(std::function<void()> hook) { onPublish_ = std::move(hook); }
 
 private:
     std::atomic<std::shared_ptr<const ProfileSet>> current_;
+    std::function<void()> onPublish_;
 };
 
 }  // namespace lastmile::tls

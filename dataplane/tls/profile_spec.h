@@ -57,6 +57,8 @@ struct ProfileSpec {
     std::vector<std::string> alpnProtocols;
     bool sessionResumption = true;
     Offload offload = Offload::Auto;
+    // `lastmile.dev/warm-pool`: idle TLS connections to keep open to the backend; 0 = none.
+    std::uint32_t warmPool = 0;
     std::optional<ClientCertificate> clientCertificate;  // from the Gateway, not the policy
 
     // Non-empty: the policy cannot be honoured; every connection is refused with this reason.

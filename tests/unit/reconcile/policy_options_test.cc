@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <optional>
+#include <string>
+
 namespace lastmile::ctrl {
 namespace {
 
@@ -21,7 +25,8 @@ TEST(PolicyOptionsTest, AppliesEveryKnownKey) {
         "lastmile.dev/signature-algorithms": "ecdsa_secp256r1_sha256",
         "lastmile.dev/alpn-protocols": " h2 , http/1.1",
         "lastmile.dev/session-resumption": "false",
-        "lastmile.dev/offload": "kernel"
+        "lastmile.dev/offload": "kernel",
+        "lastmile.dev/warm-pool": "8"
     })",
                      spec);
     EXPECT_TRUE(out.invalid.empty());
@@ -35,6 +40,41 @@ TEST(PolicyOptionsTest, AppliesEveryKnownKey) {
     EXPECT_EQ(spec.alpnProtocols, (std::vector<std::string>{"h2", "http/1.1"}));
     EXPECT_FALSE(spec.sessionResumption);
     EXPECT_EQ(spec.offload, tls::Offload::Kernel);
+    EXPECT_EQ(spec.warmPool, 8U);
+}
+
+TEST(PolicyOptionsTest, WarmPoolTakesZeroToSixtyFour) {
+    struct Case {
+        const char* value;
+        std::optional<std::uint32_t> want;  // nullopt: invalid
+    } cases[] = {
+        {"0", 0U},          {"64", 64U},       {" 4 ", 4U},         {"65", std::nullopt},
+        {"-1", std::nullopt}, {"+4", std::nullopt}, {"4x", std::nullopt}, {"", std::nullopt},
+        {"1.5", std::nullopt}, {"99999999999", std::nullopt}, {"four", std::nullopt},
+    };
+    for (const auto& c : cases) {
+        tls::ProfileSpec spec;
+        Json options = Json::object();
+        options["lastmile.dev/warm-pool"] = c.value;
+        auto out = applyPolicyOptions(options, spec);
+        if (c.want) {
+            EXPECT_TRUE(out.invalid.empty()) << c.value;
+            EXPECT_EQ(spec.warmPool, *c.want) << c.value;
+        } else {
+            ASSERT_EQ(out.invalid.size(), 1u) << c.value;
+            EXPECT_NE(out.invalid[0].find("lastmile.dev/warm-pool=\"" + std::string(c.value) + "\""),
+                      std::string::npos)
+                << out.invalid[0];
+            EXPECT_EQ(spec.warmPool, 0U) << c.value;
+        }
+    }
+}
+
+TEST(PolicyOptionsTest, WarmPoolIsPartOfTheSpecsIdentity) {
+    tls::ProfileSpec a;
+    tls::ProfileSpec b;
+    b.warmPool = 2;
+    EXPECT_NE(a, b);
 }
 
 TEST(PolicyOptionsTest, NullOptionsKeepDefaults) {
@@ -78,7 +118,7 @@ TEST(PolicyOptionsTest, RejectsBadValuesOfKnownKeys) {
 
 // Section 5 lists every lastmile.dev/ key; any other one is unknown, even if it looks plausible.
 TEST(PolicyOptionsTest, RejectsLastmileKeysTheContractDoesNotList) {
-    for (const char* c : {R"({"lastmile.dev/warm-pool": "4"})", R"({"lastmile.dev/": "x"})"}) {
+    for (const char* c : {R"({"lastmile.dev/warm-pools": "4"})", R"({"lastmile.dev/": "x"})"}) {
         tls::ProfileSpec spec;
         auto out = apply(c, spec);
         ASSERT_EQ(out.invalid.size(), 1u) << c;

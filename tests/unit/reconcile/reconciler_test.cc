@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -126,7 +127,7 @@ protected:
     // ---- running and reading
 
     ReconcileOutput run() {
-        out_ = reconcile(objects_, config_, now_);
+        out_ = reconcile(objects_, config_, now_, bound_);
         EXPECT_TRUE(out_.internalErrors.empty()) << out_.internalErrors.front();
         return out_;
     }
@@ -223,6 +224,7 @@ protected:
 
     std::vector<Json> objects_;
     ReconcilerConfig config_;
+    ListenerStates bound_;  // the dataplane's bind results fed to the pass
     std::chrono::system_clock::time_point now_ =
         std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
     ReconcileOutput out_;
@@ -1158,6 +1160,300 @@ TEST_F(ReconcilerTest, ShuffledInputGivesIdenticalOutput) {
         std::shuffle(objects_.begin(), objects_.end(), rng);
         EXPECT_EQ(dump(run()), expected);
     }
+}
+
+// ---- Listener plans and bind states.
+
+class ListenerPlanTest : public ReconcilerTest {
+protected:
+    void addSlice(const std::string& name, const std::string& service, const std::string& ports,
+                  const std::string& endpoints, const std::string& addressType = "IPv4") {
+        Json slice = Json::parse(R"({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"namespace": "default"}})");
+        slice["metadata"]["name"] = name;
+        slice["metadata"]["labels"] = Json{{"kubernetes.io/service-name", service}};
+        slice["addressType"] = addressType;
+        slice["ports"] = Json::parse(ports);
+        slice["endpoints"] = Json::parse(endpoints);
+        objects_.push_back(std::move(slice));
+    }
+
+    const route::ListenerPlan& plan(const std::string& listener, const std::string& gw = "gw") {
+        for (const auto& l : out_.listeners) {
+            if (l.id.gateway == gw && l.id.listener == listener) {
+                return l;
+            }
+        }
+        throw std::runtime_error("no plan for listener " + listener);
+    }
+
+    // The backends of listener `http` as "service:port*weight=ep,ep" strings.
+    std::vector<std::string> backendsOf(const std::string& listener) {
+        std::vector<std::string> out;
+        for (const auto& b : plan(listener).backends) {
+            std::string s = b.key.service + ":" + std::to_string(b.key.port) + "*" +
+                            std::to_string(b.weight) + "=";
+            for (const auto& e : b.endpoints) {
+                s += e.address + ":" + std::to_string(e.port) + ",";
+            }
+            if (!b.externalName.empty()) {
+                s += b.externalName + ":" + std::to_string(b.externalPort);
+            }
+            out.push_back(s);
+        }
+        return out;
+    }
+
+    void setState(const std::string& listener, bool bound, const std::string& message = "") {
+        bound_[{ObjectKey{"gateway.networking.k8s.io", "Gateway", "default", "gw"}, listener}] =
+            route::ListenerState{bound, message};
+    }
+
+    const Json& listenerStatus(const std::string& name) {
+        for (const auto& l : (*status("Gateway", "default", "gw"))["listeners"]) {
+            if (l["name"] == name) {
+                return l;
+            }
+        }
+        throw std::runtime_error("no listener status " + name);
+    }
+};
+
+TEST_F(ListenerPlanTest, EverySupportedListenerGetsAPlanSortedWithItsRoutesBackends) {
+    addWorld();
+    addGateway("default", "a-first");
+    add(R"({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"namespace": "default", "name": "odd", "generation": 1},
+            "spec": {"gatewayClassName": "lastmile",
+                     "listeners": [{"name": "tls", "port": 443, "protocol": "HTTPS"}]}})");
+    addGateway("default", "foreign", "other-class");
+    addPolicy("p");
+    addSlice("echo-1", "echo", R"([{"name": "https", "port": 8443}])",
+             R"([{"addresses": ["10.0.0.2"]},
+                 {"addresses": ["10.0.0.1"], "conditions": {"ready": true}},
+                 {"addresses": ["10.0.0.9"], "conditions": {"ready": false}},
+                 {"addresses": ["10.0.0.1"]}])");
+    run();
+    ASSERT_EQ(out_.listeners.size(), 4u) << "HTTPS and foreign Gateways get no plan";
+    EXPECT_EQ(out_.listeners[0].id.gateway, "a-first");
+    EXPECT_EQ(out_.listeners[0].id.listener, "http");
+    EXPECT_EQ(out_.listeners[1].id.listener, "tcp");
+    EXPECT_EQ(out_.listeners[2].id.gateway, "gw");
+    for (const auto& l : out_.listeners) {
+        EXPECT_EQ(l.id.project, "") << "the controller fills the project";
+        EXPECT_EQ(l.id.gatewayNamespace, "default");
+        EXPECT_EQ(l.address, "");
+    }
+    const auto& http = plan("http");
+    EXPECT_EQ(http.protocol, route::ListenerProtocol::Http);
+    EXPECT_EQ(http.port, 8080);
+    EXPECT_EQ(plan("tcp").protocol, route::ListenerProtocol::Tcp);
+    EXPECT_EQ(plan("tcp").port, 9000);
+    EXPECT_TRUE(plan("tcp").backends.empty());
+    EXPECT_EQ(backendsOf("http"),
+              std::vector<std::string>{"echo:443*1=10.0.0.1:8443,10.0.0.2:8443,"});
+    ASSERT_EQ(out_.profiles.size(), 1u);
+    EXPECT_EQ(http.backends[0].profile, out_.profiles[0]) << "the very profile object";
+    EXPECT_EQ(http.backends[0].key, (tls::BackendKey{"default", "echo", 443}));
+}
+
+TEST_F(ListenerPlanTest, BackendWithoutPolicyHasNoProfile) {
+    addWorld();
+    run();
+    ASSERT_EQ(plan("http").backends.size(), 1u);
+    EXPECT_EQ(plan("http").backends[0].profile, nullptr);
+    EXPECT_TRUE(plan("http").backends[0].endpoints.empty()) << "no EndpointSlice";
+}
+
+TEST_F(ListenerPlanTest, BindAddressIsTheFirstIpAddressOfTheGateway) {
+    struct Case {
+        const char* addresses;
+        const char* want;
+    } cases[] = {
+        {R"([])", ""},
+        {R"([{"type": "Hostname", "value": "gw.example"}, {"type": "IPAddress", "value": "10.1.1.1"},
+             {"value": "10.2.2.2"}])",
+         "10.1.1.1"},
+        {R"([{"value": "fd00::1"}])", "fd00::1"},
+        {R"([{"type": "Hostname", "value": "gw.example"}])", ""},
+    };
+    for (const auto& c : cases) {
+        objects_.clear();
+        addWorld();
+        object("Gateway", "default", "gw")["spec"]["addresses"] = Json::parse(c.addresses);
+        run();
+        EXPECT_EQ(plan("http").address, c.want) << c.addresses;
+        EXPECT_EQ(plan("tcp").address, c.want) << c.addresses;
+    }
+}
+
+TEST_F(ListenerPlanTest, EndpointPortFollowsTheServicePortName) {
+    struct Case {
+        const char* servicePorts;
+        const char* slicePorts;
+        int want;
+    } cases[] = {
+        // Same name.
+        {R"([{"name": "https", "port": 443}, {"name": "alt", "port": 8443}])",
+         R"([{"name": "alt", "port": 9443}, {"name": "https", "port": 6443}])", 6443},
+        // Both unnamed.
+        {R"([{"port": 443, "targetPort": 1}])", R"([{"port": 7443}])", 7443},
+        // A single unnamed slice port serves a named Service port.
+        {R"([{"name": "https", "port": 443}])", R"([{"port": 5443}])", 5443},
+        // No matching slice port: the numeric targetPort.
+        {R"([{"name": "https", "port": 443, "targetPort": 4443}])",
+         R"([{"name": "other", "port": 1}])", 4443},
+        // A named targetPort cannot be resolved without the slice: the port itself.
+        {R"([{"name": "https", "port": 443, "targetPort": "web"}])", R"([])", 443},
+    };
+    for (const auto& c : cases) {
+        objects_.clear();
+        addGateway("default", "gw");
+        addService("default", "echo", c.servicePorts);
+        addHttpRoute("default", "r", "gw", "echo", 443);
+        addSlice("s", "echo", c.slicePorts, R"([{"addresses": ["192.0.2.1"]}])");
+        run();
+        ASSERT_EQ(plan("http").backends.size(), 1u) << c.slicePorts;
+        ASSERT_EQ(plan("http").backends[0].endpoints.size(), 1u) << c.slicePorts;
+        EXPECT_EQ(plan("http").backends[0].endpoints[0].port, c.want) << c.slicePorts;
+    }
+}
+
+TEST_F(ListenerPlanTest, SlicesOfOtherServicesNamespacesAndFqdnsAreNotEndpoints) {
+    addWorld();
+    addSlice("mine", "echo", R"([{"name": "https", "port": 443}])",
+             R"([{"addresses": ["fd00::2", "fd00::1"]}])", "IPv6");
+    addSlice("fqdn", "echo", R"([{"name": "https", "port": 443}])",
+             R"([{"addresses": ["echo.example.com"]}])", "FQDN");
+    addSlice("other", "other", R"([{"name": "https", "port": 443}])",
+             R"([{"addresses": ["10.9.9.9"]}])");
+    addSlice("elsewhere", "echo", R"([{"name": "https", "port": 443}])",
+             R"([{"addresses": ["10.8.8.8"]}])");
+    object("EndpointSlice", "default", "elsewhere")["metadata"]["namespace"] = "apps";
+    run();
+    EXPECT_EQ(backendsOf("http"), std::vector<std::string>{"echo:443*1=fd00::1:443,fd00::2:443,"});
+}
+
+TEST_F(ListenerPlanTest, WeightsAddUpAndUnusableReferencesAreLeftOut) {
+    addGateway("default", "gw");
+    addService("default", "echo");
+    addService("default", "b");
+    add(R"({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "default", "name": "ext"},
+            "spec": {"type": "ExternalName", "externalName": "api.example.com",
+                     "ports": [{"name": "https", "port": 443}]}})");
+    add(R"({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "default", "name": "dns"},
+            "spec": {"ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}})");
+    add(R"({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"namespace": "default", "name": "r", "generation": 1},
+            "spec": {"parentRefs": [{"name": "gw"}], "rules": [
+              {"backendRefs": [{"name": "echo", "port": 443, "weight": 3},
+                               {"name": "b", "port": 443, "weight": 0},
+                               {"name": "missing", "port": 443},
+                               {"name": "echo", "port": 1},
+                               {"name": "echo", "namespace": "apps", "port": 443}]},
+              {"backendRefs": [{"name": "echo", "port": 443},
+                               {"name": "ext", "port": 443},
+                               {"name": "dns", "port": 53},
+                               {"group": "example.com", "kind": "Bucket", "name": "x"}]}]}})");
+    run();
+    EXPECT_EQ(backendsOf("http"),
+              (std::vector<std::string>{"echo:443*4=", "ext:443*1=api.example.com:443"}));
+}
+
+TEST_F(ListenerPlanTest, TcpRoutesFeedTcpListenersOnly) {
+    addWorld();
+    add(R"({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute",
+            "metadata": {"namespace": "default", "name": "t", "generation": 1},
+            "spec": {"parentRefs": [{"name": "gw"}],
+                     "rules": [{"backendRefs": [{"name": "echo", "port": 8443}]}]}})");
+    run();
+    EXPECT_EQ(backendsOf("http"), std::vector<std::string>{"echo:443*1="});
+    EXPECT_EQ(backendsOf("tcp"), std::vector<std::string>{"echo:8443*1="});
+}
+
+TEST_F(ListenerPlanTest, BindStatesDecideProgrammed) {
+    struct Case {
+        const char* name;
+        std::optional<route::ListenerState> http;  // nullopt: not reported
+        std::optional<route::ListenerState> tcp;
+        const char* gatewayStatus;
+        const char* gatewayReason;
+        const char* httpReason;
+        const char* tcpReason;
+    } cases[] = {
+        {"no dataplane", std::nullopt, std::nullopt, "False", "Pending", "Pending", "Pending"},
+        {"all bound", route::ListenerState{true, ""}, route::ListenerState{true, ""}, "True",
+         "Programmed", "Programmed", "Programmed"},
+        {"one failed", route::ListenerState{true, ""},
+         route::ListenerState{false, "0.0.0.0:9000: Address already in use"}, "False",
+         "AddressNotUsable", "Programmed", "Invalid"},
+        {"one pending", route::ListenerState{true, ""}, std::nullopt, "False", "Pending",
+         "Programmed", "Pending"},
+        {"failed outranks pending", std::nullopt, route::ListenerState{false, "boom"}, "False",
+         "AddressNotUsable", "Pending", "Invalid"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        objects_.clear();
+        bound_.clear();
+        addWorld();
+        if (c.http) {
+            setState("http", c.http->bound, c.http->message);
+        }
+        if (c.tcp) {
+            setState("tcp", c.tcp->bound, c.tcp->message);
+        }
+        // A state for a listener that no longer exists changes nothing.
+        setState("gone", false, "stale");
+        run();
+        const Json& gw = *status("Gateway", "default", "gw");
+        expectCond(gw, "Programmed", c.gatewayStatus, c.gatewayReason);
+        expectCond(listenerStatus("http"), "Programmed", c.httpReason == std::string("Programmed") ? "True" : "False",
+                   c.httpReason);
+        expectCond(listenerStatus("tcp"), "Programmed", c.tcpReason == std::string("Programmed") ? "True" : "False",
+                   c.tcpReason);
+        if (c.tcp && !c.tcp->bound) {
+            EXPECT_EQ(message(listenerStatus("tcp"), "Programmed"), c.tcp->message);
+            EXPECT_NE(message(gw, "Programmed").find("listener tcp: " + c.tcp->message),
+                      std::string::npos)
+                << message(gw, "Programmed");
+        }
+        EXPECT_EQ(message(gw, "Programmed").find("stale"), std::string::npos);
+    }
+}
+
+TEST_F(ListenerPlanTest, BoundListenerNamesItsAddress) {
+    addWorld();
+    object("Gateway", "default", "gw")["spec"]["addresses"] =
+        Json::parse(R"([{"type": "IPAddress", "value": "fd00::5"}])");
+    setState("http", true);
+    setState("tcp", true);
+    run();
+    EXPECT_EQ(message(listenerStatus("http"), "Programmed"), "Listener is bound to [fd00::5]:8080");
+    object("Gateway", "default", "gw")["spec"].erase("addresses");
+    run();
+    EXPECT_NE(message(listenerStatus("tcp"), "Programmed").find("port 9000"), std::string::npos);
+}
+
+TEST_F(ListenerPlanTest, GatewayWithoutSupportedListenerIsNotProgrammable) {
+    add(R"({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"namespace": "default", "name": "gw", "generation": 1},
+            "spec": {"gatewayClassName": "lastmile",
+                     "listeners": [{"name": "tls", "port": 443, "protocol": "HTTPS"}]}})");
+    run();
+    EXPECT_TRUE(out_.listeners.empty());
+    expectCond(*status("Gateway", "default", "gw"), "Programmed", "False", "Invalid");
+}
+
+TEST_F(ListenerPlanTest, ProgrammedTransitionStampsTheTime) {
+    addWorld();
+    run();
+    writeBack();
+    now_ += std::chrono::hours(1);
+    setState("http", true);
+    setState("tcp", true);
+    run();
+    EXPECT_EQ(cond(listenerStatus("http"), "Programmed")["lastTransitionTime"], "2027-01-15T09:00:00Z");
 }
 
 }  // namespace

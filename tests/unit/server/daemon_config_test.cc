@@ -17,7 +17,7 @@ TEST(DaemonConfigTest, FileValuesReplaceDefaults) {
     auto config = loadConfig(path, DaemonConfig{});
     ASSERT_TRUE(config) << config.error().message();
     EXPECT_EQ(config->stateDir, "/tmp/s");
-    EXPECT_EQ(config->workers, 3U);
+    EXPECT_EQ(config->dataplane.workers, 3U);
     EXPECT_EQ(config->logLevel, log::Level::Debug);
     EXPECT_EQ(config->apiSocket, DaemonConfig{}.apiSocket);
 }
@@ -52,6 +52,80 @@ TEST(DaemonConfigTest, ShippedConfigurationLoads) {
     auto config = loadConfig(std::string(root) + "/packaging/lastmiled.yaml", DaemonConfig{});
     ASSERT_TRUE(config) << config.error().message();
     EXPECT_EQ(config->manifests, "/etc/lastmile/manifests");
+    // The shipped file documents the defaults: loading it changes nothing else.
+    const dataplane::DataplaneOptions defaults;
+    EXPECT_EQ(config->dataplane.workers, defaults.workers);
+    EXPECT_EQ(config->dataplane.bindAddress, defaults.bindAddress);
+    EXPECT_EQ(config->dataplane.connectTimeout, defaults.connectTimeout);
+    EXPECT_EQ(config->dataplane.handshakeTimeout, defaults.handshakeTimeout);
+    EXPECT_EQ(config->dataplane.idleTimeout, defaults.idleTimeout);
+    EXPECT_EQ(config->dataplane.drainTimeout, defaults.drainTimeout);
+    EXPECT_EQ(config->dataplane.maxConnections, defaults.maxConnections);
+}
+
+TEST(DaemonConfigTest, DataplaneKeysReplaceTheirDefaults) {
+    test::TempDir dir;
+    auto path = dir.write("c.yaml",
+                          "bindAddress: \"::1\"\nconnectTimeout: 500ms\nhandshakeTimeout: 2s\n"
+                          "idleTimeout: 1h30m\ndrainTimeout: 0s\nmaxConnections: 100\n");
+    auto config = loadConfig(path, DaemonConfig{});
+    ASSERT_TRUE(config) << config.error().message();
+    using std::chrono::milliseconds;
+    EXPECT_EQ(config->dataplane.bindAddress, "::1");
+    EXPECT_EQ(config->dataplane.connectTimeout, milliseconds(500));
+    EXPECT_EQ(config->dataplane.handshakeTimeout, milliseconds(2'000));
+    EXPECT_EQ(config->dataplane.idleTimeout, milliseconds(5'400'000));
+    EXPECT_EQ(config->dataplane.drainTimeout, milliseconds(0));
+    EXPECT_EQ(config->dataplane.maxConnections, 100U);
+    EXPECT_EQ(config->dataplane.workers, dataplane::DataplaneOptions{}.workers);
+}
+
+TEST(DaemonConfigTest, DurationsAreGoStyle) {
+    struct Case {
+        const char* text;
+        long long wantMs;  // -1: invalid
+    } cases[] = {
+        {"500ms", 500}, {"5s", 5'000}, {"2m", 120'000}, {"1h", 3'600'000}, {"1m30s", 90'000},
+        {"1.5s", 1'500}, {"0", -1}, {"", -1}, {"5", -1}, {"5 s", -1}, {"-5s", -1},
+        {"5sec", -1}, {"10us", -1}, {"s", -1}, {"1..5s", -1}, {"99999999999h", -1},
+    };
+    for (const auto& c : cases) {
+        auto d = parseDuration(c.text);
+        if (c.wantMs < 0) {
+            EXPECT_FALSE(d) << c.text;
+            if (!d) {
+                EXPECT_EQ(d.error().code(), Errc::Invalid) << c.text;
+            }
+        } else {
+            ASSERT_TRUE(d) << c.text;
+            EXPECT_EQ(d->count(), c.wantMs) << c.text;
+        }
+    }
+}
+
+TEST(DaemonConfigTest, BadDataplaneValuesNameFileLineAndKey) {
+    struct Case {
+        const char* yaml;
+        const char* want;
+    } cases[] = {
+        {"stateDir: /a\nconnectTimeout: soon\n", "c.yaml:2:1: connectTimeout: duration \"soon\""},
+        {"idleTimeout: 0s\n", "c.yaml:1:1: idleTimeout: must be longer than 0"},
+        {"bindAddress: localhost\n", "c.yaml:1:1: bindAddress: \"localhost\" is not an IPv4 or IPv6"},
+        {"bindAddress: 10.0.0.300\n", "bindAddress"},
+        {"maxConnections: 0\n", "c.yaml:1:1: maxConnections: must be from 1"},
+        {"maxConnections: -3\n", "maxConnections"},
+        {"maxConnections: 5000000000\n", "maxConnections"},
+        {"workers: -1\n", "c.yaml:1:1: workers"},
+        {"handshakeTimeout: [1s]\n", "handshakeTimeout: expected a single value"},
+    };
+    for (const auto& c : cases) {
+        test::TempDir dir;
+        auto config = loadConfig(dir.write("c.yaml", c.yaml), DaemonConfig{});
+        ASSERT_FALSE(config) << c.yaml;
+        EXPECT_EQ(config.error().code(), Errc::Invalid) << c.yaml;
+        EXPECT_NE(config.error().context().find(c.want), std::string::npos)
+            << config.error().context();
+    }
 }
 
 TEST(DaemonConfigTest, MissingFileIsNotFound) {

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: Apache-2.0
+// DataplaneOptions: the daemon-wide knobs of the workers (config file keys in parentheses).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace lastmile::dataplane {
+
+struct DataplaneOptions {
+    unsigned workers = 0;                   // (workers) 0: one per core
+    std::string bindAddress = "0.0.0.0";    // (bindAddress) for Gateways without spec.addresses
+    std::chrono::milliseconds connectTimeout{5'000};     // (connectTimeout) TCP connect to a backend
+    std::chrono::milliseconds handshakeTimeout{10'000};  // (handshakeTimeout) TLS to the backend
+    std::chrono::milliseconds idleTimeout{600'000};      // (idleTimeout) no byte either way
+    std::chrono::milliseconds drainTimeout{30'000};      // (drainTimeout) SIGTERM: open connections
+    std::uint32_t maxConnections = 65'536;  // (maxConnections) client connections, whole process
+};
+
+}  // namespace lastmile::dataplane
