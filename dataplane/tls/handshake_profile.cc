@@ -491,7 +491,7 @@ Result<std::shared_ptr<const HandshakeProfile>> HandshakeProfile::compile(const 
         new HandshakeProfile(spec, std::move(ctx), std::move(anchors)));
 }
 
-Result<SslPtr> HandshakeProfile::newSession(int fd) const {
+Result<SslPtr> HandshakeProfile::newSession() const {
     if (!ctx_) {
         return fail(Errc::Invalid, "backend " + describeBackend(spec_.backend) +
                                        " fails closed: " + spec_.failClosedReason);
@@ -499,9 +499,6 @@ Result<SslPtr> HandshakeProfile::newSession(int fd) const {
     SslPtr ssl(SSL_new(ctx_.get()));
     if (!ssl) {
         return sslFail("creating a TLS session for " + describeBackend(spec_.backend));
-    }
-    if (SSL_set_fd(ssl.get(), fd) != 1) {
-        return sslFail("attaching the TLS session to fd " + std::to_string(fd));
     }
     if (!spec_.sni.empty() && SSL_set_tlsext_host_name(ssl.get(), spec_.sni.c_str()) != 1) {
         return sslFail("setting SNI " + spec_.sni);

@@ -32,9 +32,10 @@ public:
     // Trust anchors of the bundle; empty for the system store.
     const std::vector<CertificateInfo>& trustAnchors() const noexcept { return anchors_; }
 
-    // A client session on `fd` with SNI, the verification target and a cached session for
-    // resumption applied. Must not be called on a fail-closed profile (Errc::Invalid).
-    Result<SslPtr> newSession(int fd) const;
+    // A client session with SNI, the verification target and a cached session for resumption
+    // applied; the caller attaches its transport (an fd, or the dataplane's wire BIO).
+    // Must not be called on a fail-closed profile (Errc::Invalid).
+    Result<SslPtr> newSession() const;
 
     HandshakeProfile(const HandshakeProfile&) = delete;
     HandshakeProfile& operator=(const HandshakeProfile&) = delete;

@@ -109,9 +109,9 @@ protected:
         Connection c;
         c.clientFd.reset(fds[0]);
         c.serverFd.reset(fds[1]);
-        auto session = profile.newSession(c.clientFd.get());
-        if (!session) {
-            throw std::runtime_error("newSession failed: " + session.error().message());
+        auto session = profile.newSession();
+        if (!session || SSL_set_fd(session->get(), c.clientFd.get()) != 1) {
+            throw std::runtime_error("newSession failed");
         }
         c.client = std::move(*session);
         c.server.reset(SSL_new(serverCtx));
@@ -590,7 +590,7 @@ TEST_F(HandshakeProfileTest, FailClosedProfileRefusesSessions) {
     auto profile = HandshakeProfile::failClosed(specFor("echo.default.svc"), "no valid CA");
     ASSERT_TRUE(profile->isFailClosed());
     EXPECT_EQ(profile->failClosedReason(), "no valid CA");
-    auto session = profile->newSession(0);
+    auto session = profile->newSession();
     ASSERT_FALSE(session);
     EXPECT_EQ(session.error().code(), make_error_code(Errc::Invalid));
     EXPECT_TRUE(contains(session.error().context(), "no valid CA"));
@@ -610,7 +610,7 @@ TEST_F(HandshakeProfileTest, SpecWithFailClosedReasonCompilesToAFailClosedProfil
     ASSERT_TRUE(profile) << profile.error().message();
     EXPECT_TRUE((*profile)->isFailClosed());
     EXPECT_EQ((*profile)->failClosedReason(), spec.failClosedReason);
-    EXPECT_FALSE((*profile)->newSession(0));
+    EXPECT_FALSE((*profile)->newSession());
 }
 
 TEST_F(HandshakeProfileTest, RejectsMalformedOrEmptyBundle) {
@@ -722,7 +722,7 @@ TEST_F(HandshakeProfileTest, RejectsSystemTrustTogetherWithABundle) {
 
 TEST_F(HandshakeProfileTest, VerifyFailureReasonIsEmptyWithoutAHandshake) {
     auto profile = compileOrThrow(specFor("echo.default.svc"));
-    auto session = profile->newSession(-1);
+    auto session = profile->newSession();
     ASSERT_TRUE(session) << session.error().message();
     EXPECT_EQ(verifyFailureReason(session->get()), "");
     EXPECT_EQ(verifyFailureReason(nullptr), "");
@@ -736,8 +736,9 @@ TEST_F(HandshakeProfileTest, SessionOutlivingItsProfileStillCompletes) {
     Connection c;
     c.clientFd.reset(fds[0]);
     c.serverFd.reset(fds[1]);
-    auto session = profile->newSession(c.clientFd.get());
+    auto session = profile->newSession();
     ASSERT_TRUE(session);
+    ASSERT_EQ(SSL_set_fd(session->get(), c.clientFd.get()), 1);
     c.client = std::move(*session);
     profile.reset();  // the SSL keeps the SSL_CTX and the verification state alive
     c.server.reset(SSL_new(server.get()));

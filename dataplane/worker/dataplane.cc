@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+// Dataplane: starting workers, binding listeners for them, draining, summing counters.
+#include "dataplane/worker/dataplane.h"
+
+#include <chrono>
+#include <thread>
+
+#include "dataplane/base/log.h"
+#include "dataplane/net/socket.h"
+#include "drivers/openssl/openssl_engine.h"
+
+namespace lastmile::dataplane {
+namespace {
+
+constexpr const char* kLog = "dataplane";
+
+}  // namespace
+
+void DataplaneStats::add(const WorkerCounters& w) {
+#define LM_ADD(field, name, help) field += w.field.load(std::memory_order_relaxed);
+    LM_DATAPLANE_COUNTERS(LM_ADD)
+#undef LM_ADD
+    for (std::size_t i = 0; i < kFailureCount; ++i) {
+        failures[i] += w.failures[i].load(std::memory_order_relaxed);
+    }
+    active += w.active.load(std::memory_order_relaxed);
+    pooled += w.pooled.load(std::memory_order_relaxed);
+    ringSubmits += w.ringSubmits.load(std::memory_order_relaxed);
+    ++workers;
+}
+
+Result<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneOptions& options,
+                                                    tls::ProfileRegistry& registry,
+                                                    const uring::RingOptions& ring) {
+    std::unique_ptr<Dataplane> d(new Dataplane());
+    d->shared_.options = options;
+    d->shared_.registry = &registry;
+    d->shared_.ring = ring;
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    d->shared_.workerCount = options.workers == 0 ? cores : options.workers;
+
+    // The floor engine goes last: the kernel and cryptodev engines of later issues are
+    // tried before it.
+    d->engineImpls_.push_back(std::make_unique<drivers::openssl::OpensslEngine>());
+    for (const auto& engine : d->engineImpls_) {
+        auto probe = engine->probe();
+        d->engineStatus_.push_back({std::string(engine->name()), probe});
+        if (probe.usable) {
+            d->shared_.engines.push_back(engine.get());
+        }
+        LM_LOG(Info, kLog, "record engine " << engine->name() << ": "
+                                            << (probe.usable ? "usable" : "unusable") << " ("
+                                            << probe.detail << ")");
+    }
+    for (unsigned i = 0; i < d->shared_.workerCount; ++i) {
+        auto worker = std::make_unique<Worker>(i, d->shared_);
+        if (auto s = worker->start(); !s) {
+            return fail(std::move(s).error());
+        }
+        d->workers_.push_back(std::move(worker));
+    }
+    LM_LOG(Info, kLog, d->shared_.workerCount << " dataplane worker(s), io_uring setup "
+                                              << d->workers_.front()->ringSetup());
+    return d;
+}
+
+Dataplane::~Dataplane() { workers_.clear(); }
+
+std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
+    const std::string& project, const std::vector<route::ListenerPlan>& plans) {
+    std::lock_guard lock(mu_);
+    std::map<route::ListenerId, route::ListenerState> states;
+    std::map<route::ListenerId, std::string> wanted;  // id -> address text, unresolved ones skipped
+    std::map<route::ListenerId, std::optional<net::SocketAddress>> addresses;
+    for (const auto& plan : plans) {
+        const std::string ip = plan.address.empty() ? shared_.options.bindAddress : plan.address;
+        auto address = net::SocketAddress::parse(ip, plan.port);
+        if (!address) {
+            states[plan.id] = {false, address.error().context()};
+            continue;
+        }
+        wanted[plan.id] = address->toString();
+        addresses[plan.id] = *address;
+    }
+    // Close what this project no longer wants, or wants elsewhere, before binding: a listener
+    // that moved may reuse an address another of ours just gave up.
+    for (auto it = bound_.begin(); it != bound_.end();) {
+        auto w = wanted.find(it->first);
+        if (it->first.project == project && (w == wanted.end() || w->second != it->second.address)) {
+            for (auto& worker : workers_) {
+                worker->removeListener(it->first);
+            }
+            LM_LOG(Info, kLog, "closed listener " << it->second.address);
+            owners_.erase(it->second.address);
+            it = bound_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    for (const auto& [id, text] : wanted) {
+        if (auto it = bound_.find(id); it != bound_.end()) {
+            states[id] = {true, "bound to " + it->second.actual};
+            continue;
+        }
+        if (owners_.count(text) != 0) {
+            states[id] = {false, text + " is already in use by another listener"};
+            continue;
+        }
+        std::vector<UniqueFd> sockets;
+        Status opened;
+        net::SocketAddress address = *addresses[id];
+        std::string actual = text;
+        for (std::size_t i = 0; i < workers_.size() && opened; ++i) {
+            auto fd = net::listenTcp(address, /*reusePort=*/true);
+            if (!fd) {
+                opened = fail(std::move(fd).error());
+                break;
+            }
+            if (i == 0 && address.port() == 0) {
+                // Port 0 (tests): the other workers join the port the kernel picked.
+                auto local = net::SocketAddress::localOf(fd->get());
+                if (!local) {
+                    opened = fail(std::move(local).error());
+                    break;
+                }
+                address = *local;
+                actual = address.toString();
+            }
+            sockets.push_back(std::move(*fd));
+        }
+        if (!opened) {
+            states[id] = {false, opened.error().message()};
+            LM_LOG(Warning, kLog, "listener " << id.gatewayNamespace << "/" << id.gateway << " "
+                                              << id.listener << ": " << opened.error().message());
+            continue;
+        }
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            workers_[i]->addListener(id, std::move(sockets[i]));
+        }
+        bound_[id] = Bound{text, actual};
+        owners_[text] = id;
+        states[id] = {true, "bound to " + actual};
+        LM_LOG(Info, kLog, "listening on " << actual << " for " << id.gatewayNamespace << "/"
+                                           << id.gateway << " " << id.listener);
+    }
+    return states;
+}
+
+void Dataplane::refresh() {
+    for (auto& worker : workers_) {
+        worker->refresh();
+    }
+}
+
+std::int64_t Dataplane::drain() {
+    for (auto& worker : workers_) {
+        worker->drain();
+    }
+    {
+        std::lock_guard lock(mu_);
+        bound_.clear();
+        owners_.clear();
+    }
+    const auto deadline = std::chrono::steady_clock::now() + shared_.options.drainTimeout;
+    std::int64_t open = 0;
+    for (;;) {
+        open = 0;
+        for (const auto& worker : workers_) {
+            open += worker->activeConnections();
+        }
+        if (open == 0 || std::chrono::steady_clock::now() >= deadline) {
+            return open;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+}
+
+DataplaneStats Dataplane::stats() const {
+    DataplaneStats total;
+    for (const auto& worker : workers_) {
+        total.add(worker->counters());
+    }
+    return total;
+}
+
+std::optional<std::string> Dataplane::boundAddress(const route::ListenerId& id) const {
+    std::lock_guard lock(mu_);
+    auto it = bound_.find(id);
+    return it == bound_.end() ? std::nullopt : std::optional<std::string>(it->second.actual);
+}
+
+std::vector<std::string> Dataplane::ringSetups() const {
+    std::vector<std::string> out;
+    for (const auto& worker : workers_) {
+        out.push_back(worker->ringSetup());
+    }
+    return out;
+}
+
+}  // namespace lastmile::dataplane

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+// Dataplane: the workers of one process, the listeners they share, and their counters.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dataplane/base/result.h"
+#include "dataplane/route/plan.h"
+#include "dataplane/tls/profile_set.h"
+#include "dataplane/uring/ring.h"
+#include "dataplane/worker/counters.h"
+#include "dataplane/worker/options.h"
+#include "dataplane/worker/worker.h"
+#include "drivers/record_engine.h"
+
+namespace lastmile::dataplane {
+
+struct EngineStatus {
+    std::string name;
+    drivers::EngineProbe probe;
+};
+
+class Dataplane {
+public:
+    // Starts options.workers workers (0: one per core), each with its own ring, reading
+    // `registry` (which must outlive the dataplane). `ring` is for tests of the fallbacks.
+    static Result<std::unique_ptr<Dataplane>> start(const DataplaneOptions& options,
+                                                    tls::ProfileRegistry& registry,
+                                                    const uring::RingOptions& ring = {});
+    ~Dataplane();  // stops the workers; open connections are closed
+    Dataplane(const Dataplane&) = delete;
+    Dataplane& operator=(const Dataplane&) = delete;
+
+    // Makes `project`'s bound listeners exactly `plans`: binds new ones (one SO_REUSEPORT
+    // socket per worker), keeps unchanged ones, closes the rest. Returns the state of each
+    // plan's listener. An address another listener holds is refused, without naming it
+    // (tenants do not see each other). Thread-safe.
+    std::map<route::ListenerId, route::ListenerState> bind(
+        const std::string& project, const std::vector<route::ListenerPlan>& plans);
+
+    // The registry has a new generation: workers take it for new connections.
+    void refresh();
+
+    // Stops accepting and waits up to options.drainTimeout for open connections to end.
+    // Returns the number still open when it gave up.
+    std::int64_t drain();
+
+    // "127.0.0.1:8443" where `id` listens, nullopt when it is not bound.
+    std::optional<std::string> boundAddress(const route::ListenerId& id) const;
+
+    DataplaneStats stats() const;
+    const std::vector<EngineStatus>& engines() const noexcept { return engineStatus_; }
+    std::vector<std::string> ringSetups() const;
+    unsigned workerCount() const noexcept { return shared_.workerCount; }
+
+private:
+    Dataplane() = default;
+
+    WorkerShared shared_;
+    std::vector<std::unique_ptr<drivers::RecordEngine>> engineImpls_;
+    std::vector<EngineStatus> engineStatus_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+
+    struct Bound {
+        std::string address;  // as asked: "127.0.0.1:8443" (port 0 in tests)
+        std::string actual;   // as bound, with the port the kernel picked for port 0
+    };
+    mutable std::mutex mu_;
+    std::map<route::ListenerId, Bound> bound_;
+    std::map<std::string, route::ListenerId> owners_;  // address -> listener holding it
+};
+
+}  // namespace lastmile::dataplane

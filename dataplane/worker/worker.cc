@@ -1,0 +1,1190 @@
+// SPDX-License-Identifier: Apache-2.0
+// The worker loop and the life of one connection: accept -> route -> connect -> handshake ->
+// forward, every I/O through the worker's io_uring, OpenSSL only transforming bytes.
+#include "dataplane/worker/worker.h"
+
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "dataplane/base/chunk.h"
+#include "dataplane/base/log.h"
+#include "dataplane/net/socket.h"
+#include "dataplane/tls/openssl_handles.h"
+#include "dataplane/worker/balancer.h"
+#include "dataplane/worker/http_reply.h"
+#include "drivers/openssl/openssl_engine.h"
+#include "drivers/openssl/wire_bio.h"
+
+namespace lastmile::dataplane {
+namespace {
+
+constexpr const char* kLog = "dataplane";
+using Clock = std::chrono::steady_clock;
+
+// How often deadlines are checked; timeouts are this coarse.
+constexpr unsigned kTickMs = 100;
+// How long a refused HTTP client gets to read its answer before the socket closes.
+constexpr std::chrono::milliseconds kLinger{2'000};
+
+enum Op : std::uint8_t {
+    Wake = 1,
+    Accept,
+    ClientPoll,
+    ClientRecv,
+    ClientSend,
+    BackendPoll,
+    BackendRecv,
+    BackendSend,
+    Connect,
+    Ignore,
+};
+constexpr unsigned bit(Op op) { return 1u << op; }
+constexpr unsigned kBackendOps = bit(BackendPoll) | bit(BackendRecv) | bit(BackendSend) | bit(Connect);
+
+enum class Stage {
+    Connecting,   // TCP connect to an endpoint in flight
+    Handshaking,  // TLS handshake with the backend
+    Forwarding,   // both ways
+    Pooled,       // warm pool: handshaken, waiting for a client
+    Replying,     // refused: an HTTP error answer, then close
+};
+
+struct Listener {
+    route::ListenerId id;
+    UniqueFd fd;
+    const route::ListenerPlan* plan = nullptr;  // into the worker's snapshot
+    std::uint64_t cursor = 0;                   // round robin over the plan's backends
+    bool armed = false;                         // an accept SQE is in flight
+    bool removing = false;
+};
+
+using PoolKey = std::pair<std::string, tls::BackendKey>;
+
+struct Connection {
+    Connection* prev = nullptr;
+    Connection* next = nullptr;
+
+    Stage stage = Stage::Connecting;
+    bool warm = false;  // opened for the warm pool, no client yet
+    route::ListenerProtocol protocol = route::ListenerProtocol::Tcp;
+    std::string project;
+    // The backend being connected; `snapshot` keeps `target` alive until the handshake ends.
+    std::shared_ptr<const tls::ProfileSet> snapshot;
+    const route::Backend* target = nullptr;
+    tls::BackendKey backendKey;
+    std::shared_ptr<const tls::HandshakeProfile> profile;  // null: no policy, plain TCP
+    std::vector<route::Endpoint> tried;
+    route::Endpoint endpoint;
+    std::optional<net::SocketAddress> endpointAddress;
+    std::string lastConnectError;
+    bool connectTimedOut = false;
+
+    UniqueFd client;
+    UniqueFd backend;
+    tls::SslPtr ssl;
+    drivers::Wire wire;
+    std::unique_ptr<drivers::RecordSession> session;
+
+    // Client -> backend: plaintext read from the client, records for the backend (TLS only).
+    ChunkPtr upIn, upOut;
+    // Backend -> client: what the backend sent, plaintext for the client (TLS only).
+    ChunkPtr downIn, downOut;
+    Chunk* clientSendFrom = nullptr;   // the chunk the in-flight client send reads
+    Chunk* backendSendFrom = nullptr;  // the chunk the in-flight backend send reads
+    std::size_t clientRecvRoom = 0;
+    std::size_t backendRecvRoom = 0;
+    // Keep the read buffer: the last receive filled it (more is queued), or a poll just said
+    // the socket is readable.
+    bool clientKeepBuffer = false;
+    bool backendKeepBuffer = false;
+
+    bool clientEof = false;           // FIN from the client
+    bool backendFin = false;          // FIN from the backend: read nothing more
+    bool backendEof = false;          // the backend's stream is over: FIN to the client next
+    bool closeNotifyQueued = false;   // our close_notify is in upOut
+    bool backendWriteShut = false;    // FIN sent to the backend
+    bool clientWriteShut = false;     // FIN sent to the client
+    bool closing = false;
+    bool dead = false;     // destroyed; freed after the current batch of completions
+    unsigned pending = 0;  // bit(Op) of every SQE in flight
+    Clock::time_point deadline = Clock::time_point::max();
+};
+
+bool has(const Connection& c, Op op) { return (c.pending & bit(op)) != 0; }
+
+}  // namespace
+
+struct Worker::Impl {
+    Impl(unsigned index, WorkerShared& shared) : index_(index), shared_(shared) {}
+
+    // ---- Control thread side.
+    enum class CommandKind { AddListener, RemoveListener, Refresh, Drain, Stop };
+    struct Command {
+        CommandKind kind;
+        route::ListenerId id;
+        UniqueFd fd;
+    };
+
+    void post(Command command) {
+        {
+            std::lock_guard lock(commandsMu_);
+            commands_.push_back(std::move(command));
+        }
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(wakeFd_.get(), &one, sizeof(one));
+    }
+
+    Status start() {
+        wakeFd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        if (!wakeFd_.valid()) {
+            return failErrno("eventfd for worker " + std::to_string(index_));
+        }
+        std::promise<Status> ready;
+        auto started = ready.get_future();
+        thread_ = std::thread([this, &ready] { run(ready); });
+        return started.get();
+    }
+
+    // ---- Worker thread side.
+    void run(std::promise<Status>& ready) {
+        auto ring = uring::Ring::create(shared_.ring);
+        if (!ring) {
+            ready.set_value(fail(std::move(ring).error()));
+            return;
+        }
+        ring_ = std::move(*ring);
+        {
+            std::lock_guard lock(commandsMu_);
+            ringSetup_ = ring_->features().setup;
+        }
+        snapshot_ = shared_.registry->snapshot();
+        armWake();
+        ready.set_value(Status{});
+        while (!stopped_) {
+            ring_->submitAndWait(kTickMs);
+            now_ = Clock::now();
+            ring_->drain([this](const io_uring_cqe& cqe) { dispatch(cqe); });
+            if (now_ >= nextScan_) {
+                scanDeadlines();
+                refillPools();
+                nextScan_ = now_ + std::chrono::milliseconds(kTickMs);
+            }
+            buryDead();
+            counters_.ringSubmits.store(ring_->submits(), std::memory_order_relaxed);
+        }
+        shutdownAll();
+    }
+
+    void armWake() {
+        io_uring_sqe* s = ring_->sqe();
+        io_uring_prep_read(s, wakeFd_.get(), &wakeValue_, sizeof(wakeValue_), 0);
+        io_uring_sqe_set_data64(s, uring::packUserData(Wake, 0));
+    }
+
+    void dispatch(const io_uring_cqe& cqe) {
+        const Op op = static_cast<Op>(uring::userDataOp(cqe.user_data));
+        const std::uint64_t object = uring::userDataObject(cqe.user_data);
+        switch (op) {
+            case Wake:
+                applyCommands();
+                if (!stopped_) {
+                    armWake();
+                }
+                return;
+            case Accept:
+                onAccept(*reinterpret_cast<Listener*>(object), cqe.res, cqe.flags);
+                return;
+            case Ignore:
+                return;
+            default: {
+                auto& c = *reinterpret_cast<Connection*>(object);
+                c.pending &= ~bit(op);
+                onEvent(c, op, cqe.res);
+            }
+        }
+    }
+
+    void applyCommands() {
+        std::vector<Command> commands;
+        {
+            std::lock_guard lock(commandsMu_);
+            commands.swap(commands_);
+        }
+        for (auto& cmd : commands) {
+            switch (cmd.kind) {
+                case CommandKind::AddListener: {
+                    auto l = std::make_unique<Listener>();
+                    l->id = cmd.id;
+                    l->fd = std::move(cmd.fd);
+                    Listener& ref = *l;
+                    listeners_[cmd.id] = std::move(l);
+                    ref.plan = findPlan(ref.id);
+                    if (!draining_) {
+                        armAccept(ref);
+                    }
+                    break;
+                }
+                case CommandKind::RemoveListener:
+                    removeListener(cmd.id);
+                    break;
+                case CommandKind::Refresh:
+                    break;  // every batch of commands takes the newest snapshot below
+                case CommandKind::Drain:
+                    draining_ = true;
+                    for (auto it = listeners_.begin(); it != listeners_.end();) {
+                        auto next = std::next(it);
+                        removeListener(it->first);
+                        it = next;
+                    }
+                    for (auto& [key, list] : pool_) {
+                        for (Connection* p : std::vector<Connection*>(list)) {
+                            abort(*p);
+                        }
+                    }
+                    break;
+                case CommandKind::Stop:
+                    stopped_ = true;
+                    break;
+            }
+        }
+        refreshSnapshot();
+    }
+
+    // ---- Listeners and accepting.
+    const route::ListenerPlan* findPlan(const route::ListenerId& id) const {
+        auto p = snapshot_->listeners.find(id.project);
+        if (p == snapshot_->listeners.end()) {
+            return nullptr;
+        }
+        auto it = std::lower_bound(
+            p->second.begin(), p->second.end(), id,
+            [](const route::ListenerPlan& plan, const route::ListenerId& key) { return plan.id < key; });
+        return it != p->second.end() && it->id == id ? &*it : nullptr;
+    }
+
+    void armAccept(Listener& l) {
+        io_uring_sqe* s = ring_->sqe();
+        if (ring_->features().multishotAccept) {
+            io_uring_prep_multishot_accept(s, l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+        } else {
+            io_uring_prep_accept(s, l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+        }
+        io_uring_sqe_set_data64(s, uring::packUserData(Accept, reinterpret_cast<std::uint64_t>(&l)));
+        l.armed = true;
+    }
+
+    void stopAccepting(Listener& l) {
+        if (l.armed) {
+            io_uring_sqe* s = ring_->sqe();
+            io_uring_prep_cancel64(s, uring::packUserData(Accept, reinterpret_cast<std::uint64_t>(&l)), 0);
+            io_uring_sqe_set_data64(s, uring::packUserData(Ignore, 0));
+        }
+    }
+
+    void removeListener(const route::ListenerId& id) {
+        auto it = listeners_.find(id);
+        if (it == listeners_.end()) {
+            return;
+        }
+        it->second->removing = true;
+        if (it->second->armed) {
+            stopAccepting(*it->second);  // erased when the cancelled accept completes
+        } else {
+            listeners_.erase(it);
+        }
+    }
+
+    void onAccept(Listener& l, int res, unsigned flags) {
+        if ((flags & IORING_CQE_F_MORE) == 0) {
+            l.armed = false;
+        }
+        if (res >= 0) {
+            newClient(l, UniqueFd(res));
+        } else if (res == -EINVAL && ring_->features().multishotAccept) {
+            LM_LOG(Warning, kLog, "multishot accept refused by the kernel; accepting one at a time");
+            ring_->disableMultishotAccept();
+        } else if (res != -ECANCELED) {
+            LM_LOG(Warning, kLog, "accept on " << l.id.gateway << "/" << l.id.listener << ": "
+                                               << std::strerror(-res));
+        }
+        if (!l.armed) {
+            if (l.removing) {
+                listeners_.erase(l.id);
+            } else if (!draining_) {
+                armAccept(l);
+            }
+        }
+    }
+
+    void newClient(Listener& l, UniqueFd fd) {
+        const auto limit = static_cast<std::int64_t>(shared_.options.maxConnections);
+        if (shared_.connections.fetch_add(1, std::memory_order_relaxed) >= limit) {
+            shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+            counters_.fail(Failure::ConnectionLimit);
+            return;  // fd closes: the client sees the connection end at once
+        }
+        counters_.bump(counters_.accepted);
+        counters_.active.fetch_add(1, std::memory_order_relaxed);
+        net::setNoDelay(fd.get());
+        if (l.plan == nullptr) {
+            // Bound before its generation was published: the publish is a moment away.
+            refreshSnapshot();
+        }
+        auto* c = new Connection();
+        link(*c);
+        c->client = std::move(fd);
+        c->snapshot = snapshot_;
+        if (l.plan == nullptr) {
+            c->protocol = route::ListenerProtocol::Tcp;
+            reject(*c, Failure::NoBackend, 503, "the listener is being reconfigured");
+            return;
+        }
+        const route::ListenerPlan& plan = *l.plan;
+        c->protocol = plan.protocol;
+        c->project = plan.id.project;
+        if (plan.backends.empty()) {
+            reject(*c, Failure::NoBackend, 503,
+                   "no backend: no accepted Route of this listener reaches a Service");
+            return;
+        }
+        const route::Backend& backend = Balancer::pickBackend(plan.backends, l.cursor);
+        c->target = &backend;
+        c->backendKey = backend.key;
+        c->profile = backend.profile;
+        if (c->profile && c->profile->isFailClosed()) {
+            reject(*c, Failure::FailClosed, 503, c->profile->failClosedReason());
+            return;
+        }
+        if (c->profile && c->profile->spec().warmPool > 0) {
+            if (Connection* pooled = takePooled(*c)) {
+                counters_.bump(counters_.warmPoolHits);
+                pooled->client = std::move(c->client);
+                pooled->protocol = c->protocol;
+                pooled->warm = false;
+                pooled->stage = Stage::Forwarding;
+                pooled->deadline = now_ + shared_.options.idleTimeout;
+                unlink(*c);
+                delete c;
+                refillPools();
+                pump(*pooled);
+                return;
+            }
+            counters_.bump(counters_.warmPoolMisses);
+        }
+        connectNext(*c);
+        pump(*c);
+    }
+
+    // ---- Connecting.
+    void connectNext(Connection& c) {
+        const std::string service = c.backendKey.ns + "/" + c.backendKey.service + ":" +
+                                    std::to_string(c.backendKey.port);
+        std::optional<route::Endpoint> ep;
+        if (c.target != nullptr) {
+            ep = balancer_.pickEndpoint(c.project, *c.target, c.tried, !c.warm, now_);
+        }
+        if (!ep) {
+            if (c.warm) {
+                abort(c);
+            } else if (c.tried.empty()) {
+                reject(c, Failure::NoBackend, 503, "no ready endpoint for service " + service);
+            } else {
+                reject(c, Failure::ConnectFailed, 503,
+                       "no endpoint of service " + service + " accepted a connection (last: " +
+                           c.lastConnectError + ")");
+            }
+            return;
+        }
+        if (!c.tried.empty()) {
+            counters_.bump(counters_.endpointRetries);
+        }
+        c.tried.push_back(*ep);
+        c.endpoint = *ep;
+        auto address = net::SocketAddress::parse(ep->address, ep->port);
+        auto fd = address ? net::tcpSocket(address->family()) : Result<UniqueFd>(fail(address.error()));
+        if (!fd) {
+            c.lastConnectError = fd.error().message();
+            connectNext(c);
+            return;
+        }
+        c.backend = std::move(*fd);
+        c.endpointAddress = *address;
+        c.stage = Stage::Connecting;
+        c.connectTimedOut = false;
+        c.deadline = now_ + shared_.options.connectTimeout;
+        io_uring_sqe* s = ring_->sqe();
+        io_uring_prep_connect(s, c.backend.get(), c.endpointAddress->get(), c.endpointAddress->length());
+        submit(c, s, Connect);
+    }
+
+    void onConnect(Connection& c, int res) {
+        if (res == 0 && !c.connectTimedOut) {
+            balancer_.succeeded(c.project, c.endpoint);
+            if (c.profile) {
+                startHandshake(c);
+            } else {
+                counters_.bump(counters_.plainBackend);
+                c.snapshot.reset();
+                c.target = nullptr;
+                c.stage = Stage::Forwarding;
+                c.deadline = now_ + shared_.options.idleTimeout;
+            }
+            return;
+        }
+        balancer_.failed(c.project, c.endpoint, now_);
+        c.lastConnectError = c.endpointAddress->toString() + ": " +
+                             (c.connectTimedOut ? std::string("connect timed out")
+                                                : std::string(std::strerror(-res)));
+        c.backend.reset();
+        connectNext(c);
+    }
+
+    // ---- Handshake.
+    void startHandshake(Connection& c) {
+        auto ssl = c.profile->newSession();
+        if (ssl) {
+            if (auto wired = drivers::openssl::attachWire(ssl->get(), c.wire); !wired) {
+                ssl = fail(std::move(wired).error());
+            }
+        }
+        if (!ssl) {
+            reject(c, Failure::HandshakeFailed, 502, ssl.error().message());
+            return;
+        }
+        c.ssl = std::move(*ssl);
+        c.stage = Stage::Handshaking;
+        c.deadline = now_ + shared_.options.handshakeTimeout;
+        handshake(c);
+    }
+
+    void bindWire(Connection& c) {
+        ensure(c.upOut);
+        c.wire.fromPeer = c.downIn.get();
+        c.wire.toPeer = c.upOut.get();
+    }
+
+    void handshake(Connection& c) {
+        bindWire(c);
+        const int r = SSL_do_handshake(c.ssl.get());
+        if (r == 1) {
+            established(c);
+            return;
+        }
+        const int err = SSL_get_error(c.ssl.get(), r);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+            sendToBackend(c);
+            if (!has(c, BackendRecv)) {
+                ensure(c.downIn);
+                c.downIn->compact();
+                recv(c, c.backend.get(), *c.downIn, BackendRecv);
+            }
+            return;
+        }
+        failHandshake(c, drivers::openssl::lastSslError(c.ssl.get(), r));
+    }
+
+    void failHandshake(Connection& c, const std::string& detail) {
+        const std::string why = tls::verifyFailureReason(c.ssl.get());
+        if (!why.empty()) {
+            reject(c, Failure::VerifyFailed, 502, "backend certificate rejected: " + why);
+        } else {
+            reject(c, Failure::HandshakeFailed, 502, "TLS handshake with the backend failed: " + detail);
+        }
+    }
+
+    void established(Connection& c) {
+        // The verify callback already failed the handshake on any error; this is the
+        // belt to its braces, since forwarding to an unverified peer must be impossible.
+        if (SSL_get_verify_result(c.ssl.get()) != X509_V_OK) {
+            failHandshake(c, "certificate not verified");
+            return;
+        }
+        counters_.bump(SSL_session_reused(c.ssl.get()) == 1 ? counters_.handshakesResumed
+                                                            : counters_.handshakesFull);
+        for (drivers::RecordEngine* engine : shared_.engines) {
+            auto session = engine->attach(c.ssl.get(), c.backend.get(), c.wire);
+            if (session) {
+                c.session = std::move(*session);
+                break;
+            }
+            LM_LOG(Debug, kLog, engine->name() << " engine declined a session: "
+                                               << session.error().message());
+        }
+        if (!c.session) {
+            reject(c, Failure::HandshakeFailed, 502, "no record engine took the session");
+            return;
+        }
+        c.snapshot.reset();
+        c.target = nullptr;
+        c.deadline = now_ + shared_.options.idleTimeout;
+        if (c.warm) {
+            c.stage = Stage::Pooled;
+            warming_[PoolKey{c.project, c.backendKey}]--;
+            pool_[PoolKey{c.project, c.backendKey}].push_back(&c);
+            counters_.pooled.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            c.stage = Stage::Forwarding;
+        }
+        pump(c);
+    }
+
+    // ---- Refusing.
+    void reject(Connection& c, Failure why, int httpStatus, const std::string& reason) {
+        if (c.warm) {
+            LM_LOG(Debug, kLog, "warm-pool connection failed: " << reason);
+            abort(c);
+            return;
+        }
+        counters_.fail(why);
+        LM_LOG(Debug, kLog, "refused a connection (" << failureLabel(why) << "): " << reason);
+        if (c.backend.valid()) {
+            cancelOps(c, c.backend.get(), kBackendOps);
+        }
+        if (c.protocol != route::ListenerProtocol::Http || !c.client.valid()) {
+            abort(c);
+            return;
+        }
+        c.stage = Stage::Replying;
+        c.deadline = now_ + kLinger;
+        ensure(c.downOut);
+        const std::string answer = httpErrorResponse(httpStatus, reason);
+        c.downOut->append(answer.data(), answer.size());
+        pump(c);
+    }
+
+    // ---- Events.
+    void onEvent(Connection& c, Op op, int res) {
+        if (c.closing) {
+            maybeDestroy(c);
+            return;
+        }
+        if (c.stage == Stage::Replying && (kBackendOps & bit(op)) != 0) {
+            pump(c);  // a cancelled backend operation of a refused connection
+            return;
+        }
+        const bool bytes = res > 0;
+        switch (op) {
+            case ClientPoll:
+                if (res < 0) {
+                    return abort(c);
+                }
+                ensure(c.upIn);
+                c.clientKeepBuffer = true;
+                break;
+            case ClientRecv:
+                if (res < 0) {
+                    return abort(c);
+                }
+                if (res == 0) {
+                    c.clientEof = true;
+                } else if (c.stage == Stage::Replying) {
+                    c.upIn->clear();  // a refused client's request is read and dropped
+                } else {
+                    c.upIn->commit(static_cast<std::size_t>(res));
+                    c.clientKeepBuffer = static_cast<std::size_t>(res) == c.clientRecvRoom;
+                }
+                break;
+            case ClientSend:
+                if (res < 0) {
+                    return abort(c);
+                }
+                c.clientSendFrom->consume(static_cast<std::size_t>(res));
+                if (c.stage == Stage::Forwarding) {
+                    counters_.bump(counters_.bytesToClient, static_cast<std::uint64_t>(res));
+                }
+                break;
+            case BackendPoll:
+                if (res < 0) {
+                    return backendGone(c, "polling the backend failed");
+                }
+                ensure(c.downIn);
+                c.backendKeepBuffer = true;
+                break;
+            case BackendRecv:
+                if (res <= 0) {
+                    if (c.stage == Stage::Handshaking) {
+                        return failHandshake(c, res == 0 ? "the backend closed the connection"
+                                                         : std::strerror(-res));
+                    }
+                    if (res < 0 || c.stage == Stage::Pooled) {
+                        return backendGone(c, "the backend closed the connection");
+                    }
+                    c.backendFin = true;
+                    c.backendEof = c.backendEof || !c.profile;
+                    break;
+                }
+                c.downIn->commit(static_cast<std::size_t>(res));
+                c.backendKeepBuffer = static_cast<std::size_t>(res) == c.backendRecvRoom;
+                if (c.stage == Stage::Handshaking) {
+                    return handshake(c);
+                }
+                break;
+            case BackendSend:
+                if (res < 0) {
+                    return backendGone(c, "sending to the backend failed");
+                }
+                c.backendSendFrom->consume(static_cast<std::size_t>(res));
+                if (!c.profile && c.stage == Stage::Forwarding) {
+                    counters_.bump(counters_.bytesToBackend, static_cast<std::uint64_t>(res));
+                }
+                if (c.stage == Stage::Handshaking) {
+                    return handshake(c);
+                }
+                break;
+            case Connect:
+                onConnect(c, res);
+                break;
+            default:
+                break;
+        }
+        if (bytes && c.stage == Stage::Forwarding) {
+            c.deadline = now_ + shared_.options.idleTimeout;
+        }
+        pump(c);
+    }
+
+    void backendGone(Connection& c, const std::string& why) {
+        if (c.stage == Stage::Pooled) {
+            counters_.bump(counters_.warmPoolDiscarded);
+            return abort(c);
+        }
+        if (c.stage == Stage::Handshaking) {
+            return failHandshake(c, why);
+        }
+        counters_.fail(Failure::StreamError);
+        abort(c);
+    }
+
+    // ---- Moving bytes. Called after every event; posts whatever can make progress.
+    void pump(Connection& c) {
+        if (c.dead) {
+            return;
+        }
+        if (c.closing) {
+            return maybeDestroy(c);
+        }
+        switch (c.stage) {
+            case Stage::Replying:
+                pumpReply(c);
+                break;
+            case Stage::Connecting:
+            case Stage::Handshaking:
+                readClient(c);
+                break;
+            case Stage::Pooled:
+            case Stage::Forwarding:
+                if (c.profile) {
+                    if (!pumpTls(c)) {
+                        return;
+                    }
+                } else {
+                    pumpPlain(c);
+                }
+                readClient(c);
+                readBackend(c);
+                if (c.stage == Stage::Forwarding && c.clientWriteShut && c.backendWriteShut &&
+                    !has(c, ClientSend) && !has(c, BackendSend)) {
+                    c.closing = true;  // both ways ended cleanly
+                }
+                break;
+        }
+        maybeDestroy(c);
+    }
+
+    // Returns false when the connection was aborted.
+    bool pumpTls(Connection& c) {
+        const bool forwarding = c.stage == Stage::Forwarding;
+        // Client -> backend: seal only while no send reads upOut, since sealing may compact it.
+        if (forwarding && !has(c, BackendSend)) {
+            bindWire(c);
+            if (c.upIn && !c.upIn->empty()) {
+                auto sealed = c.session->seal(*c.upIn);
+                if (!sealed) {
+                    counters_.fail(Failure::StreamError);
+                    abort(c);
+                    return false;
+                }
+                counters_.bump(counters_.bytesToBackend, *sealed);
+            }
+            if (c.clientEof && (!c.upIn || c.upIn->empty()) && !c.closeNotifyQueued) {
+                c.closeNotifyQueued = true;
+                (void)c.session->closeNotify();  // a failure here ends in the FIN below anyway
+            }
+        }
+        // Backend -> client: open only while no send reads downOut.
+        if (!has(c, ClientSend) &&
+            ((c.downIn && !c.downIn->empty()) || (c.ssl && SSL_pending(c.ssl.get()) > 0))) {
+            ensure(c.downOut);
+            bindWire(c);
+            auto opened = c.session->open(*c.downOut);
+            if (!opened) {
+                if (c.stage == Stage::Pooled) {
+                    backendGone(c, opened.error().message());
+                } else {
+                    counters_.fail(Failure::StreamError);
+                    abort(c);
+                }
+                return false;
+            }
+            if (opened->closeNotify) {
+                if (c.stage == Stage::Pooled) {
+                    backendGone(c, "close_notify");
+                    return false;
+                }
+                c.backendEof = true;
+            }
+        }
+        // A FIN without close_notify ends the stream once every record that came before it
+        // was opened: a truncation, counted, and passed on as a FIN.
+        if (c.backendFin && !c.backendEof && (!c.downIn || c.downIn->empty()) &&
+            SSL_pending(c.ssl.get()) == 0) {
+            counters_.bump(counters_.truncatedByBackend);
+            c.backendEof = true;
+        }
+        sendToBackend(c);
+        if (c.closeNotifyQueued && !c.backendWriteShut && !has(c, BackendSend) &&
+            (!c.upOut || c.upOut->empty())) {
+            ::shutdown(c.backend.get(), SHUT_WR);
+            c.backendWriteShut = true;
+        }
+        if (forwarding) {
+            sendToClient(c, c.downOut);
+        }
+        // Idle connections give their record buffers back.
+        if (c.upOut && c.upOut->empty() && !has(c, BackendSend)) {
+            pool_chunks_.release(c.upOut);
+        }
+        if (c.downOut && c.downOut->empty() && !has(c, ClientSend)) {
+            pool_chunks_.release(c.downOut);
+        }
+        return true;
+    }
+
+    void pumpPlain(Connection& c) {
+        if (!has(c, BackendSend) && c.upIn && !c.upIn->empty()) {
+            send(c, c.backend.get(), *c.upIn, BackendSend);
+        } else if (c.clientEof && !c.backendWriteShut && !has(c, BackendSend) &&
+                   (!c.upIn || c.upIn->empty())) {
+            ::shutdown(c.backend.get(), SHUT_WR);
+            c.backendWriteShut = true;
+        }
+        sendToClient(c, c.downIn);
+    }
+
+    void sendToBackend(Connection& c) {
+        if (!has(c, BackendSend) && c.upOut && !c.upOut->empty()) {
+            send(c, c.backend.get(), *c.upOut, BackendSend);
+        }
+    }
+
+    void sendToClient(Connection& c, ChunkPtr& from) {
+        if (has(c, ClientSend)) {
+            return;
+        }
+        if (from && !from->empty()) {
+            send(c, c.client.get(), *from, ClientSend);
+        } else if (c.backendEof && !c.clientWriteShut) {
+            ::shutdown(c.client.get(), SHUT_WR);
+            c.clientWriteShut = true;
+        }
+    }
+
+    void pumpReply(Connection& c) {
+        if (!has(c, ClientSend)) {
+            if (c.downOut && !c.downOut->empty()) {
+                send(c, c.client.get(), *c.downOut, ClientSend);
+            } else if (!c.clientWriteShut) {
+                ::shutdown(c.client.get(), SHUT_WR);
+                c.clientWriteShut = true;
+            }
+        }
+        if (c.clientEof && c.clientWriteShut) {
+            c.closing = true;
+        } else {
+            readClient(c);
+        }
+    }
+
+    // A reader without a buffer waits for readability first, so idle connections hold no
+    // memory; one that just filled its buffer reads again at once.
+    void readClient(Connection& c) {
+        if (!c.client.valid() || c.clientEof || has(c, ClientRecv) || has(c, ClientPoll)) {
+            return;
+        }
+        const bool plainSending = !c.profile && has(c, BackendSend);
+        if (c.upIn && c.upIn->empty() && !plainSending && !c.clientKeepBuffer) {
+            pool_chunks_.release(c.upIn);
+        }
+        if (!c.upIn) {
+            poll(c, c.client.get(), ClientPoll);
+            return;
+        }
+        if (!plainSending) {
+            c.upIn->compact();
+        }
+        if (c.upIn->room() > 0) {
+            recv(c, c.client.get(), *c.upIn, ClientRecv);
+        }
+    }
+
+    void readBackend(Connection& c) {
+        if (c.backendEof || c.backendFin || has(c, BackendRecv) || has(c, BackendPoll)) {
+            return;
+        }
+        const bool plainSending = !c.profile && has(c, ClientSend);
+        if (c.downIn && c.downIn->empty() && !plainSending && !c.backendKeepBuffer) {
+            pool_chunks_.release(c.downIn);
+        }
+        if (!c.downIn) {
+            poll(c, c.backend.get(), BackendPoll);
+            return;
+        }
+        if (!plainSending) {
+            c.downIn->compact();
+        }
+        if (c.downIn->room() > 0) {
+            recv(c, c.backend.get(), *c.downIn, BackendRecv);
+        }
+    }
+
+    // ---- SQEs.
+    void submit(Connection& c, io_uring_sqe* s, Op op) {
+        io_uring_sqe_set_data64(s, uring::packUserData(op, reinterpret_cast<std::uint64_t>(&c)));
+        c.pending |= bit(op);
+    }
+    void recv(Connection& c, int fd, Chunk& into, Op op) {
+        io_uring_sqe* s = ring_->sqe();
+        io_uring_prep_recv(s, fd, into.tail(), into.room(), 0);
+        (op == ClientRecv ? c.clientRecvRoom : c.backendRecvRoom) = into.room();
+        submit(c, s, op);
+    }
+    void send(Connection& c, int fd, Chunk& from, Op op) {
+        io_uring_sqe* s = ring_->sqe();
+        io_uring_prep_send(s, fd, from.data(), from.size(), MSG_NOSIGNAL);
+        (op == ClientSend ? c.clientSendFrom : c.backendSendFrom) = &from;
+        submit(c, s, op);
+    }
+    void poll(Connection& c, int fd, Op op) {
+        io_uring_sqe* s = ring_->sqe();
+        io_uring_prep_poll_add(s, fd, POLLIN);
+        submit(c, s, op);
+    }
+    void ensure(ChunkPtr& chunk) {
+        if (!chunk) {
+            chunk = pool_chunks_.acquire();
+        }
+    }
+
+    // Ends `c`'s operations on `fd` that are in `ops`: a pending connect is cancelled, the
+    // rest complete at once when the socket is shut down.
+    void cancelOps(Connection& c, int fd, unsigned ops) {
+        if ((c.pending & ops & bit(Connect)) != 0) {
+            io_uring_sqe* s = ring_->sqe();
+            io_uring_prep_cancel64(s, uring::packUserData(Connect, reinterpret_cast<std::uint64_t>(&c)), 0);
+            io_uring_sqe_set_data64(s, uring::packUserData(Ignore, 0));
+        }
+        if ((c.pending & ops & ~bit(Connect)) != 0) {
+            ::shutdown(fd, SHUT_RDWR);
+        }
+    }
+
+    void abort(Connection& c) {
+        c.closing = true;
+        if (c.client.valid()) {
+            cancelOps(c, c.client.get(), bit(ClientPoll) | bit(ClientRecv) | bit(ClientSend));
+        }
+        if (c.backend.valid()) {
+            cancelOps(c, c.backend.get(), kBackendOps);
+        }
+        maybeDestroy(c);
+    }
+
+    void maybeDestroy(Connection& c) {
+        if (!c.closing || c.pending != 0 || c.dead) {
+            return;
+        }
+        if (c.stage == Stage::Pooled) {
+            auto& list = pool_[PoolKey{c.project, c.backendKey}];
+            list.erase(std::remove(list.begin(), list.end(), &c), list.end());
+            counters_.pooled.fetch_sub(1, std::memory_order_relaxed);
+        } else if (c.warm) {
+            warming_[PoolKey{c.project, c.backendKey}]--;
+        }
+        if (c.client.valid()) {
+            counters_.bump(counters_.closed);
+            counters_.active.fetch_sub(1, std::memory_order_relaxed);
+            shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+        }
+        for (ChunkPtr* chunk : {&c.upIn, &c.upOut, &c.downIn, &c.downOut}) {
+            pool_chunks_.release(*chunk);
+        }
+        unlink(c);
+        c.dead = true;
+        dead_.push_back(&c);
+    }
+
+    // Callers up the stack may still hold a destroyed connection: it is freed only here,
+    // between batches of completions.
+    void buryDead() {
+        for (Connection* c : dead_) {
+            delete c;
+        }
+        dead_.clear();
+    }
+
+    // ---- Deadlines.
+    void scanDeadlines() {
+        for (Connection* c = head_; c != nullptr;) {
+            Connection* next = c->next;
+            if (!c->closing && now_ >= c->deadline) {
+                onDeadline(*c);
+            }
+            c = next;
+        }
+    }
+
+    void onDeadline(Connection& c) {
+        c.deadline = Clock::time_point::max();
+        switch (c.stage) {
+            case Stage::Connecting:
+                c.connectTimedOut = true;
+                cancelOps(c, c.backend.get(), bit(Connect));
+                break;
+            case Stage::Handshaking:
+                reject(c, Failure::HandshakeTimeout, 504, "TLS handshake with the backend timed out");
+                pump(c);
+                break;
+            case Stage::Forwarding:
+                counters_.fail(Failure::IdleTimeout);
+                abort(c);
+                break;
+            case Stage::Pooled:
+                counters_.bump(counters_.warmPoolDiscarded);
+                abort(c);
+                break;
+            case Stage::Replying:
+                abort(c);
+                break;
+        }
+    }
+
+    // ---- Warm pool.
+    Connection* takePooled(const Connection& client) {
+        auto it = pool_.find(PoolKey{client.project, client.backendKey});
+        if (it == pool_.end()) {
+            return nullptr;
+        }
+        auto& list = it->second;
+        while (!list.empty()) {
+            Connection* p = list.front();
+            list.erase(list.begin());
+            counters_.pooled.fetch_sub(1, std::memory_order_relaxed);
+            // No longer in the pool's accounting, whatever happens next.
+            p->stage = Stage::Forwarding;
+            p->warm = false;
+            if (!p->closing && p->profile == client.profile && !p->backendEof && !p->backendFin) {
+                return p;
+            }
+            counters_.bump(counters_.warmPoolDiscarded);  // stale: closed, or an older profile
+            abort(*p);
+        }
+        return nullptr;
+    }
+
+    // Keeps ceil(N x endpoints / workers) handshaken connections per warm-pool backend on
+    // this worker, and drops pooled ones whose profile is no longer the backend's.
+    void refillPools() {
+        if (draining_) {
+            return;
+        }
+        std::map<PoolKey, const route::Backend*> wanted;
+        for (const auto& [id, l] : listeners_) {
+            if (l->plan == nullptr) {
+                continue;
+            }
+            for (const auto& b : l->plan->backends) {
+                if (b.profile && !b.profile->isFailClosed() && b.profile->spec().warmPool > 0) {
+                    wanted[PoolKey{id.project, b.key}] = &b;
+                }
+            }
+        }
+        for (auto& [key, list] : pool_) {
+            auto w = wanted.find(key);
+            for (Connection* p : std::vector<Connection*>(list)) {
+                if (!p->closing && (w == wanted.end() || p->profile != w->second->profile)) {
+                    counters_.bump(counters_.warmPoolDiscarded);
+                    abort(*p);
+                }
+            }
+        }
+        for (const auto& [key, backend] : wanted) {
+            const std::size_t endpoints = std::max<std::size_t>(1, backend->endpoints.size());
+            const std::size_t target =
+                (backend->profile->spec().warmPool * endpoints + shared_.workerCount - 1) /
+                shared_.workerCount;
+            std::size_t have = pool_[key].size() + static_cast<std::size_t>(warming_[key]);
+            for (; have < target; ++have) {
+                if (!startWarm(key.first, *backend)) {
+                    break;
+                }
+            }
+        }
+    }
+
+    bool startWarm(const std::string& project, const route::Backend& backend) {
+        if (!balancer_.pickEndpoint(project, backend, {}, false, now_)) {
+            return false;  // every endpoint is backed off: the next scan tries again
+        }
+        auto* c = new Connection();
+        link(*c);
+        c->warm = true;
+        c->project = project;
+        c->snapshot = snapshot_;
+        c->target = &backend;
+        c->backendKey = backend.key;
+        c->profile = backend.profile;
+        warming_[PoolKey{project, backend.key}]++;
+        connectNext(*c);
+        pump(*c);
+        return true;
+    }
+
+    void refreshSnapshot() {
+        snapshot_ = shared_.registry->snapshot();
+        for (auto& [id, l] : listeners_) {
+            l->plan = findPlan(id);
+        }
+        refillPools();
+    }
+
+    // ---- Bookkeeping.
+    void link(Connection& c) {
+        c.next = head_;
+        if (head_ != nullptr) {
+            head_->prev = &c;
+        }
+        head_ = &c;
+    }
+    void unlink(Connection& c) {
+        (c.prev != nullptr ? c.prev->next : head_) = c.next;
+        if (c.next != nullptr) {
+            c.next->prev = c.prev;
+        }
+    }
+
+    // Stop: every connection is closed where it stands, then the ring goes.
+    void shutdownAll() {
+        draining_ = true;  // nothing re-arms from here on
+        for (Connection* c = head_; c != nullptr;) {
+            Connection* next = c->next;
+            c->closing = true;
+            if (c->client.valid()) {
+                ::shutdown(c->client.get(), SHUT_RDWR);
+            }
+            if (c->backend.valid()) {
+                ::shutdown(c->backend.get(), SHUT_RDWR);
+            }
+            maybeDestroy(*c);
+            c = next;
+        }
+        for (auto& [id, l] : listeners_) {
+            stopAccepting(*l);
+        }
+        // Bounded: every in-flight operation ends promptly once its socket is shut down.
+        for (int round = 0; round < 50 && (head_ != nullptr || anyArmed()); ++round) {
+            ring_->submitAndWait(kTickMs);
+            now_ = Clock::now();
+            ring_->drain([this](const io_uring_cqe& cqe) {
+                if (uring::userDataOp(cqe.user_data) != Wake) {
+                    dispatch(cqe);
+                }
+            });
+            for (Connection* c = head_; c != nullptr; c = c->next) {
+                if (has(*c, Connect)) {
+                    cancelOps(*c, c->backend.get(), bit(Connect));
+                }
+            }
+            buryDead();
+        }
+        listeners_.clear();
+        ring_.reset();
+    }
+
+    bool anyArmed() const {
+        return std::any_of(listeners_.begin(), listeners_.end(),
+                           [](const auto& l) { return l.second->armed; });
+    }
+
+    const unsigned index_;
+    WorkerShared& shared_;
+    std::thread thread_;
+    UniqueFd wakeFd_;
+    std::mutex commandsMu_;
+    std::vector<Command> commands_;
+    std::string ringSetup_;
+
+    // Worker thread only.
+    std::unique_ptr<uring::Ring> ring_;
+    std::uint64_t wakeValue_ = 0;
+    std::shared_ptr<const tls::ProfileSet> snapshot_;
+    std::map<route::ListenerId, std::unique_ptr<Listener>> listeners_;
+    Connection* head_ = nullptr;
+    std::vector<Connection*> dead_;
+    Balancer balancer_;
+    ChunkPool pool_chunks_;
+    std::map<PoolKey, std::vector<Connection*>> pool_;
+    std::map<PoolKey, int> warming_;
+    Clock::time_point now_ = Clock::now();
+    Clock::time_point nextScan_ = now_;
+    bool draining_ = false;
+    bool stopped_ = false;
+
+    WorkerCounters counters_;
+};
+
+Worker::Worker(unsigned index, WorkerShared& shared) : impl_(std::make_unique<Impl>(index, shared)) {}
+
+Worker::~Worker() {
+    if (impl_->thread_.joinable()) {
+        impl_->post({Impl::CommandKind::Stop, {}, {}});
+        impl_->thread_.join();
+    }
+}
+
+Status Worker::start() { return impl_->start(); }
+
+void Worker::addListener(const route::ListenerId& id, UniqueFd fd) {
+    impl_->post({Impl::CommandKind::AddListener, id, std::move(fd)});
+}
+
+void Worker::removeListener(const route::ListenerId& id) {
+    impl_->post({Impl::CommandKind::RemoveListener, id, {}});
+}
+
+void Worker::refresh() { impl_->post({Impl::CommandKind::Refresh, {}, {}}); }
+
+void Worker::drain() { impl_->post({Impl::CommandKind::Drain, {}, {}}); }
+
+std::int64_t Worker::activeConnections() const {
+    return impl_->counters_.active.load(std::memory_order_relaxed);
+}
+
+const WorkerCounters& Worker::counters() const { return impl_->counters_; }
+
+std::string Worker::ringSetup() const {
+    std::lock_guard lock(impl_->commandsMu_);
+    return impl_->ringSetup_;
+}
+
+}  // namespace lastmile::dataplane

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+// Worker: one thread with its own io_uring that accepts, connects, handshakes and forwards.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/base/result.h"
+#include "dataplane/base/unique_fd.h"
+#include "dataplane/route/plan.h"
+#include "dataplane/tls/profile_set.h"
+#include "dataplane/uring/ring.h"
+#include "dataplane/worker/counters.h"
+#include "dataplane/worker/options.h"
+#include "drivers/record_engine.h"
+
+namespace lastmile::dataplane {
+
+// What every worker of a process shares. Outlives the workers.
+struct WorkerShared {
+    DataplaneOptions options;
+    unsigned workerCount = 1;
+    tls::ProfileRegistry* registry = nullptr;
+    std::atomic<std::int64_t> connections{0};  // client connections of the whole process
+    // Tried in order after each handshake; the last one (openssl) always takes the session.
+    std::vector<drivers::RecordEngine*> engines;
+    uring::RingOptions ring;
+};
+
+// All methods but the constructor are thread-safe: the control thread queues commands that
+// the worker thread applies between completions.
+class Worker {
+public:
+    Worker(unsigned index, WorkerShared& shared);
+    ~Worker();  // stops the thread; open connections are closed
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    // Starts the thread and returns once its ring is set up (or why it could not be).
+    Status start();
+
+    // Accepts on `fd` (one of the listener's SO_REUSEPORT sockets) for listener `id`.
+    void addListener(const route::ListenerId& id, UniqueFd fd);
+    void removeListener(const route::ListenerId& id);
+    // A new ProfileSet was published: new connections use it, open ones keep theirs.
+    void refresh();
+    // Stops accepting; open connections run to their end.
+    void drain();
+    // Client connections open on this worker.
+    std::int64_t activeConnections() const;
+
+    const WorkerCounters& counters() const;
+    // The io_uring setup the kernel accepted ("defer-taskrun", ...); empty before start().
+    std::string ringSetup() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lastmile::dataplane

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: Apache-2.0
+// The openssl record engine: SSL_read/SSL_write over the wire BIO. Always usable: the floor.
+#pragma once
+
+#include "drivers/record_engine.h"
+
+namespace lastmile::drivers::openssl {
+
+class OpensslEngine final : public RecordEngine {
+public:
+    std::string_view name() const noexcept override { return "openssl"; }
+    EngineProbe probe() const override;
+    // `ssl` must already move its records through `wire` (attachWire): the handshake did.
+    Result<std::unique_ptr<RecordSession>> attach(SSL* ssl, int fd, Wire& wire) override;
+};
+
+// The reason OpenSSL gave for the last failure on this thread, for logs and counters.
+std::string lastSslError(SSL* ssl, int ret);
+
+}  // namespace lastmile::drivers::openssl

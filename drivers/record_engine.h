@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+// Record engines: what carries an established TLS session's records once the handshake is done.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "dataplane/base/chunk.h"
+#include "dataplane/base/result.h"
+
+namespace lastmile::drivers {
+
+// The connection's buffers of TLS records, owned by the worker. Engines that do the record
+// layer in userspace read received records from `fromPeer` and append records to send to
+// `toPeer`; the worker points these at its chunks before every call and moves the bytes.
+struct Wire {
+    Chunk* fromPeer = nullptr;
+    Chunk* toPeer = nullptr;
+};
+
+struct OpenResult {
+    std::size_t plaintext = 0;  // bytes appended to the plaintext chunk
+    bool closeNotify = false;   // the peer ended its side cleanly; nothing more will come
+};
+
+// One session on one engine. Calls come from the owning worker thread only.
+class RecordSession {
+public:
+    virtual ~RecordSession() = default;
+    virtual std::string_view engine() const noexcept = 0;
+
+    // Seals plaintext from `plain` (consumed) into records appended to the wire while it has
+    // room for a whole record. Returns the plaintext bytes consumed.
+    virtual Result<std::size_t> seal(Chunk& plain) = 0;
+    // Opens the received records into `plain` while it has room. Records that carry no
+    // application data (TLS 1.3 tickets, key updates) are handled here.
+    virtual Result<OpenResult> open(Chunk& plain) = 0;
+    // Appends close_notify to the wire.
+    virtual Status closeNotify() = 0;
+};
+
+// Whether an engine can work on this host, found once at start.
+struct EngineProbe {
+    bool usable = false;
+    std::string detail;  // what was found, or why it cannot be used
+};
+
+class RecordEngine {
+public:
+    virtual ~RecordEngine() = default;
+    virtual std::string_view name() const noexcept = 0;
+    virtual EngineProbe probe() const = 0;
+    // Takes over the established session `ssl` on the backend socket `fd`, whose records
+    // move through `wire` (which must outlive the session). Errc::Unavailable with the
+    // reason when this session cannot go to this engine: the worker tries the next one.
+    virtual Result<std::unique_ptr<RecordSession>> attach(SSL* ssl, int fd, Wire& wire) = 0;
+};
+
+}  // namespace lastmile::drivers

@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests for the Dataplane: real listeners, real TLS backends on loopback, real io_uring.
+#include "dataplane/worker/dataplane.h"
+
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "dataplane/net/socket.h"
+#include "tests/support/test_pki.h"
+#include "tests/support/tls_backend.h"
+
+namespace lastmile::dataplane {
+namespace {
+
+using namespace std::chrono_literals;
+using test::BackendMode;
+using test::TestPki;
+using test::TlsBackend;
+using test::TlsBackendOptions;
+
+constexpr auto kWait = 10s;
+
+// A blocking client socket with receive/send timeouts, so a broken proxy fails the test
+// instead of hanging it.
+UniqueFd dial(const std::string& hostPort) {
+    const auto colon = hostPort.rfind(':');
+    auto address = net::SocketAddress::parse(hostPort.substr(0, colon),
+                                             static_cast<std::uint16_t>(std::stoi(hostPort.substr(colon + 1))));
+    EXPECT_TRUE(address);
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    timeval tv{10, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    EXPECT_EQ(::connect(fd.get(), address->get(), address->length()), 0);
+    return fd;
+}
+
+void sendAll(int fd, const std::string& data) {
+    std::size_t off = 0;
+    while (off < data.size()) {
+        const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+        ASSERT_GT(n, 0) << "send failed";
+        off += static_cast<std::size_t>(n);
+    }
+}
+
+// Everything until EOF (or a receive error or timeout, which the caller sees as short data).
+std::string readToEof(int fd) {
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+            return out;
+        }
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+std::string readExactly(int fd, std::size_t size) {
+    std::string out;
+    char buf[65536];
+    while (out.size() < size) {
+        const ssize_t n = ::recv(fd, buf, std::min(sizeof(buf), size - out.size()), 0);
+        if (n <= 0) {
+            break;
+        }
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+}
+
+class DataplaneTest : public ::testing::Test {
+protected:
+    void startDataplane(unsigned workers = 1, uring::RingOptions ring = {}) {
+        DataplaneOptions options;
+        options.workers = workers;
+        options.bindAddress = "127.0.0.1";
+        options.connectTimeout = 2s;
+        options.handshakeTimeout = 2s;
+        auto started = Dataplane::start(options, registry_, ring);
+        ASSERT_TRUE(started) << started.error().message();
+        dataplane_ = std::move(*started);
+    }
+
+    std::unique_ptr<TlsBackend> startBackend(TlsBackendOptions options) {
+        auto backend = TlsBackend::start(std::move(options));
+        EXPECT_TRUE(backend) << backend.error().message();
+        return backend ? std::move(*backend) : nullptr;
+    }
+
+    TlsBackendOptions backendFor(const std::string& name, BackendMode mode = BackendMode::Echo) {
+        TlsBackendOptions o;
+        o.serverCert = pki_.issueServer(name);
+        o.mode = mode;
+        return o;
+    }
+
+    tls::ProfileSpec specFor(const std::string& sni) {
+        tls::ProfileSpec spec;
+        spec.backend = {"default", "echo", 443};
+        spec.policy = "default/echo-tls";
+        spec.sni = sni;
+        spec.caBundlePem = pki_.caPem();
+        return spec;
+    }
+
+    static std::shared_ptr<const tls::HandshakeProfile> compile(const tls::ProfileSpec& spec) {
+        auto profile = tls::HandshakeProfile::compile(spec);
+        EXPECT_TRUE(profile) << profile.error().message();
+        return profile ? *profile : nullptr;
+    }
+
+    static route::Backend backendAt(std::vector<std::uint16_t> ports,
+                                    std::shared_ptr<const tls::HandshakeProfile> profile) {
+        route::Backend b;
+        b.key = {"default", "echo", 443};
+        for (auto p : ports) {
+            b.endpoints.push_back({"127.0.0.1", p});
+        }
+        b.profile = std::move(profile);
+        return b;
+    }
+
+    // Publishes one listener sending to `backend` and returns where it listens.
+    std::string serve(route::Backend backend,
+                      route::ListenerProtocol protocol = route::ListenerProtocol::Tcp) {
+        route::ListenerPlan plan;
+        plan.id = {"default", "default", "gw", "l1"};
+        plan.protocol = protocol;
+        plan.address = "127.0.0.1";
+        plan.port = 0;
+        plan.backends.push_back(std::move(backend));
+        auto set = std::make_shared<tls::ProfileSet>();
+        set->generation = ++generation_;
+        set->listeners["default"] = {plan};
+        registry_.publish(set);
+        auto states = dataplane_->bind("default", {plan});
+        EXPECT_TRUE(states[plan.id].bound) << states[plan.id].message;
+        dataplane_->refresh();
+        return dataplane_->boundAddress(plan.id).value_or("");
+    }
+
+    std::uint64_t failures(Failure f) const {
+        return dataplane_->stats().failures[static_cast<std::size_t>(f)];
+    }
+
+    TestPki pki_;
+    tls::ProfileRegistry registry_;
+    std::unique_ptr<Dataplane> dataplane_;
+    std::uint64_t generation_ = 0;
+};
+
+TEST_F(DataplaneTest, EchoesThroughAVerifiedTlsBackendWithItsSni) {
+    startDataplane();
+    auto backend = startBackend(backendFor("echo.test"));
+    const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
+    auto fd = dial(where);
+    sendAll(fd.get(), "hello through lastmile");
+    EXPECT_EQ(readExactly(fd.get(), 22), "hello through lastmile");
+    ASSERT_TRUE(backend->waitForObservations(1, kWait));
+    const auto seen = backend->observations().at(0);
+    EXPECT_EQ(seen.sni, "echo.test");
+    EXPECT_TRUE(seen.handshakeOk);
+    EXPECT_EQ(dataplane_->stats().handshakesFull, 1u);
+}
+
+TEST_F(DataplaneTest, HalfCloseSendsCloseNotifyAndTheEchoComesBackBeforeEof) {
+    startDataplane();
+    auto backend = startBackend(backendFor("echo.test"));
+    const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
+    auto fd = dial(where);
+    sendAll(fd.get(), "last words");
+    ASSERT_EQ(::shutdown(fd.get(), SHUT_WR), 0);
+    EXPECT_EQ(readToEof(fd.get()), "last words");
+    ASSERT_TRUE(backend->waitForClosed(1, kWait));
+    EXPECT_TRUE(backend->observations().at(0).closeNotifyReceived);
+}
+
+TEST_F(DataplaneTest, MovesEightMebibytesIntactBothWays) {
+    startDataplane(2);
+    auto backend = startBackend(backendFor("echo.test"));
+    const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
+    std::string payload(8 << 20, '\0');
+    for (std::size_t i = 0; i < payload.size(); ++i) {
+        payload[i] = static_cast<char>((i * 7919) % 253);
+    }
+    auto fd = dial(where);
+    std::thread writer([&] {
+        sendAll(fd.get(), payload);
+        ::shutdown(fd.get(), SHUT_WR);
+    });
+    const std::string echoed = readToEof(fd.get());
+    writer.join();
+    EXPECT_EQ(echoed.size(), payload.size());
+    EXPECT_TRUE(echoed == payload);
+}
+
+TEST_F(DataplaneTest, WrongCaClosesATcpClientAndTheBackendGetsNoData) {
+    startDataplane();
+    TestPki other;
+    auto options = backendFor("echo.test");
+    options.serverCert = other.issueServer("echo.test");
+    auto backend = startBackend(options);
+    const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
+    auto fd = dial(where);
+    sendAll(fd.get(), "secret");
+    EXPECT_EQ(readToEof(fd.get()), "");
+    EXPECT_EQ(failures(Failure::VerifyFailed), 1u);
+    EXPECT_EQ(backend->totalBytesReceived(), 0u);
+}
+
+TEST_F(DataplaneTest, HostnameMismatchAnswersHttp502WithTheNamesInvolved) {
+    startDataplane();
+    auto backend = startBackend(backendFor("other.test"));
+    const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))),
+                             route::ListenerProtocol::Http);
+    auto fd = dial(where);
+    sendAll(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    const std::string answer = readToEof(fd.get());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 502 Bad Gateway\r\n", 0), 0u) << answer;
+    EXPECT_NE(answer.find("echo.test"), std::string::npos) << answer;
+    EXPECT_NE(answer.find("other.test"), std::string::npos) << answer;
+    EXPECT_EQ(backend->totalBytesReceived(), 0u);
+}
+
+TEST_F(DataplaneTest, FailClosedProfileAnswers503AndNeverConnects) {
+    startDataplane();
+    auto backend = startBackend(backendFor("echo.test"));
+    auto spec = specFor("echo.test");
+    const auto where = serve(backendAt({backend->port()}, tls::HandshakeProfile::failClosed(
+                                                              spec, "no valid CA certificate")),
+                             route::ListenerProtocol::Http);
+    auto fd = dial(where);
+    const std::string answer = readToEof(fd.get());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u) << answer;
+    EXPECT_NE(answer.find("no valid CA certificate"), std::string::npos);
+    EXPECT_EQ(backend->acceptedConnections(), 0u);
+    EXPECT_EQ(failures(Failure::FailClosed), 1u);
+}
+
+TEST_F(DataplaneTest, BackendWithoutPolicyIsForwardedInPlainText) {
+    startDataplane();
+    TlsBackendOptions options;
+    options.plain = true;
+    auto backend = startBackend(options);
+    const auto where = serve(backendAt({backend->port()}, nullptr));
+    auto fd = dial(where);
+    sendAll(fd.get(), "plain");
+    ::shutdown(fd.get(), SHUT_WR);
+    EXPECT_EQ(readToEof(fd.get()), "plain");
+    EXPECT_EQ(dataplane_->stats().plainBackend, 1u);
+}
+
+TEST_F(DataplaneTest, SecondConnectionResumesTheBackendSession) {
+    startDataplane();
+    auto backend = startBackend(backendFor("echo.test"));
+    const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
+    for (int i = 0; i < 2; ++i) {
+        auto fd = dial(where);
+        sendAll(fd.get(), "ping");
+        ASSERT_EQ(readExactly(fd.get(), 4), "ping");
+    }
+    ASSERT_TRUE(backend->waitForObservations(2, kWait));
+    EXPECT_FALSE(backend->observations().at(0).resumed);
+    EXPECT_TRUE(backend->observations().at(1).resumed);
+    EXPECT_EQ(dataplane_->stats().handshakesResumed, 1u);
+}
+
+TEST_F(DataplaneTest, RefusedEndpointIsSkippedForTheNextOne) {
+    startDataplane();
+    auto backend = startBackend(backendFor("echo.test"));
+    // A port nobody listens on: bound then closed.
+    std::uint16_t deadPort = 0;
+    {
+        auto any = net::SocketAddress::parse("127.0.0.1", 0);
+        auto fd = net::listenTcp(*any, false);
+        deadPort = net::SocketAddress::localOf(fd->get())->port();
+    }
+    const auto where =
+        serve(backendAt({deadPort, backend->port()}, compile(specFor("echo.test"))));
+    for (int i = 0; i < 3; ++i) {
+        auto fd = dial(where);
+        sendAll(fd.get(), "ok");
+        EXPECT_EQ(readExactly(fd.get(), 2), "ok");
+    }
+    EXPECT_GE(dataplane_->stats().endpointRetries, 1u);
+}
+
+TEST_F(DataplaneTest, WarmPoolHandsOutHandshakenConnectionsAndRefills) {
+    startDataplane();
+    auto backend = startBackend(backendFor("echo.test"));
+    auto spec = specFor("echo.test");
+    spec.warmPool = 2;
+    const auto where = serve(backendAt({backend->port()}, compile(spec)));
+    // The pool fills before any client arrives.
+    ASSERT_TRUE(backend->waitForObservations(2, kWait));
+    auto fd = dial(where);
+    sendAll(fd.get(), "warm");
+    EXPECT_EQ(readExactly(fd.get(), 4), "warm");
+    EXPECT_EQ(dataplane_->stats().warmPoolHits, 1u);
+    // The one handed out is replaced.
+    EXPECT_TRUE(backend->waitForObservations(3, kWait));
+}
+
+TEST_F(DataplaneTest, WorksWithoutDeferredTaskrunOrMultishotAccept) {
+    uring::RingOptions ring;
+    ring.deferTaskrun = false;
+    ring.multishotAccept = false;
+    startDataplane(1, ring);
+    EXPECT_EQ(dataplane_->ringSetups().at(0), "plain");
+    auto backend = startBackend(backendFor("echo.test"));
+    const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
+    for (int i = 0; i < 3; ++i) {
+        auto fd = dial(where);
+        sendAll(fd.get(), "again");
+        EXPECT_EQ(readExactly(fd.get(), 5), "again");
+    }
+}
+
+}  // namespace
+}  // namespace lastmile::dataplane
