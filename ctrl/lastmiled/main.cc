@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// lastmiled: the appliance process (control plane: store, reconciler, API; dataplane later).
+// lastmiled: the appliance process: store, reconciler and API, and the dataplane workers.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -15,11 +15,13 @@
 #include "ctrl/api/decode.h"
 #include "ctrl/api/manifest_files.h"
 #include "ctrl/lastmiled/config.h"
+#include "ctrl/lastmiled/metrics.h"
 #include "ctrl/server/api_routes.h"
 #include "ctrl/server/controller.h"
 #include "ctrl/server/http_server.h"
 #include "ctrl/store/store.h"
 #include "dataplane/base/log.h"
+#include "dataplane/worker/dataplane.h"
 #include "lastmile_config.h"
 
 namespace lastmile::ctrl {
@@ -175,9 +177,20 @@ int run(const Flags& flags) {
         return 1;
     }
     tls::ProfileRegistry profiles;
-    Controller controller(**store,
-                          ReconcilerConfig{config->controllerName, config->gatewayClassName},
-                          profiles, clock);
+    auto dataplane = dataplane::Dataplane::start(config->dataplane, profiles);
+    if (!dataplane) {
+        LM_LOG(Error, kLog, "dataplane: " << dataplane.error().message());
+        return 1;
+    }
+    dataplane::Dataplane& workers = **dataplane;
+    profiles.setOnPublish([&workers] { workers.refresh(); });
+    Controller controller(
+        **store, ReconcilerConfig{config->controllerName, config->gatewayClassName}, profiles,
+        clock, reconcile,
+        [&workers](const std::string& project, const std::vector<route::ListenerPlan>& plans) {
+            return workers.bind(project, plans);
+        });
+    // The first reconcile binds every stored Gateway's listeners and publishes their plans.
     if (auto s = controller.start(); !s) {
         LM_LOG(Error, kLog, "initial reconcile: " << s.error().message());
         return 1;
@@ -193,9 +206,14 @@ int run(const Flags& flags) {
     }
     std::unique_ptr<HttpServer> admin;
     if (adminListener.valid()) {
-        auto served = HttpServer::serve(std::move(adminListener), [](const HttpRequest& r) {
+        auto served = HttpServer::serve(std::move(adminListener), [&](const HttpRequest& r) {
             if (r.path == "/healthz") {
                 return HttpResponse{200, "text/plain", "ok\n"};
+            }
+            if (r.path == "/metrics") {
+                MetricsInput in{workers.stats(), workers.engines(), profiles.snapshot()->generation,
+                                controller.compileFailures()};
+                return HttpResponse{200, "text/plain; version=0.0.4", renderMetrics(in)};
             }
             return HttpResponse{404, "text/plain", "not found\n"};
         });
@@ -246,8 +264,15 @@ int run(const Flags& flags) {
         sd_notify(0, "STOPPING=1");
         break;
     }
+    // No more writes, then no more new connections; open ones get drainTimeout to finish.
     api->reset();
+    const auto open = workers.drain();
+    if (open > 0) {
+        LM_LOG(Warning, kLog, "closing " << open << " connection(s) still open after the drain timeout");
+    }
     admin.reset();
+    profiles.setOnPublish(nullptr);
+    dataplane->reset();
     ::unlink(config->apiSocket.c_str());
     return 0;
 }
@@ -265,7 +290,7 @@ int main(int argc, char** argv) {
     app.add_option("--api-socket", flags.apiSocket,
                    "unix socket of the API lastmilectl talks to (default /run/lastmile/api.sock)");
     app.add_option("--admin-http", flags.adminHttp,
-                   "host:port of the admin HTTP listener (health; default 127.0.0.1:9090; \"\" disables)");
+                   "host:port of the admin HTTP listener (/healthz, /metrics; default 127.0.0.1:9090; \"\" disables)");
     app.add_option("--manifests", flags.manifests,
                    "directory whose *.yaml files are applied to project \"default\" at start and on SIGHUP");
     app.set_version_flag("--version", std::string(LM_VERSION));

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: Apache-2.0
+// /metrics: lastmiled's counters in the Prometheus text exposition format (version 0.0.4).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dataplane/worker/counters.h"
+#include "dataplane/worker/dataplane.h"
+
+namespace lastmile::ctrl {
+
+struct MetricsInput {
+    dataplane::DataplaneStats dataplane;
+    std::vector<dataplane::EngineStatus> engines;
+    std::uint64_t profileGeneration = 0;
+    std::uint64_t compileFailures = 0;
+};
+
+std::string renderMetrics(const MetricsInput& in);
+
+}  // namespace lastmile::ctrl
