@@ -41,6 +41,8 @@ public:
     virtual Result<OpenResult> open(Chunk& plain) = 0;
     // Appends close_notify to the wire.
     virtual Status closeNotify() = 0;
+    // The connection is idle (nothing buffered either way): give back what can be rebuilt.
+    virtual void releaseIdleMemory() {}
 };
 
 // Whether an engine can work on this host, found once at start.

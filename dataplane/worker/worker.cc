@@ -3,6 +3,7 @@
 // forward, every I/O through the worker's io_uring, OpenSSL only transforming bytes.
 #include "dataplane/worker/worker.h"
 
+#include <malloc.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -36,6 +37,9 @@ using Clock = std::chrono::steady_clock;
 constexpr unsigned kTickMs = 100;
 // How long a refused HTTP client gets to read its answer before the socket closes.
 constexpr std::chrono::milliseconds kLinger{2'000};
+// malloc_trim once this many handshakes ended and none is running; keep this much slack.
+constexpr unsigned kTrimAfterHandshakes = 256;
+constexpr std::size_t kTrimPad = 1 << 20;
 
 enum Op : std::uint8_t {
     Wake = 1,
@@ -178,6 +182,7 @@ struct Worker::Impl {
             if (now_ >= nextScan_) {
                 scanDeadlines();
                 refillPools();
+                trimAfterBurst();
                 nextScan_ = now_ + std::chrono::milliseconds(kTickMs);
             }
             buryDead();
@@ -372,7 +377,7 @@ struct Worker::Impl {
                 pooled->client = std::move(c->client);
                 pooled->protocol = c->protocol;
                 pooled->warm = false;
-                pooled->stage = Stage::Forwarding;
+                setStage(*pooled, Stage::Forwarding);
                 pooled->deadline = now_ + shared_.options.idleTimeout;
                 unlink(*c);
                 delete c;
@@ -420,7 +425,7 @@ struct Worker::Impl {
         }
         c.backend = std::move(*fd);
         c.endpointAddress = *address;
-        c.stage = Stage::Connecting;
+        setStage(c, Stage::Connecting);
         c.connectTimedOut = false;
         c.deadline = now_ + shared_.options.connectTimeout;
         io_uring_sqe* s = ring_->sqe();
@@ -437,7 +442,7 @@ struct Worker::Impl {
                 counters_.bump(counters_.plainBackend);
                 c.snapshot.reset();
                 c.target = nullptr;
-                c.stage = Stage::Forwarding;
+                setStage(c, Stage::Forwarding);
                 c.deadline = now_ + shared_.options.idleTimeout;
             }
             return;
@@ -463,7 +468,7 @@ struct Worker::Impl {
             return;
         }
         c.ssl = std::move(*ssl);
-        c.stage = Stage::Handshaking;
+        setStage(c, Stage::Handshaking);
         c.deadline = now_ + shared_.options.handshakeTimeout;
         handshake(c);
     }
@@ -529,12 +534,12 @@ struct Worker::Impl {
         c.target = nullptr;
         c.deadline = now_ + shared_.options.idleTimeout;
         if (c.warm) {
-            c.stage = Stage::Pooled;
+            setStage(c, Stage::Pooled);
             warming_[PoolKey{c.project, c.backendKey}]--;
             pool_[PoolKey{c.project, c.backendKey}].push_back(&c);
             counters_.pooled.fetch_add(1, std::memory_order_relaxed);
         } else {
-            c.stage = Stage::Forwarding;
+            setStage(c, Stage::Forwarding);
         }
         pump(c);
     }
@@ -555,7 +560,7 @@ struct Worker::Impl {
             abort(c);
             return;
         }
-        c.stage = Stage::Replying;
+        setStage(c, Stage::Replying);
         c.deadline = now_ + kLinger;
         ensure(c.downOut);
         const std::string answer = httpErrorResponse(httpStatus, reason);
@@ -693,6 +698,9 @@ struct Worker::Impl {
                 }
                 readClient(c);
                 readBackend(c);
+                if (c.session && !c.upIn && !c.upOut && !c.downIn && !c.downOut) {
+                    c.session->releaseIdleMemory();
+                }
                 if (c.stage == Stage::Forwarding && c.clientWriteShut && c.backendWriteShut &&
                     !has(c, ClientSend) && !has(c, BackendSend)) {
                     c.closing = true;  // both ways ended cleanly
@@ -817,13 +825,17 @@ struct Worker::Impl {
     }
 
     // A reader without a buffer waits for readability first, so idle connections hold no
-    // memory; one that just filled its buffer reads again at once.
+    // memory; one that just filled its buffer (bulk transfer) reads again at once; any other
+    // reads again once its buffer was forwarded, so a receive never waits holding a buffer.
     void readClient(Connection& c) {
         if (!c.client.valid() || c.clientEof || has(c, ClientRecv) || has(c, ClientPoll)) {
             return;
         }
         const bool plainSending = !c.profile && has(c, BackendSend);
-        if (c.upIn && c.upIn->empty() && !plainSending && !c.clientKeepBuffer) {
+        if (c.upIn && !c.clientKeepBuffer) {
+            if (!c.upIn->empty() || plainSending) {
+                return;  // read again once this is forwarded, waiting without a buffer
+            }
             pool_chunks_.release(c.upIn);
         }
         if (!c.upIn) {
@@ -843,8 +855,13 @@ struct Worker::Impl {
             return;
         }
         const bool plainSending = !c.profile && has(c, ClientSend);
-        if (c.downIn && c.downIn->empty() && !plainSending && !c.backendKeepBuffer) {
-            pool_chunks_.release(c.downIn);
+        if (c.downIn && !c.backendKeepBuffer) {
+            if (c.downIn->empty() && !plainSending) {
+                pool_chunks_.release(c.downIn);
+            } else if (!c.profile) {
+                return;
+            }
+            // Records left over are the start of one not yet complete: read the rest.
         }
         if (!c.downIn) {
             poll(c, c.backend.get(), BackendPoll);
@@ -914,6 +931,9 @@ struct Worker::Impl {
         if (!c.closing || c.pending != 0 || c.dead) {
             return;
         }
+        if (c.stage == Stage::Handshaking) {
+            setStage(c, Stage::Connecting);  // only to keep the handshake count right
+        }
         if (c.stage == Stage::Pooled) {
             auto& list = pool_[PoolKey{c.project, c.backendKey}];
             list.erase(std::remove(list.begin(), list.end(), &c), list.end());
@@ -979,6 +999,16 @@ struct Worker::Impl {
         }
     }
 
+    // A burst of handshakes leaves the allocator's heaps full of freed holes (each handshake
+    // briefly holds record buffers and key material); once it is over, hand them back so a
+    // host with thousands of idle connections stays small.
+    void trimAfterBurst() {
+        if (handshakesSinceTrim_ >= kTrimAfterHandshakes && handshaking_ == 0) {
+            ::malloc_trim(kTrimPad);
+            handshakesSinceTrim_ = 0;
+        }
+    }
+
     // ---- Warm pool.
     Connection* takePooled(const Connection& client) {
         auto it = pool_.find(PoolKey{client.project, client.backendKey});
@@ -991,7 +1021,7 @@ struct Worker::Impl {
             list.erase(list.begin());
             counters_.pooled.fetch_sub(1, std::memory_order_relaxed);
             // No longer in the pool's accounting, whatever happens next.
-            p->stage = Stage::Forwarding;
+            setStage(*p, Stage::Forwarding);
             p->warm = false;
             if (!p->closing && p->profile == client.profile && !p->backendEof && !p->backendFin) {
                 return p;
@@ -1069,6 +1099,17 @@ struct Worker::Impl {
     }
 
     // ---- Bookkeeping.
+    void setStage(Connection& c, Stage stage) {
+        if (c.stage == Stage::Handshaking) {
+            --handshaking_;
+            ++handshakesSinceTrim_;
+        }
+        if (stage == Stage::Handshaking) {
+            ++handshaking_;
+        }
+        c.stage = stage;
+    }
+
     void link(Connection& c) {
         c.next = head_;
         if (head_ != nullptr) {
@@ -1149,6 +1190,8 @@ struct Worker::Impl {
     Clock::time_point nextScan_ = now_;
     bool draining_ = false;
     bool stopped_ = false;
+    unsigned handshaking_ = 0;  // connections in Stage::Handshaking
+    unsigned handshakesSinceTrim_ = 0;
 
     WorkerCounters counters_;
 };

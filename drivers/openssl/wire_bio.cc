@@ -74,8 +74,10 @@ Status attachWire(SSL* ssl, Wire& wire) {
     // One BIO for both directions: SSL_set_bio takes one reference per direction.
     BIO_up_ref(bio);
     SSL_set_bio(ssl, bio, bio);
-    // The sealer retries a short write with the rest of the same plaintext.
-    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // The sealer retries a short write with the rest of the same plaintext; an idle session
+    // gives its record buffers back (thousands of idle connections must stay small).
+    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                          SSL_MODE_RELEASE_BUFFERS);
     return {};
 }
 
