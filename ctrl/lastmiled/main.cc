@@ -211,7 +211,8 @@ int run(const Flags& flags) {
                 return HttpResponse{200, "text/plain", "ok\n"};
             }
             if (r.path == "/metrics") {
-                MetricsInput in{workers.stats(), workers.engines(), profiles.snapshot()->generation,
+                auto live = profiles.snapshot();
+                MetricsInput in{workers.stats(), live, workers.engines(), live->generation,
                                 controller.compileFailures()};
                 return HttpResponse{200, "text/plain; version=0.0.4", renderMetrics(in)};
             }
@@ -255,6 +256,11 @@ int run(const Flags& flags) {
                 continue;
             }
             log::setThreshold(reloaded->logLevel);
+            if (!(reloaded->dataplane == config->dataplane)) {
+                // Workers read these without locks on every connection; a restart applies them.
+                LM_LOG(Warning, kLog, "reload: workers, bindAddress, timeouts and maxConnections "
+                                      "take effect at the next restart");
+            }
             applyManifests(controller, reloaded->manifests);
             LM_LOG(Notice, kLog, "reloaded configuration");
             sd_notify(0, "READY=1");

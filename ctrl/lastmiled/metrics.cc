@@ -3,13 +3,158 @@
 // a few lines per family: HELP, TYPE, samples.
 #include "ctrl/lastmiled/metrics.h"
 
+#include <functional>
+#include <map>
 #include <sstream>
+#include <string_view>
+#include <utility>
+
+#include "dataplane/base/text.h"
 
 namespace lastmile::ctrl {
 namespace {
 
 void family(std::ostringstream& out, const char* name, const char* type, const char* help) {
     out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+}
+
+// Label values are user data (names from manifests): escaped as the format requires.
+std::string escape(std::string_view value) {
+    std::string out;
+    for (char ch : value) {
+        switch (ch) {
+            case '\\':
+                out += "\\\\";
+                break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            default:
+                out += ch;
+        }
+    }
+    return out;
+}
+
+using Labels = std::vector<std::pair<const char*, std::string>>;
+
+std::string labels(const Labels& pairs) {
+    std::string out = "{";
+    for (const auto& [name, value] : pairs) {
+        if (out.size() > 1) {
+            out += ',';
+        }
+        out += name;
+        out += "=\"";
+        out += escape(value);
+        out += '"';
+    }
+    return out + "}";
+}
+
+Labels serviceLabels(const dataplane::ServiceKey& key) {
+    return {{"project", key.project},
+            {"namespace", key.backend.ns},
+            {"service", key.backend.service},
+            {"port", std::to_string(key.backend.port)}};
+}
+
+void renderServices(std::ostringstream& out, const MetricsInput& in) {
+    const auto& services = in.dataplane.services;
+    struct Series {
+        const char* name;
+        const char* type;
+        const char* help;
+        std::function<std::int64_t(const dataplane::ServiceStats&)> value;
+    };
+    const Series series[] = {
+        {"lastmile_service_connections_total", "counter", "client connections sent to the Service port",
+         [](const auto& s) { return static_cast<std::int64_t>(s.connections); }},
+        {"lastmile_service_connections_active", "gauge", "client connections open to the Service port",
+         [](const auto& s) { return s.active; }},
+        {"lastmile_service_sent_bytes_total", "counter", "plaintext bytes forwarded to the Service port",
+         [](const auto& s) { return static_cast<std::int64_t>(s.sentBytes); }},
+        {"lastmile_service_received_bytes_total", "counter",
+         "plaintext bytes forwarded from the Service port",
+         [](const auto& s) { return static_cast<std::int64_t>(s.receivedBytes); }},
+    };
+    for (const auto& f : series) {
+        family(out, f.name, f.type, f.help);
+        for (const auto& [key, s] : services) {
+            out << f.name << labels(serviceLabels(key)) << ' ' << f.value(s) << '\n';
+        }
+    }
+    family(out, "lastmile_service_handshakes_total", "counter",
+           "backend TLS handshakes by result (full, resumed, failed)");
+    for (const auto& [key, s] : services) {
+        const std::pair<const char*, std::uint64_t> results[] = {
+            {"full", s.handshakesFull}, {"resumed", s.handshakesResumed}, {"failed", s.handshakesFailed}};
+        for (const auto& [result, n] : results) {
+            Labels l = serviceLabels(key);
+            l.emplace_back("result", result);
+            out << "lastmile_service_handshakes_total" << labels(l) << ' ' << n << '\n';
+        }
+    }
+    family(out, "lastmile_service_certificate_expiry_timestamp_seconds", "gauge",
+           "notAfter of the last certificate the Service port presented (unix time)");
+    for (const auto& [key, s] : services) {
+        if (s.certificateNotAfter > 0) {
+            out << "lastmile_service_certificate_expiry_timestamp_seconds"
+                << labels(serviceLabels(key)) << ' ' << s.certificateNotAfter << '\n';
+        }
+    }
+    // One info series per Service port a listener reaches: its policy, SNI and engine.
+    family(out, "lastmile_service_info", "gauge",
+           "1 per backend Service port: the governing policy, the SNI sent, the record engine");
+    std::map<dataplane::ServiceKey, Labels> info;
+    if (in.profiles) {
+        for (const auto& [project, plans] : in.profiles->listeners) {
+            for (const auto& plan : plans) {
+                for (const auto& b : plan.backends) {
+                    dataplane::ServiceKey key{project, b.key};
+                    Labels l = serviceLabels(key);
+                    l.emplace_back("policy", b.profile ? b.profile->spec().policy : "");
+                    l.emplace_back("sni", b.profile ? b.profile->spec().sni : "");
+                    auto seen = services.find(key);
+                    l.emplace_back("engine", seen == services.end() ? "" : seen->second.engine);
+                    info[key] = std::move(l);
+                }
+            }
+        }
+    }
+    for (const auto& [key, l] : info) {
+        out << "lastmile_service_info" << labels(l) << " 1\n";
+    }
+}
+
+void renderTrustAnchors(std::ostringstream& out, const MetricsInput& in) {
+    family(out, "lastmile_ca_certificate_expiry_timestamp_seconds", "gauge",
+           "notAfter of each trust anchor of a policy's CA bundle (unix time)");
+    if (!in.profiles) {
+        return;
+    }
+    std::map<std::string, std::int64_t> seen;  // rendered label set -> notAfter
+    for (const auto& [project, profiles] : in.profiles->projects) {
+        for (const auto& [backend, profile] : profiles) {
+            const std::string& policy = profile->spec().policy;
+            for (const auto& anchor : profile->trustAnchors()) {
+                auto notAfter = parseRfc3339(anchor.notAfter);
+                if (!notAfter) {
+                    continue;
+                }
+                seen[labels({{"project", project},
+                             {"namespace", backend.ns},
+                             {"policy", policy.substr(policy.find('/') + 1)},
+                             {"subject", anchor.subject}})] = *notAfter;
+            }
+        }
+    }
+    for (const auto& [l, t] : seen) {
+        out << "lastmile_ca_certificate_expiry_timestamp_seconds" << l << ' ' << t << '\n';
+    }
 }
 
 }  // namespace
@@ -42,13 +187,52 @@ std::string renderMetrics(const MetricsInput& in) {
         << (handshakes == 0 ? 0.0 : static_cast<double>(s.handshakesResumed) / handshakes) << '\n';
     family(out, "lastmile_workers", "gauge", "dataplane worker threads");
     out << "lastmile_workers " << s.workers << '\n';
-    family(out, "lastmile_ring_submits_total", "counter", "io_uring submissions of all workers");
-    out << "lastmile_ring_submits_total " << s.ringSubmits << '\n';
     family(out, "lastmile_record_engine_usable", "gauge",
            "1 when the record engine can take sessions on this host");
     for (const auto& e : in.engines) {
         out << "lastmile_record_engine_usable{engine=\"" << e.name << "\"} "
             << (e.probe.usable ? 1 : 0) << '\n';
+    }
+    family(out, "lastmile_handshake_duration_seconds", "histogram",
+           "backend TLS handshake time, from ClientHello to an established session");
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < dataplane::kHandshakeBuckets.size(); ++i) {
+        cumulative += s.handshakeSeconds.buckets[i];
+        out << "lastmile_handshake_duration_seconds_bucket{le=\"" << dataplane::kHandshakeBuckets[i]
+            << "\"} " << cumulative << '\n';
+    }
+    out << "lastmile_handshake_duration_seconds_bucket{le=\"+Inf\"} " << s.handshakeSeconds.count
+        << "\nlastmile_handshake_duration_seconds_sum " << s.handshakeSeconds.sum
+        << "\nlastmile_handshake_duration_seconds_count " << s.handshakeSeconds.count << '\n';
+    family(out, "lastmile_engine_sessions_total", "counter", "TLS sessions each record engine took");
+    for (const auto& [engine, n] : s.engineSessions) {
+        out << "lastmile_engine_sessions_total" << labels({{"engine", engine}}) << ' ' << n << '\n';
+    }
+    family(out, "lastmile_listener_connections_total", "counter", "client connections accepted per listener");
+    for (const auto& [id, l] : s.listeners) {
+        out << "lastmile_listener_connections_total"
+            << labels({{"project", id.project}, {"namespace", id.gatewayNamespace},
+                       {"gateway", id.gateway}, {"listener", id.listener}})
+            << ' ' << l.connections << '\n';
+    }
+    family(out, "lastmile_listener_connections_active", "gauge", "client connections open per listener");
+    for (const auto& [id, l] : s.listeners) {
+        out << "lastmile_listener_connections_active"
+            << labels({{"project", id.project}, {"namespace", id.gatewayNamespace},
+                       {"gateway", id.gateway}, {"listener", id.listener}})
+            << ' ' << l.active << '\n';
+    }
+    renderServices(out, in);
+    renderTrustAnchors(out, in);
+    family(out, "lastmile_worker_ring_submits_total", "counter", "io_uring submissions per worker");
+    for (std::size_t i = 0; i < s.perWorker.size(); ++i) {
+        out << "lastmile_worker_ring_submits_total{worker=\"" << i << "\"} "
+            << s.perWorker[i].ringSubmits << '\n';
+    }
+    family(out, "lastmile_worker_connections_active", "gauge", "client connections open per worker");
+    for (std::size_t i = 0; i < s.perWorker.size(); ++i) {
+        out << "lastmile_worker_connections_active{worker=\"" << i << "\"} " << s.perWorker[i].active
+            << '\n';
     }
     family(out, "lastmile_profile_generation", "gauge", "generation of the live ProfileSet");
     out << "lastmile_profile_generation " << in.profileGeneration << '\n';

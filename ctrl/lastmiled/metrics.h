@@ -3,16 +3,19 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "dataplane/worker/counters.h"
+#include "dataplane/tls/profile_set.h"
 #include "dataplane/worker/dataplane.h"
 
 namespace lastmile::ctrl {
 
 struct MetricsInput {
     dataplane::DataplaneStats dataplane;
+    std::shared_ptr<const tls::ProfileSet> profiles;  // policy, SNI and CA of each Service
     std::vector<dataplane::EngineStatus> engines;
     std::uint64_t profileGeneration = 0;
     std::uint64_t compileFailures = 0;

@@ -6,7 +6,13 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "dataplane/route/plan.h"
+#include "dataplane/tls/profile_spec.h"
 
 namespace lastmile::dataplane {
 
@@ -66,6 +72,56 @@ constexpr std::string_view failureLabel(Failure f) {
     return labels[static_cast<std::size_t>(f)];
 }
 
+// Upper bounds of the handshake duration histogram, in seconds.
+inline constexpr std::array<double, 12> kHandshakeBuckets = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0};
+
+// Relaxed atomics throughout: one writer (the worker thread), readers only sum.
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+struct Histogram {
+    std::array<std::atomic<std::uint64_t>, kHandshakeBuckets.size() + 1> buckets{};  // last: +Inf
+    std::atomic<std::uint64_t> sumMicros{0};
+    std::atomic<std::uint64_t> count{0};
+
+    void observe(double seconds) {
+        std::size_t i = 0;
+        while (i < kHandshakeBuckets.size() && seconds > kHandshakeBuckets[i]) {
+            ++i;
+        }
+        bump(buckets[i]);
+        bump(sumMicros, static_cast<std::uint64_t>(seconds * 1e6));
+        bump(count);
+    }
+};
+
+// One backend Service port of one project.
+struct ServiceKey {
+    std::string project;
+    tls::BackendKey backend;
+
+    auto operator<=>(const ServiceKey&) const = default;
+};
+
+struct ServiceCounters {
+    std::atomic<std::uint64_t> connections{0};
+    std::atomic<std::int64_t> active{0};
+    std::atomic<std::uint64_t> sentBytes{0};      // plaintext to the backend
+    std::atomic<std::uint64_t> receivedBytes{0};  // plaintext from the backend
+    std::atomic<std::uint64_t> handshakesFull{0};
+    std::atomic<std::uint64_t> handshakesResumed{0};
+    std::atomic<std::uint64_t> handshakesFailed{0};
+    std::atomic<std::int64_t> certificateNotAfter{0};  // unix time of the last verified leaf
+    std::atomic<const char*> engine{nullptr};          // record engine of the last session
+};
+
+struct ListenerCounters {
+    std::atomic<std::uint64_t> connections{0};
+    std::atomic<std::int64_t> active{0};
+};
+
 // Relaxed atomics: one writer (the worker), readers only sum them for metrics.
 struct WorkerCounters {
 #define LM_FIELD(field, name, help) std::atomic<std::uint64_t> field{0};
@@ -75,11 +131,39 @@ struct WorkerCounters {
     std::atomic<std::int64_t> active{0};  // client connections open now
     std::atomic<std::int64_t> pooled{0};  // handshaken backend connections waiting in the pool
     std::atomic<std::uint64_t> ringSubmits{0};
+    Histogram handshakeSeconds;
+    // Sessions each record engine took, by its position in the dataplane's engine list.
+    std::array<std::atomic<std::uint64_t>, 4> engineSessions{};
 
-    void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
-        c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-    }
-    void fail(Failure f) { bump(failures[static_cast<std::size_t>(f)]); }
+    void fail(Failure f) { dataplane::bump(failures[static_cast<std::size_t>(f)]); }
+};
+
+struct ServiceStats {
+    std::uint64_t connections = 0;
+    std::int64_t active = 0;
+    std::uint64_t sentBytes = 0;
+    std::uint64_t receivedBytes = 0;
+    std::uint64_t handshakesFull = 0;
+    std::uint64_t handshakesResumed = 0;
+    std::uint64_t handshakesFailed = 0;
+    std::int64_t certificateNotAfter = 0;
+    std::string engine;
+};
+
+struct ListenerStats {
+    std::uint64_t connections = 0;
+    std::int64_t active = 0;
+};
+
+struct HistogramStats {
+    std::array<std::uint64_t, kHandshakeBuckets.size() + 1> buckets{};  // not cumulative
+    double sum = 0;
+    std::uint64_t count = 0;
+};
+
+struct WorkerStats {
+    std::uint64_t ringSubmits = 0;
+    std::int64_t active = 0;
 };
 
 // A plain copy of the sum over workers.
@@ -92,6 +176,11 @@ struct DataplaneStats {
     std::int64_t pooled = 0;
     std::uint64_t ringSubmits = 0;
     unsigned workers = 0;
+    HistogramStats handshakeSeconds;
+    std::map<std::string, std::uint64_t> engineSessions;  // by engine name
+    std::map<ServiceKey, ServiceStats> services;
+    std::map<route::ListenerId, ListenerStats> listeners;
+    std::vector<WorkerStats> perWorker;
 
     void add(const WorkerCounters& w);
 };

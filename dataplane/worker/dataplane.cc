@@ -26,6 +26,11 @@ void DataplaneStats::add(const WorkerCounters& w) {
     active += w.active.load(std::memory_order_relaxed);
     pooled += w.pooled.load(std::memory_order_relaxed);
     ringSubmits += w.ringSubmits.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < w.handshakeSeconds.buckets.size(); ++i) {
+        handshakeSeconds.buckets[i] += w.handshakeSeconds.buckets[i].load(std::memory_order_relaxed);
+    }
+    handshakeSeconds.sum += static_cast<double>(w.handshakeSeconds.sumMicros.load(std::memory_order_relaxed)) / 1e6;
+    handshakeSeconds.count += w.handshakeSeconds.count.load(std::memory_order_relaxed);
     ++workers;
 }
 
@@ -179,6 +184,7 @@ DataplaneStats Dataplane::stats() const {
     DataplaneStats total;
     for (const auto& worker : workers_) {
         total.add(worker->counters());
+        worker->collect(total);
     }
     return total;
 }

@@ -16,6 +16,8 @@ struct DataplaneOptions {
     std::chrono::milliseconds idleTimeout{600'000};      // (idleTimeout) no byte either way
     std::chrono::milliseconds drainTimeout{30'000};      // (drainTimeout) SIGTERM: open connections
     std::uint32_t maxConnections = 65'536;  // (maxConnections) client connections, whole process
+
+    bool operator==(const DataplaneOptions&) const = default;
 };
 
 }  // namespace lastmile::dataplane

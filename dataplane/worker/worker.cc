@@ -5,12 +5,14 @@
 
 #include <malloc.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstring>
 #include <future>
 #include <map>
@@ -123,6 +125,9 @@ struct Connection {
     bool dead = false;     // destroyed; freed after the current batch of completions
     unsigned pending = 0;  // bit(Op) of every SQE in flight
     Clock::time_point deadline = Clock::time_point::max();
+    Clock::time_point handshakeStart;
+    ListenerCounters* listenerStats = nullptr;  // set for client connections
+    ServiceCounters* serviceStats = nullptr;    // set once a backend is chosen
 };
 
 bool has(const Connection& c, Op op) { return (c.pending & bit(op)) != 0; }
@@ -339,7 +344,7 @@ struct Worker::Impl {
             counters_.fail(Failure::ConnectionLimit);
             return;  // fd closes: the client sees the connection end at once
         }
-        counters_.bump(counters_.accepted);
+        bump(counters_.accepted);
         counters_.active.fetch_add(1, std::memory_order_relaxed);
         net::setNoDelay(fd.get());
         if (l.plan == nullptr) {
@@ -350,6 +355,9 @@ struct Worker::Impl {
         link(*c);
         c->client = std::move(fd);
         c->snapshot = snapshot_;
+        c->listenerStats = &listenerCounters(l.id);
+        bump(c->listenerStats->connections);
+        c->listenerStats->active.fetch_add(1, std::memory_order_relaxed);
         if (l.plan == nullptr) {
             c->protocol = route::ListenerProtocol::Tcp;
             reject(*c, Failure::NoBackend, 503, "the listener is being reconfigured");
@@ -367,15 +375,18 @@ struct Worker::Impl {
         c->target = &backend;
         c->backendKey = backend.key;
         c->profile = backend.profile;
+        countService(*c);
         if (c->profile && c->profile->isFailClosed()) {
             reject(*c, Failure::FailClosed, 503, c->profile->failClosedReason());
             return;
         }
         if (c->profile && c->profile->spec().warmPool > 0) {
             if (Connection* pooled = takePooled(*c)) {
-                counters_.bump(counters_.warmPoolHits);
+                bump(counters_.warmPoolHits);
                 pooled->client = std::move(c->client);
                 pooled->protocol = c->protocol;
+                pooled->listenerStats = c->listenerStats;
+                pooled->serviceStats = c->serviceStats;
                 pooled->warm = false;
                 setStage(*pooled, Stage::Forwarding);
                 pooled->deadline = now_ + shared_.options.idleTimeout;
@@ -385,7 +396,7 @@ struct Worker::Impl {
                 pump(*pooled);
                 return;
             }
-            counters_.bump(counters_.warmPoolMisses);
+            bump(counters_.warmPoolMisses);
         }
         connectNext(*c);
         pump(*c);
@@ -412,7 +423,7 @@ struct Worker::Impl {
             return;
         }
         if (!c.tried.empty()) {
-            counters_.bump(counters_.endpointRetries);
+            bump(counters_.endpointRetries);
         }
         c.tried.push_back(*ep);
         c.endpoint = *ep;
@@ -439,7 +450,8 @@ struct Worker::Impl {
             if (c.profile) {
                 startHandshake(c);
             } else {
-                counters_.bump(counters_.plainBackend);
+                bump(counters_.plainBackend);
+                c.serviceStats->engine.store("none", std::memory_order_relaxed);
                 c.snapshot.reset();
                 c.target = nullptr;
                 setStage(c, Stage::Forwarding);
@@ -468,6 +480,7 @@ struct Worker::Impl {
             return;
         }
         c.ssl = std::move(*ssl);
+        c.handshakeStart = now_;
         setStage(c, Stage::Handshaking);
         c.deadline = now_ + shared_.options.handshakeTimeout;
         handshake(c);
@@ -500,6 +513,7 @@ struct Worker::Impl {
     }
 
     void failHandshake(Connection& c, const std::string& detail) {
+        bump(c.serviceStats->handshakesFailed);
         const std::string why = tls::verifyFailureReason(c.ssl.get());
         if (!why.empty()) {
             reject(c, Failure::VerifyFailed, 502, "backend certificate rejected: " + why);
@@ -515,12 +529,21 @@ struct Worker::Impl {
             failHandshake(c, "certificate not verified");
             return;
         }
-        counters_.bump(SSL_session_reused(c.ssl.get()) == 1 ? counters_.handshakesResumed
-                                                            : counters_.handshakesFull);
-        for (drivers::RecordEngine* engine : shared_.engines) {
+        const bool resumed = SSL_session_reused(c.ssl.get()) == 1;
+        bump(resumed ? counters_.handshakesResumed : counters_.handshakesFull);
+        bump(resumed ? c.serviceStats->handshakesResumed : c.serviceStats->handshakesFull);
+        counters_.handshakeSeconds.observe(
+            std::chrono::duration<double>(now_ - c.handshakeStart).count());
+        if (!resumed) {
+            recordCertificateExpiry(c);
+        }
+        for (std::size_t i = 0; i < shared_.engines.size(); ++i) {
+            drivers::RecordEngine* engine = shared_.engines[i];
             auto session = engine->attach(c.ssl.get(), c.backend.get(), c.wire);
             if (session) {
                 c.session = std::move(*session);
+                bump(counters_.engineSessions[i]);
+                c.serviceStats->engine.store(engine->name().data(), std::memory_order_relaxed);
                 break;
             }
             LM_LOG(Debug, kLog, engine->name() << " engine declined a session: "
@@ -606,7 +629,8 @@ struct Worker::Impl {
                 }
                 c.clientSendFrom->consume(static_cast<std::size_t>(res));
                 if (c.stage == Stage::Forwarding) {
-                    counters_.bump(counters_.bytesToClient, static_cast<std::uint64_t>(res));
+                    bump(counters_.bytesToClient, static_cast<std::uint64_t>(res));
+                    bump(c.serviceStats->receivedBytes, static_cast<std::uint64_t>(res));
                 }
                 break;
             case BackendPoll:
@@ -641,7 +665,8 @@ struct Worker::Impl {
                 }
                 c.backendSendFrom->consume(static_cast<std::size_t>(res));
                 if (!c.profile && c.stage == Stage::Forwarding) {
-                    counters_.bump(counters_.bytesToBackend, static_cast<std::uint64_t>(res));
+                    bump(counters_.bytesToBackend, static_cast<std::uint64_t>(res));
+                    bump(c.serviceStats->sentBytes, static_cast<std::uint64_t>(res));
                 }
                 if (c.stage == Stage::Handshaking) {
                     return handshake(c);
@@ -661,7 +686,7 @@ struct Worker::Impl {
 
     void backendGone(Connection& c, const std::string& why) {
         if (c.stage == Stage::Pooled) {
-            counters_.bump(counters_.warmPoolDiscarded);
+            bump(counters_.warmPoolDiscarded);
             return abort(c);
         }
         if (c.stage == Stage::Handshaking) {
@@ -723,7 +748,8 @@ struct Worker::Impl {
                     abort(c);
                     return false;
                 }
-                counters_.bump(counters_.bytesToBackend, *sealed);
+                bump(counters_.bytesToBackend, *sealed);
+                bump(c.serviceStats->sentBytes, *sealed);
             }
             if (c.clientEof && (!c.upIn || c.upIn->empty()) && !c.closeNotifyQueued) {
                 c.closeNotifyQueued = true;
@@ -757,7 +783,7 @@ struct Worker::Impl {
         // was opened: a truncation, counted, and passed on as a FIN.
         if (c.backendFin && !c.backendEof && (!c.downIn || c.downIn->empty()) &&
             SSL_pending(c.ssl.get()) == 0) {
-            counters_.bump(counters_.truncatedByBackend);
+            bump(counters_.truncatedByBackend);
             c.backendEof = true;
         }
         sendToBackend(c);
@@ -942,9 +968,13 @@ struct Worker::Impl {
             warming_[PoolKey{c.project, c.backendKey}]--;
         }
         if (c.client.valid()) {
-            counters_.bump(counters_.closed);
+            bump(counters_.closed);
             counters_.active.fetch_sub(1, std::memory_order_relaxed);
             shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+            c.listenerStats->active.fetch_sub(1, std::memory_order_relaxed);
+            if (c.serviceStats != nullptr) {
+                c.serviceStats->active.fetch_sub(1, std::memory_order_relaxed);
+            }
         }
         for (ChunkPtr* chunk : {&c.upIn, &c.upOut, &c.downIn, &c.downOut}) {
             pool_chunks_.release(*chunk);
@@ -990,7 +1020,7 @@ struct Worker::Impl {
                 abort(c);
                 break;
             case Stage::Pooled:
-                counters_.bump(counters_.warmPoolDiscarded);
+                bump(counters_.warmPoolDiscarded);
                 abort(c);
                 break;
             case Stage::Replying:
@@ -1026,7 +1056,7 @@ struct Worker::Impl {
             if (!p->closing && p->profile == client.profile && !p->backendEof && !p->backendFin) {
                 return p;
             }
-            counters_.bump(counters_.warmPoolDiscarded);  // stale: closed, or an older profile
+            bump(counters_.warmPoolDiscarded);  // stale: closed, or an older profile
             abort(*p);
         }
         return nullptr;
@@ -1053,7 +1083,7 @@ struct Worker::Impl {
             auto w = wanted.find(key);
             for (Connection* p : std::vector<Connection*>(list)) {
                 if (!p->closing && (w == wanted.end() || p->profile != w->second->profile)) {
-                    counters_.bump(counters_.warmPoolDiscarded);
+                    bump(counters_.warmPoolDiscarded);
                     abort(*p);
                 }
             }
@@ -1084,6 +1114,7 @@ struct Worker::Impl {
         c->target = &backend;
         c->backendKey = backend.key;
         c->profile = backend.profile;
+        c->serviceStats = &serviceCounters(ServiceKey{project, backend.key});
         warming_[PoolKey{project, backend.key}]++;
         connectNext(*c);
         pump(*c);
@@ -1096,6 +1127,38 @@ struct Worker::Impl {
             l->plan = findPlan(id);
         }
         refillPools();
+    }
+
+    // ---- Statistics. Only this thread inserts; inserting takes statsMu_ so that collect()
+    // on the control thread never sees a map mid-change.
+    ServiceCounters& serviceCounters(const ServiceKey& key) {
+        auto it = serviceStats_.find(key);
+        if (it == serviceStats_.end()) {
+            std::lock_guard lock(statsMu_);
+            it = serviceStats_.emplace(key, std::make_unique<ServiceCounters>()).first;
+        }
+        return *it->second;
+    }
+    ListenerCounters& listenerCounters(const route::ListenerId& id) {
+        auto it = listenerStats_.find(id);
+        if (it == listenerStats_.end()) {
+            std::lock_guard lock(statsMu_);
+            it = listenerStats_.emplace(id, std::make_unique<ListenerCounters>()).first;
+        }
+        return *it->second;
+    }
+    // A client connection was given a backend: count it there.
+    void countService(Connection& c) {
+        c.serviceStats = &serviceCounters(ServiceKey{c.project, c.backendKey});
+        bump(c.serviceStats->connections);
+        c.serviceStats->active.fetch_add(1, std::memory_order_relaxed);
+    }
+    void recordCertificateExpiry(Connection& c) {
+        X509* leaf = SSL_get0_peer_certificate(c.ssl.get());
+        std::tm tm{};
+        if (leaf != nullptr && ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1) {
+            c.serviceStats->certificateNotAfter.store(timegm(&tm), std::memory_order_relaxed);
+        }
     }
 
     // ---- Bookkeeping.
@@ -1194,6 +1257,9 @@ struct Worker::Impl {
     unsigned handshakesSinceTrim_ = 0;
 
     WorkerCounters counters_;
+    mutable std::mutex statsMu_;
+    std::map<ServiceKey, std::unique_ptr<ServiceCounters>> serviceStats_;
+    std::map<route::ListenerId, std::unique_ptr<ListenerCounters>> listenerStats_;
 };
 
 Worker::Worker(unsigned index, WorkerShared& shared) : impl_(std::make_unique<Impl>(index, shared)) {}
@@ -1224,6 +1290,37 @@ std::int64_t Worker::activeConnections() const {
 }
 
 const WorkerCounters& Worker::counters() const { return impl_->counters_; }
+
+void Worker::collect(DataplaneStats& into) const {
+    std::lock_guard lock(impl_->statsMu_);
+    for (const auto& [key, c] : impl_->serviceStats_) {
+        ServiceStats& s = into.services[key];
+        s.connections += c->connections.load(std::memory_order_relaxed);
+        s.active += c->active.load(std::memory_order_relaxed);
+        s.sentBytes += c->sentBytes.load(std::memory_order_relaxed);
+        s.receivedBytes += c->receivedBytes.load(std::memory_order_relaxed);
+        s.handshakesFull += c->handshakesFull.load(std::memory_order_relaxed);
+        s.handshakesResumed += c->handshakesResumed.load(std::memory_order_relaxed);
+        s.handshakesFailed += c->handshakesFailed.load(std::memory_order_relaxed);
+        s.certificateNotAfter =
+            std::max(s.certificateNotAfter, c->certificateNotAfter.load(std::memory_order_relaxed));
+        if (const char* engine = c->engine.load(std::memory_order_relaxed)) {
+            s.engine = engine;
+        }
+    }
+    for (const auto& [id, c] : impl_->listenerStats_) {
+        ListenerStats& l = into.listeners[id];
+        l.connections += c->connections.load(std::memory_order_relaxed);
+        l.active += c->active.load(std::memory_order_relaxed);
+    }
+    const auto& engines = impl_->shared_.engines;
+    for (std::size_t i = 0; i < engines.size() && i < impl_->counters_.engineSessions.size(); ++i) {
+        into.engineSessions[std::string(engines[i]->name())] +=
+            impl_->counters_.engineSessions[i].load(std::memory_order_relaxed);
+    }
+    into.perWorker.push_back({impl_->counters_.ringSubmits.load(std::memory_order_relaxed),
+                              impl_->counters_.active.load(std::memory_order_relaxed)});
+}
 
 std::string Worker::ringSetup() const {
     std::lock_guard lock(impl_->commandsMu_);

@@ -52,6 +52,9 @@ public:
     std::int64_t activeConnections() const;
 
     const WorkerCounters& counters() const;
+    // Adds this worker's per-Service and per-listener counters, engine sessions and ring
+    // statistics to `into`.
+    void collect(DataplaneStats& into) const;
     // The io_uring setup the kernel accepted ("defer-taskrun", ...); empty before start().
     std::string ringSetup() const;
 
