@@ -3,6 +3,7 @@
 #include "dataplane/worker/dataplane.h"
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "dataplane/base/log.h"
@@ -41,6 +42,7 @@ Result<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneOptions& opti
     d->shared_.options = options;
     d->shared_.registry = &registry;
     d->shared_.ring = ring;
+    d->shared_.resolver = &d->resolver_;
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     d->shared_.workerCount = options.workers == 0 ? cores : options.workers;
 
@@ -152,6 +154,17 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
 }
 
 void Dataplane::refresh() {
+    std::set<std::string> names;
+    for (const auto& [project, plans] : shared_.registry->snapshot()->listeners) {
+        for (const auto& plan : plans) {
+            for (const auto& b : plan.backends) {
+                if (!b.externalName.empty()) {
+                    names.insert(b.externalName);
+                }
+            }
+        }
+    }
+    resolver_.track(std::move(names));
     for (auto& worker : workers_) {
         worker->refresh();
     }

@@ -61,6 +61,7 @@ public:
 private:
     Dataplane() = default;
 
+    net::Resolver resolver_;
     WorkerShared shared_;
     std::vector<std::unique_ptr<drivers::RecordEngine>> engineImpls_;
     std::vector<EngineStatus> engineStatus_;

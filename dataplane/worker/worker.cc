@@ -88,6 +88,7 @@ struct Connection {
     // The backend being connected; `snapshot` keeps `target` alive until the handshake ends.
     std::shared_ptr<const tls::ProfileSet> snapshot;
     const route::Backend* target = nullptr;
+    std::optional<route::Backend> resolved;  // an ExternalName backend with its addresses
     tls::BackendKey backendKey;
     std::shared_ptr<const tls::HandshakeProfile> profile;  // null: no policy, plain TCP
     std::vector<route::Endpoint> tried;
@@ -380,6 +381,13 @@ struct Worker::Impl {
             reject(*c, Failure::FailClosed, 503, c->profile->failClosedReason());
             return;
         }
+        if (!backend.externalName.empty()) {
+            c->resolved = backend;
+            for (auto& ip : shared_.resolver->addresses(backend.externalName)) {
+                c->resolved->endpoints.push_back({std::move(ip), backend.externalPort});
+            }
+            c->target = &*c->resolved;
+        }
         if (c->profile && c->profile->spec().warmPool > 0) {
             if (Connection* pooled = takePooled(*c)) {
                 bump(counters_.warmPoolHits);
@@ -413,6 +421,10 @@ struct Worker::Impl {
         if (!ep) {
             if (c.warm) {
                 abort(c);
+            } else if (c.tried.empty() && c.resolved) {
+                reject(c, Failure::NoBackend, 503,
+                       "service " + service + ": ExternalName " + c.resolved->externalName +
+                           " has no address (not resolved yet, or the lookup failed)");
             } else if (c.tried.empty()) {
                 reject(c, Failure::NoBackend, 503, "no ready endpoint for service " + service);
             } else {

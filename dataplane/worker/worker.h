@@ -9,6 +9,7 @@
 
 #include "dataplane/base/result.h"
 #include "dataplane/base/unique_fd.h"
+#include "dataplane/net/resolver.h"
 #include "dataplane/route/plan.h"
 #include "dataplane/tls/profile_set.h"
 #include "dataplane/uring/ring.h"
@@ -27,6 +28,7 @@ struct WorkerShared {
     // Tried in order after each handshake; the last one (openssl) always takes the session.
     std::vector<drivers::RecordEngine*> engines;
     uring::RingOptions ring;
+    net::Resolver* resolver = nullptr;  // ExternalName Services
 };
 
 // All methods but the constructor are thread-safe: the control thread queues commands that

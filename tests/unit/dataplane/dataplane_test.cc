@@ -313,6 +313,24 @@ TEST_F(DataplaneTest, WarmPoolHandsOutHandshakenConnectionsAndRefills) {
     EXPECT_TRUE(backend->waitForObservations(3, kWait));
 }
 
+TEST_F(DataplaneTest, ExternalNameIsResolvedOffTheWorkersAndConnected) {
+    startDataplane();
+    auto backend = startBackend(backendFor("echo.test"));
+    route::Backend external = backendAt({}, compile(specFor("echo.test")));
+    external.externalName = "localhost";
+    external.externalPort = backend->port();
+    const auto where = serve(external);
+    // The first lookup runs as the plan is published; until it lands, clients get refused.
+    std::string echoed;
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (echoed != "named" && std::chrono::steady_clock::now() < deadline) {
+        auto fd = dial(where);
+        sendAll(fd.get(), "named");
+        echoed = readExactly(fd.get(), 5);
+    }
+    EXPECT_EQ(echoed, "named");
+}
+
 TEST_F(DataplaneTest, WorksWithoutDeferredTaskrunOrMultishotAccept) {
     uring::RingOptions ring;
     ring.deferTaskrun = false;
