@@ -71,8 +71,7 @@ Status attachWire(SSL* ssl, Wire& wire) {
         return fail(Errc::Internal, "creating the wire BIO");
     }
     BIO_set_data(bio, &wire);
-    // One BIO for both directions: SSL_set_bio takes one reference per direction.
-    BIO_up_ref(bio);
+    // One BIO for both directions: SSL_set_bio then consumes our single reference.
     SSL_set_bio(ssl, bio, bio);
     // The sealer retries a short write with the rest of the same plaintext; an idle session
     // gives its record buffers back (thousands of idle connections must stay small).
