@@ -39,9 +39,10 @@ using Clock = std::chrono::steady_clock;
 constexpr unsigned kTickMs = 100;
 // How long a refused HTTP client gets to read its answer before the socket closes.
 constexpr std::chrono::milliseconds kLinger{2'000};
-// malloc_trim once this many handshakes ended and none is running; keep this much slack.
+// malloc_trim once this many handshakes ended and none ran for kTrimQuiet; keep this slack.
 constexpr unsigned kTrimAfterHandshakes = 256;
 constexpr std::size_t kTrimPad = 1 << 20;
+constexpr std::chrono::seconds kTrimQuiet{1};
 
 enum Op : std::uint8_t {
     Wake = 1,
@@ -1044,8 +1045,13 @@ struct Worker::Impl {
     // A burst of handshakes leaves the allocator's heaps full of freed holes (each handshake
     // briefly holds record buffers and key material); once it is over, hand them back so a
     // host with thousands of idle connections stays small.
+    // Only once the handshakes have stopped for a while: trimming while connections keep
+    // coming just makes the allocator grow the heap back.
     void trimAfterBurst() {
-        if (handshakesSinceTrim_ >= kTrimAfterHandshakes && handshaking_ == 0) {
+        if (handshaking_ != 0) {
+            lastHandshakeActivity_ = now_;
+        } else if (handshakesSinceTrim_ >= kTrimAfterHandshakes &&
+                   now_ - lastHandshakeActivity_ >= kTrimQuiet) {
             ::malloc_trim(kTrimPad);
             handshakesSinceTrim_ = 0;
         }
@@ -1267,6 +1273,7 @@ struct Worker::Impl {
     bool stopped_ = false;
     unsigned handshaking_ = 0;  // connections in Stage::Handshaking
     unsigned handshakesSinceTrim_ = 0;
+    Clock::time_point lastHandshakeActivity_;
 
     WorkerCounters counters_;
     mutable std::mutex statsMu_;
