@@ -65,7 +65,7 @@ using ChunkPtr = std::unique_ptr<Chunk>;
 // burst returns its memory once it is over.
 class ChunkPool {
 public:
-    explicit ChunkPool(std::size_t maxFree = 16) : maxFree_(maxFree) {}
+    explicit ChunkPool(std::size_t maxFree = 32) : maxFree_(maxFree) {}
 
     ChunkPtr acquire() {
         if (free_.empty()) {

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include "dataplane/base/chunk.h"
 #include "dataplane/base/log.h"
@@ -39,10 +40,13 @@ using Clock = std::chrono::steady_clock;
 constexpr unsigned kTickMs = 100;
 // How long a refused HTTP client gets to read its answer before the socket closes.
 constexpr std::chrono::milliseconds kLinger{2'000};
-// malloc_trim once this many handshakes ended and none ran for kTrimQuiet; keep this slack.
-constexpr unsigned kTrimAfterHandshakes = 256;
+// malloc_trim once this many handshakes ended or connections parked, and none did for
+// kTrimQuiet; keep this much slack.
+constexpr unsigned kTrimAfterReleases = 256;
 constexpr std::size_t kTrimPad = 1 << 20;
 constexpr std::chrono::seconds kTrimQuiet{1};
+// A side with no traffic for this long gives its read buffer back (see park()).
+constexpr std::chrono::seconds kParkAfter{1};
 
 enum Op : std::uint8_t {
     Wake = 1,
@@ -110,12 +114,13 @@ struct Connection {
     ChunkPtr downIn, downOut;
     Chunk* clientSendFrom = nullptr;   // the chunk the in-flight client send reads
     Chunk* backendSendFrom = nullptr;  // the chunk the in-flight backend send reads
-    std::size_t clientRecvRoom = 0;
-    std::size_t backendRecvRoom = 0;
-    // Keep the read buffer: the last receive filled it (more is queued), or a poll just said
-    // the socket is readable.
-    bool clientKeepBuffer = false;
-    bool backendKeepBuffer = false;
+    // A side quiet for kParkAfter gives its read buffer back and waits for readability
+    // with a poll instead: parking (its receive is being cancelled), then parked.
+    bool clientParking = false;
+    bool clientParked = false;
+    bool backendParking = false;
+    bool backendParked = false;
+    Clock::time_point lastActivity;
 
     bool clientEof = false;           // FIN from the client
     bool backendFin = false;          // FIN from the backend: read nothing more
@@ -357,6 +362,7 @@ struct Worker::Impl {
         link(*c);
         c->client = std::move(fd);
         c->snapshot = snapshot_;
+        c->lastActivity = now_;
         c->listenerStats = &listenerCounters(l.id);
         bump(c->listenerStats->connections);
         c->listenerStats->active.fetch_add(1, std::memory_order_relaxed);
@@ -620,10 +626,15 @@ struct Worker::Impl {
                 if (res < 0) {
                     return abort(c);
                 }
-                ensure(c.upIn);
-                c.clientKeepBuffer = true;
+                c.clientParked = false;
                 break;
             case ClientRecv:
+                if (std::exchange(c.clientParking, false) && res == -ECANCELED) {
+                    c.clientParked = true;
+                    pool_chunks_.release(c.upIn);
+                    noteRelease();
+                    break;
+                }
                 if (res < 0) {
                     return abort(c);
                 }
@@ -633,7 +644,6 @@ struct Worker::Impl {
                     c.upIn->clear();  // a refused client's request is read and dropped
                 } else {
                     c.upIn->commit(static_cast<std::size_t>(res));
-                    c.clientKeepBuffer = static_cast<std::size_t>(res) == c.clientRecvRoom;
                 }
                 break;
             case ClientSend:
@@ -650,10 +660,15 @@ struct Worker::Impl {
                 if (res < 0) {
                     return backendGone(c, "polling the backend failed");
                 }
-                ensure(c.downIn);
-                c.backendKeepBuffer = true;
+                c.backendParked = false;
                 break;
             case BackendRecv:
+                if (std::exchange(c.backendParking, false) && res == -ECANCELED) {
+                    c.backendParked = true;
+                    pool_chunks_.release(c.downIn);
+                    noteRelease();
+                    break;
+                }
                 if (res <= 0) {
                     if (c.stage == Stage::Handshaking) {
                         return failHandshake(c, res == 0 ? "the backend closed the connection"
@@ -667,7 +682,6 @@ struct Worker::Impl {
                     break;
                 }
                 c.downIn->commit(static_cast<std::size_t>(res));
-                c.backendKeepBuffer = static_cast<std::size_t>(res) == c.backendRecvRoom;
                 if (c.stage == Stage::Handshaking) {
                     return handshake(c);
                 }
@@ -691,8 +705,11 @@ struct Worker::Impl {
             default:
                 break;
         }
-        if (bytes && c.stage == Stage::Forwarding) {
-            c.deadline = now_ + shared_.options.idleTimeout;
+        if (bytes) {
+            c.lastActivity = now_;
+            if (c.stage == Stage::Forwarding) {
+                c.deadline = now_ + shared_.options.idleTimeout;
+            }
         }
         pump(c);
     }
@@ -863,24 +880,19 @@ struct Worker::Impl {
         }
     }
 
-    // A reader without a buffer waits for readability first, so idle connections hold no
-    // memory; one that just filled its buffer (bulk transfer) reads again at once; any other
-    // reads again once its buffer was forwarded, so a receive never waits holding a buffer.
+    // Receives go straight into a buffer (one ring operation per read); a side that has
+    // been quiet is parked by scanDeadlines and then waits for readability without one, so
+    // idle connections hold no buffers.
     void readClient(Connection& c) {
         if (!c.client.valid() || c.clientEof || has(c, ClientRecv) || has(c, ClientPoll)) {
             return;
         }
-        const bool plainSending = !c.profile && has(c, BackendSend);
-        if (c.upIn && !c.clientKeepBuffer) {
-            if (!c.upIn->empty() || plainSending) {
-                return;  // read again once this is forwarded, waiting without a buffer
-            }
-            pool_chunks_.release(c.upIn);
-        }
-        if (!c.upIn) {
+        if (c.clientParked) {
             poll(c, c.client.get(), ClientPoll);
             return;
         }
+        ensure(c.upIn);
+        const bool plainSending = !c.profile && has(c, BackendSend);
         if (!plainSending) {
             c.upIn->compact();
         }
@@ -893,19 +905,12 @@ struct Worker::Impl {
         if (c.backendEof || c.backendFin || has(c, BackendRecv) || has(c, BackendPoll)) {
             return;
         }
-        const bool plainSending = !c.profile && has(c, ClientSend);
-        if (c.downIn && !c.backendKeepBuffer) {
-            if (c.downIn->empty() && !plainSending) {
-                pool_chunks_.release(c.downIn);
-            } else if (!c.profile) {
-                return;
-            }
-            // Records left over are the start of one not yet complete: read the rest.
-        }
-        if (!c.downIn) {
+        if (c.backendParked) {
             poll(c, c.backend.get(), BackendPoll);
             return;
         }
+        ensure(c.downIn);
+        const bool plainSending = !c.profile && has(c, ClientSend);
         if (!plainSending) {
             c.downIn->compact();
         }
@@ -922,7 +927,6 @@ struct Worker::Impl {
     void recv(Connection& c, int fd, Chunk& into, Op op) {
         io_uring_sqe* s = ring_->sqe();
         io_uring_prep_recv(s, fd, into.tail(), into.room(), 0);
-        (op == ClientRecv ? c.clientRecvRoom : c.backendRecvRoom) = into.room();
         submit(c, s, op);
     }
     void send(Connection& c, int fd, Chunk& from, Op op) {
@@ -946,9 +950,7 @@ struct Worker::Impl {
     // rest complete at once when the socket is shut down.
     void cancelOps(Connection& c, int fd, unsigned ops) {
         if ((c.pending & ops & bit(Connect)) != 0) {
-            io_uring_sqe* s = ring_->sqe();
-            io_uring_prep_cancel64(s, uring::packUserData(Connect, reinterpret_cast<std::uint64_t>(&c)), 0);
-            io_uring_sqe_set_data64(s, uring::packUserData(Ignore, 0));
+            cancel(c, Connect);
         }
         if ((c.pending & ops & ~bit(Connect)) != 0) {
             ::shutdown(fd, SHUT_RDWR);
@@ -1012,9 +1014,33 @@ struct Worker::Impl {
             Connection* next = c->next;
             if (!c->closing && now_ >= c->deadline) {
                 onDeadline(*c);
+            } else if (!c->closing && now_ - c->lastActivity >= kParkAfter &&
+                       (c->stage == Stage::Forwarding || c->stage == Stage::Pooled)) {
+                park(*c);
             }
             c = next;
         }
+    }
+
+    // Cancels a quiet side's receive so that its empty buffer can go back to the pool.
+    void park(Connection& c) {
+        const bool plain = !c.profile;
+        if (has(c, ClientRecv) && !c.clientParking && c.upIn && c.upIn->empty() &&
+            !(plain && has(c, BackendSend))) {
+            cancel(c, ClientRecv);
+            c.clientParking = true;
+        }
+        if (has(c, BackendRecv) && !c.backendParking && c.downIn && c.downIn->empty() &&
+            !(plain && has(c, ClientSend))) {
+            cancel(c, BackendRecv);
+            c.backendParking = true;
+        }
+    }
+
+    void cancel(Connection& c, Op op) {
+        io_uring_sqe* s = ring_->sqe();
+        io_uring_prep_cancel64(s, uring::packUserData(op, reinterpret_cast<std::uint64_t>(&c)), 0);
+        io_uring_sqe_set_data64(s, uring::packUserData(Ignore, 0));
     }
 
     void onDeadline(Connection& c) {
@@ -1042,18 +1068,20 @@ struct Worker::Impl {
         }
     }
 
-    // A burst of handshakes leaves the allocator's heaps full of freed holes (each handshake
-    // briefly holds record buffers and key material); once it is over, hand them back so a
-    // host with thousands of idle connections stays small.
-    // Only once the handshakes have stopped for a while: trimming while connections keep
-    // coming just makes the allocator grow the heap back.
+    // A burst of handshakes, or of connections going idle, leaves the allocator's heaps full
+    // of freed holes (record buffers, key material); once it is over, hand them back so a
+    // host with thousands of idle connections stays small. Only once the burst has stopped
+    // for a while: trimming while connections keep coming makes the heap grow straight back.
+    void noteRelease() {
+        ++releasesSinceTrim_;
+        lastRelease_ = now_;
+    }
     void trimAfterBurst() {
         if (handshaking_ != 0) {
-            lastHandshakeActivity_ = now_;
-        } else if (handshakesSinceTrim_ >= kTrimAfterHandshakes &&
-                   now_ - lastHandshakeActivity_ >= kTrimQuiet) {
+            lastRelease_ = now_;
+        } else if (releasesSinceTrim_ >= kTrimAfterReleases && now_ - lastRelease_ >= kTrimQuiet) {
             ::malloc_trim(kTrimPad);
-            handshakesSinceTrim_ = 0;
+            releasesSinceTrim_ = 0;
         }
     }
 
@@ -1127,6 +1155,7 @@ struct Worker::Impl {
         auto* c = new Connection();
         link(*c);
         c->warm = true;
+        c->lastActivity = now_;
         c->project = project;
         c->snapshot = snapshot_;
         c->target = &backend;
@@ -1183,7 +1212,7 @@ struct Worker::Impl {
     void setStage(Connection& c, Stage stage) {
         if (c.stage == Stage::Handshaking) {
             --handshaking_;
-            ++handshakesSinceTrim_;
+            noteRelease();
         }
         if (stage == Stage::Handshaking) {
             ++handshaking_;
@@ -1272,8 +1301,8 @@ struct Worker::Impl {
     bool draining_ = false;
     bool stopped_ = false;
     unsigned handshaking_ = 0;  // connections in Stage::Handshaking
-    unsigned handshakesSinceTrim_ = 0;
-    Clock::time_point lastHandshakeActivity_;
+    unsigned releasesSinceTrim_ = 0;
+    Clock::time_point lastRelease_;
 
     WorkerCounters counters_;
     mutable std::mutex statsMu_;

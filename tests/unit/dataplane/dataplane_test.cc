@@ -313,6 +313,19 @@ TEST_F(DataplaneTest, WarmPoolHandsOutHandshakenConnectionsAndRefills) {
     EXPECT_TRUE(backend->waitForObservations(3, kWait));
 }
 
+TEST_F(DataplaneTest, QuietConnectionParksItsBuffersAndStillForwardsBothWays) {
+    startDataplane();
+    auto backend = startBackend(backendFor("echo.test"));
+    const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
+    auto fd = dial(where);
+    sendAll(fd.get(), "before");
+    ASSERT_EQ(readExactly(fd.get(), 6), "before");
+    // Parking is a time rule (a side quiet for one second gives its buffer back): wait it out.
+    std::this_thread::sleep_for(1500ms);
+    sendAll(fd.get(), "after the pause");
+    EXPECT_EQ(readExactly(fd.get(), 15), "after the pause");
+}
+
 TEST_F(DataplaneTest, ExternalNameIsResolvedOffTheWorkersAndConnected) {
     startDataplane();
     auto backend = startBackend(backendFor("echo.test"));
