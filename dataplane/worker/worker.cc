@@ -128,6 +128,7 @@ struct Connection {
     bool closeNotifyQueued = false;   // our close_notify is in upOut
     bool backendWriteShut = false;    // FIN sent to the backend
     bool clientWriteShut = false;     // FIN sent to the client
+    bool answered = false;  // bytes from the backend reached the client: no error page now
     bool closing = false;
     bool dead = false;     // destroyed; freed after the current batch of completions
     unsigned pending = 0;  // bit(Op) of every SQE in flight
@@ -652,6 +653,7 @@ struct Worker::Impl {
                 }
                 c.clientSendFrom->consume(static_cast<std::size_t>(res));
                 if (c.stage == Stage::Forwarding) {
+                    c.answered = true;
                     bump(counters_.bytesToClient, static_cast<std::uint64_t>(res));
                     bump(c.serviceStats->receivedBytes, static_cast<std::uint64_t>(res));
                 }
@@ -795,6 +797,13 @@ struct Worker::Impl {
             if (!opened) {
                 if (c.stage == Stage::Pooled) {
                     backendGone(c, opened.error().message());
+                } else if (!c.answered && c.downOut->empty()) {
+                    // TLS 1.3 finishes the client's handshake before the server has judged
+                    // it: a refused client certificate arrives as an alert on the first read.
+                    // Nothing reached the client yet, so it can still be told why.
+                    bump(c.serviceStats->handshakesFailed);
+                    reject(c, Failure::HandshakeFailed, 502,
+                           "the backend refused the TLS session: " + opened.error().context());
                 } else {
                     counters_.fail(Failure::StreamError);
                     abort(c);

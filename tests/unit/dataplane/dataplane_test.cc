@@ -234,6 +234,22 @@ TEST_F(DataplaneTest, HostnameMismatchAnswersHttp502WithTheNamesInvolved) {
     EXPECT_EQ(backend->totalBytesReceived(), 0u);
 }
 
+TEST_F(DataplaneTest, ClientCertificateRefusedAfterTheHandshakeStillAnswers502) {
+    startDataplane();
+    auto options = backendFor("echo.test");
+    options.clientCaPem = pki_.caPem();
+    options.requireClientCert = true;
+    auto backend = startBackend(options);
+    const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))),
+                             route::ListenerProtocol::Http);
+    auto fd = dial(where);
+    sendAll(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    const std::string answer = readToEof(fd.get());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 502 Bad Gateway\r\n", 0), 0u) << answer;
+    EXPECT_NE(answer.find("certificate required"), std::string::npos) << answer;
+    EXPECT_EQ(failures(Failure::HandshakeFailed), 1u);
+}
+
 TEST_F(DataplaneTest, FailClosedProfileAnswers503AndNeverConnects) {
     startDataplane();
     auto backend = startBackend(backendFor("echo.test"));
