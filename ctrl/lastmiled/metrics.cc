@@ -208,19 +208,20 @@ std::string renderMetrics(const MetricsInput& in) {
     for (const auto& [engine, n] : s.engineSessions) {
         out << "lastmile_engine_sessions_total" << labels({{"engine", engine}}) << ' ' << n << '\n';
     }
-    family(out, "lastmile_listener_connections_total", "counter", "client connections accepted per listener");
+    const auto listenerLabels = [](const route::ListenerId& id) {
+        return labels({{"project", id.project}, {"namespace", id.gatewayNamespace},
+                       {"gateway", id.gateway}, {"listener", id.listener}});
+    };
+    family(out, "lastmile_listener_connections_total", "counter",
+           "client connections accepted per listener");
     for (const auto& [id, l] : s.listeners) {
-        out << "lastmile_listener_connections_total"
-            << labels({{"project", id.project}, {"namespace", id.gatewayNamespace},
-                       {"gateway", id.gateway}, {"listener", id.listener}})
-            << ' ' << l.connections << '\n';
+        out << "lastmile_listener_connections_total" << listenerLabels(id) << ' ' << l.connections
+            << '\n';
     }
-    family(out, "lastmile_listener_connections_active", "gauge", "client connections open per listener");
+    family(out, "lastmile_listener_connections_active", "gauge",
+           "client connections open per listener");
     for (const auto& [id, l] : s.listeners) {
-        out << "lastmile_listener_connections_active"
-            << labels({{"project", id.project}, {"namespace", id.gatewayNamespace},
-                       {"gateway", id.gateway}, {"listener", id.listener}})
-            << ' ' << l.active << '\n';
+        out << "lastmile_listener_connections_active" << listenerLabels(id) << ' ' << l.active << '\n';
     }
     renderServices(out, in);
     renderTrustAnchors(out, in);
