@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests for renderMetrics: the Prometheus text a scraper and the dashboard read.
+#include "ctrl/lastmiled/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace lastmile::ctrl {
+namespace {
+
+bool contains(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
+
+TEST(MetricsTest, EveryFailureReasonHasASeriesEvenAtZero) {
+    MetricsInput in;
+    in.dataplane.failures[static_cast<std::size_t>(dataplane::Failure::VerifyFailed)] = 3;
+    const std::string text = renderMetrics(in);
+    EXPECT_TRUE(contains(text, "lastmile_failures_total{reason=\"verify_failed\"} 3\n"));
+    EXPECT_TRUE(contains(text, "lastmile_failures_total{reason=\"fail_closed\"} 0\n"));
+    EXPECT_TRUE(contains(text, "# TYPE lastmile_failures_total counter\n"));
+}
+
+TEST(MetricsTest, HandshakeHistogramBucketsAreCumulative) {
+    MetricsInput in;
+    in.dataplane.handshakeSeconds.buckets[0] = 2;  // <= 1 ms
+    in.dataplane.handshakeSeconds.buckets[3] = 1;  // <= 10 ms
+    in.dataplane.handshakeSeconds.count = 3;
+    in.dataplane.handshakeSeconds.sum = 0.012;
+    const std::string text = renderMetrics(in);
+    EXPECT_TRUE(contains(text, "lastmile_handshake_duration_seconds_bucket{le=\"0.001\"} 2\n"));
+    EXPECT_TRUE(contains(text, "lastmile_handshake_duration_seconds_bucket{le=\"0.01\"} 3\n"));
+    EXPECT_TRUE(contains(text, "lastmile_handshake_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
+    EXPECT_TRUE(contains(text, "lastmile_handshake_duration_seconds_count 3\n"));
+}
+
+TEST(MetricsTest, LabelValuesFromManifestsAreEscaped) {
+    MetricsInput in;
+    dataplane::ServiceKey key{"team \"a\"", {"ns\\x", "svc\nname", 443}};
+    in.dataplane.services[key].connections = 7;
+    const std::string text = renderMetrics(in);
+    EXPECT_TRUE(contains(text, "lastmile_service_connections_total{project=\"team \\\"a\\\"\","
+                               "namespace=\"ns\\\\x\",service=\"svc\\nname\",port=\"443\"} 7\n"))
+        << text;
+}
+
+TEST(MetricsTest, ResumptionRatioIsZeroBeforeAnyHandshake) {
+    MetricsInput in;
+    EXPECT_TRUE(contains(renderMetrics(in), "lastmile_resumption_ratio 0\n"));
+    in.dataplane.handshakesFull = 1;
+    in.dataplane.handshakesResumed = 3;
+    EXPECT_TRUE(contains(renderMetrics(in), "lastmile_resumption_ratio 0.75\n"));
+}
+
+}  // namespace
+}  // namespace lastmile::ctrl
