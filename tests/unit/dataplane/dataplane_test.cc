@@ -82,9 +82,11 @@ std::string readExactly(int fd, std::size_t size) {
 
 class DataplaneTest : public ::testing::Test {
 protected:
-    void startDataplane(unsigned workers = 1, uring::RingOptions ring = {}) {
+    void startDataplane(unsigned workers = 1, uring::RingOptions ring = {},
+                        std::uint32_t maxConnections = 65'536) {
         DataplaneOptions options;
         options.workers = workers;
+        options.maxConnections = maxConnections;
         options.bindAddress = "127.0.0.1";
         options.connectTimeout = 2s;
         options.handshakeTimeout = 2s;
@@ -340,6 +342,32 @@ TEST_F(DataplaneTest, QuietConnectionParksItsBuffersAndStillForwardsBothWays) {
     std::this_thread::sleep_for(1500ms);
     sendAll(fd.get(), "after the pause");
     EXPECT_EQ(readExactly(fd.get(), 15), "after the pause");
+}
+
+TEST_F(DataplaneTest, ConnectionBeyondTheLimitIsClosedAndCounted) {
+    startDataplane(1, {}, 2);
+    auto backend = startBackend(backendFor("echo.test"));
+    const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
+    auto first = dial(where);
+    auto second = dial(where);
+    for (int fd : {first.get(), second.get()}) {
+        sendAll(fd, "in");
+        ASSERT_EQ(readExactly(fd, 2), "in");
+    }
+    auto third = dial(where);
+    EXPECT_EQ(readToEof(third.get()), "");
+    EXPECT_EQ(failures(Failure::ConnectionLimit), 1u);
+    // Room again once one closes.
+    first.reset();
+    ASSERT_TRUE(backend->waitForClosed(1, kWait));
+    std::string echoed;
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (echoed != "again" && std::chrono::steady_clock::now() < deadline) {
+        auto fourth = dial(where);
+        sendAll(fourth.get(), "again");
+        echoed = readExactly(fourth.get(), 5);
+    }
+    EXPECT_EQ(echoed, "again");
 }
 
 TEST_F(DataplaneTest, ExternalNameIsResolvedOffTheWorkersAndConnected) {
