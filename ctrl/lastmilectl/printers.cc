@@ -830,6 +830,11 @@ std::string describeProfiles(const Json& profileList, const std::string& policy)
                 yesNo(member(p, "sessionResumption"), "enabled", "disabled", "<unknown>"));
         std::string offload = textAt(p, {"offload"});
         w.field(1, "Engine Preference", offload.empty() ? "auto" : offload);
+        const Json* warm = member(p, "warmPool");
+        w.field(1, "Warm Pool",
+                warm != nullptr && warm->is_number_unsigned() && warm->get<unsigned>() > 0
+                    ? std::to_string(warm->get<unsigned>()) + " per endpoint"
+                    : "off");
         w.field(1, "Client Certificate", yesNo(member(p, "clientCertificate"), "yes", "no", "no"));
         std::string failClosed = textAt(p, {"failClosedReason"});
         if (!failClosed.empty()) {

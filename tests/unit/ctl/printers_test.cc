@@ -276,7 +276,7 @@ TEST(DescribeTest, CompiledProfilesShowOnlyThisPolicysProfiles) {
                          "sha256": "AB:CD"}],
        "minVersion": "1.2", "maxVersion": "1.3", "cipherSuites": [], "ecdhCurves": ["X25519"],
        "signatureAlgorithms": [], "alpnProtocols": ["h2"], "sessionResumption": true,
-       "offload": "kernel", "clientCertificate": false, "failClosedReason": ""},
+       "offload": "kernel", "warmPool": 8, "clientCertificate": false, "failClosedReason": ""},
       {"backend": {"namespace": "default", "service": "api", "port": 8443},
        "policy": "default/secure-backend", "sni": "api.example.com",
        "verify": {"subjectAltNames": [{"type": "URI", "value": "spiffe://td/api"}]},
@@ -306,6 +306,8 @@ TEST(DescribeTest, CompiledProfilesShowOnlyThisPolicysProfiles) {
     EXPECT_NE(section.find("Curves:                X25519\n"), std::string::npos) << section;
     EXPECT_NE(section.find("ALPN:                  h2\n"), std::string::npos) << section;
     EXPECT_NE(section.find("Engine Preference:     kernel\n"), std::string::npos) << section;
+    EXPECT_NE(section.find("Warm Pool:             8 per endpoint\n"), std::string::npos) << section;
+    EXPECT_NE(section.find("Warm Pool:             off\n"), std::string::npos) << section;
     EXPECT_NE(section.find("Client Certificate:    yes\n"), std::string::npos) << section;
     EXPECT_NE(section.find("Fail Closed:           ConfigMap default/ca has no ca.crt\n"),
               std::string::npos)
