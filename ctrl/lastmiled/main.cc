@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
@@ -123,6 +124,18 @@ std::optional<timespec> watchdogInterval() {
     return timespec{static_cast<time_t>(half / 1'000'000), static_cast<long>(half % 1'000'000) * 1000};
 }
 
+// Two descriptors per connection: the usual soft limit of 1024 would cap lastmiled near 500
+// connections. The hard limit is what the administrator (or LimitNOFILE=) allows.
+void raiseFileLimit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+            LM_LOG(Warning, kLog, "could not raise the open file limit to " << limit.rlim_max);
+        }
+    }
+}
+
 int run(const Flags& flags) {
     auto config = resolveConfig(flags);
     if (!config) {
@@ -130,6 +143,7 @@ int run(const Flags& flags) {
         return 1;
     }
     log::setThreshold(config->logLevel);
+    raiseFileLimit();
 
     // Signals are taken synchronously by this thread only; block them before any thread starts.
     sigset_t signals;
