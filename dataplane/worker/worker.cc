@@ -310,16 +310,20 @@ struct Worker::Impl {
         }
     }
 
+    // The id may be bound again at once (a port change), so a listener whose accept is still
+    // in flight leaves listeners_ now and is freed when that accept's last completion comes.
     void removeListener(const route::ListenerId& id) {
         auto it = listeners_.find(id);
         if (it == listeners_.end()) {
             return;
         }
-        it->second->removing = true;
-        if (it->second->armed) {
-            stopAccepting(*it->second);  // erased when the cancelled accept completes
-        } else {
-            listeners_.erase(it);
+        std::unique_ptr<Listener> l = std::move(it->second);
+        listeners_.erase(it);
+        l->removing = true;
+        l->plan = nullptr;
+        if (l->armed) {
+            stopAccepting(*l);
+            retiring_.push_back(std::move(l));
         }
     }
 
@@ -338,7 +342,7 @@ struct Worker::Impl {
         }
         if (!l.armed) {
             if (l.removing) {
-                listeners_.erase(l.id);
+                std::erase_if(retiring_, [&l](const auto& r) { return r.get() == &l; });
             } else if (!draining_) {
                 armAccept(l);
             }
@@ -1278,12 +1282,13 @@ struct Worker::Impl {
             buryDead();
         }
         listeners_.clear();
+        retiring_.clear();
         ring_.reset();
     }
 
     bool anyArmed() const {
-        return std::any_of(listeners_.begin(), listeners_.end(),
-                           [](const auto& l) { return l.second->armed; });
+        return !retiring_.empty() || std::any_of(listeners_.begin(), listeners_.end(),
+                                                 [](const auto& l) { return l.second->armed; });
     }
 
     const unsigned index_;
@@ -1299,6 +1304,7 @@ struct Worker::Impl {
     std::uint64_t wakeValue_ = 0;
     std::shared_ptr<const tls::ProfileSet> snapshot_;
     std::map<route::ListenerId, std::unique_ptr<Listener>> listeners_;
+    std::vector<std::unique_ptr<Listener>> retiring_;  // removed, last accept still in flight
     Connection* head_ = nullptr;
     std::vector<Connection*> dead_;
     Balancer balancer_;

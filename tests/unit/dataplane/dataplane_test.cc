@@ -45,6 +45,13 @@ UniqueFd dial(const std::string& hostPort) {
     return fd;
 }
 
+// A port nobody listens on: bound, read, closed.
+std::uint16_t unusedPort() {
+    auto any = net::SocketAddress::parse("127.0.0.1", 0);
+    auto fd = net::listenTcp(*any, false);
+    return net::SocketAddress::localOf(fd->get())->port();
+}
+
 void sendAll(int fd, const std::string& data) {
     std::size_t off = 0;
     while (off < data.size()) {
@@ -136,12 +143,13 @@ protected:
 
     // Publishes one listener sending to `backend` and returns where it listens.
     std::string serve(route::Backend backend,
-                      route::ListenerProtocol protocol = route::ListenerProtocol::Tcp) {
+                      route::ListenerProtocol protocol = route::ListenerProtocol::Tcp,
+                      std::uint16_t port = 0) {
         route::ListenerPlan plan;
         plan.id = {"default", "default", "gw", "l1"};
         plan.protocol = protocol;
         plan.address = "127.0.0.1";
-        plan.port = 0;
+        plan.port = port;
         plan.backends.push_back(std::move(backend));
         auto set = std::make_shared<tls::ProfileSet>();
         set->generation = ++generation_;
@@ -298,13 +306,7 @@ TEST_F(DataplaneTest, SecondConnectionResumesTheBackendSession) {
 TEST_F(DataplaneTest, RefusedEndpointIsSkippedForTheNextOne) {
     startDataplane();
     auto backend = startBackend(backendFor("echo.test"));
-    // A port nobody listens on: bound then closed.
-    std::uint16_t deadPort = 0;
-    {
-        auto any = net::SocketAddress::parse("127.0.0.1", 0);
-        auto fd = net::listenTcp(*any, false);
-        deadPort = net::SocketAddress::localOf(fd->get())->port();
-    }
+    const std::uint16_t deadPort = unusedPort();
     const auto where =
         serve(backendAt({deadPort, backend->port()}, compile(specFor("echo.test"))));
     for (int i = 0; i < 3; ++i) {
@@ -368,6 +370,28 @@ TEST_F(DataplaneTest, ConnectionBeyondTheLimitIsClosedAndCounted) {
         echoed = readExactly(fourth.get(), 5);
     }
     EXPECT_EQ(echoed, "again");
+}
+
+TEST_F(DataplaneTest, ListenerMovingBetweenPortsKeepsServing) {
+    startDataplane(2);
+    auto backend = startBackend(backendFor("echo.test"));
+    const auto profile = compile(specFor("echo.test"));
+    const std::uint16_t ports[] = {unusedPort(), unusedPort()};
+    std::string where;
+    // The same listener id re-bound while its previous sockets' accepts are still cancelling.
+    for (int i = 0; i < 20; ++i) {
+        where = serve(backendAt({backend->port()}, profile), route::ListenerProtocol::Tcp,
+                      ports[i % 2]);
+    }
+    EXPECT_EQ(where, "127.0.0.1:" + std::to_string(ports[1]));
+    std::string echoed;
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (echoed != "moved" && std::chrono::steady_clock::now() < deadline) {
+        auto fd = dial(where);
+        sendAll(fd.get(), "moved");
+        echoed = readExactly(fd.get(), 5);
+    }
+    EXPECT_EQ(echoed, "moved");
 }
 
 TEST_F(DataplaneTest, ExternalNameIsResolvedOffTheWorkersAndConnected) {
