@@ -129,6 +129,7 @@ struct Connection {
     bool backendWriteShut = false;    // FIN sent to the backend
     bool clientWriteShut = false;     // FIN sent to the client
     bool answered = false;  // bytes from the backend reached the client: no error page now
+    bool refillAfterAnswer = false;  // taken from the warm pool; refill after the first answer
     bool closing = false;
     bool dead = false;     // destroyed; freed after the current batch of completions
     unsigned pending = 0;  // bit(Op) of every SQE in flight
@@ -412,7 +413,9 @@ struct Worker::Impl {
                 pooled->deadline = now_ + shared_.options.idleTimeout;
                 unlink(*c);
                 delete c;
-                refillPools();
+                // Refilled once this client has its first answer: a handshake started now
+                // would compete with that first exchange, on this worker and on the backend.
+                pooled->refillAfterAnswer = true;
                 pump(*pooled);
                 return;
             }
@@ -658,6 +661,9 @@ struct Worker::Impl {
                 c.clientSendFrom->consume(static_cast<std::size_t>(res));
                 if (c.stage == Stage::Forwarding) {
                     c.answered = true;
+                    if (std::exchange(c.refillAfterAnswer, false)) {
+                        refillPools();
+                    }
                     bump(counters_.bytesToClient, static_cast<std::uint64_t>(res));
                     bump(c.serviceStats->receivedBytes, static_cast<std::uint64_t>(res));
                 }
