@@ -805,6 +805,19 @@ const KindInfo* findKind(std::string_view apiVersion, std::string_view kind) {
     return nullptr;
 }
 
+int applyRank(std::string_view kind) {
+    constexpr std::pair<std::string_view, int> ranks[] = {
+        {"ConfigMap", 0}, {"Secret", 0},       {"BackendTLSPolicy", 1}, {"Service", 2},
+        {"EndpointSlice", 2}, {"TCPRoute", 3}, {"HTTPRoute", 3},        {"Gateway", 4},
+    };
+    for (const auto& [name, rank] : ranks) {
+        if (name == kind) {
+            return rank;
+        }
+    }
+    return 5;
+}
+
 const KindInfo* findResource(std::string_view name) {
     for (const auto& k : allKinds()) {
         if (namesResource(k, name)) {

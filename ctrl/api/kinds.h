@@ -35,4 +35,12 @@ const KindInfo* findKind(std::string_view apiVersion, std::string_view kind);
 // optionally qualified by group ("backendtlspolicies.gateway.networking.k8s.io").
 const KindInfo* findResource(std::string_view name);
 
+// Where a kind goes when several objects are applied together (lastmilectl apply -f, the
+// manifests directory): CA material and policies first, then Services and endpoints, then
+// Routes, Gateways last, so that no listener forwards to a backend before the policy that
+// covers it exists (a backend without a policy is spoken to in plaintext). Deleting runs
+// the other way. Unknown kinds go last. A stable sort by this keeps the file order within
+// a rank.
+int applyRank(std::string_view kind);
+
 }  // namespace lastmile::ctrl

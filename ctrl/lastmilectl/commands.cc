@@ -212,19 +212,29 @@ std::optional<Target> resolveDocument(Json& object, const Source& source,
 // What an action on one document tells forEachDocument.
 enum class Step { Done, Failed, Abort };
 
-// Reads every -f source, decodes and resolves each document and runs `action` on it; a source
-// or document that cannot be read is reported and skipped. `emptyIsError` names the verb for
-// kubectl's "no objects passed to VERB" when the sources hold no document at all (an empty
-// directory or file is almost always a wrong path). Returns the command's exit status.
+// Which way ctrl::applyRank orders the documents of one command.
+enum class Order { Apply, Delete };
+
+// Reads every -f source, decodes and resolves each document and runs `action` on it, in
+// ctrl::applyRank order (reversed to delete); a source or document that cannot be read is
+// reported and skipped. `emptyIsError` names the verb for kubectl's "no objects passed to
+// VERB" when the sources hold no document at all (an empty directory or file is almost always
+// a wrong path). Returns the command's exit status.
 template <typename Action>
 int forEachDocument(const std::vector<std::string>& files, const GlobalOptions& options,
-                    CliEnv& env, std::string_view emptyIsError, Action action) {
+                    CliEnv& env, std::string_view emptyIsError, Order order, Action action) {
     auto sources = readSources(files, env);
     if (!sources) {
         return 1;
     }
     bool failed = false;
     std::size_t documents = 0;
+    struct Resolved {
+        const Source* source;
+        ctrl::Document doc;
+        Target target;
+    };
+    std::vector<Resolved> all;
     for (const auto& source : *sources) {
         auto docs = ctrl::decodeManifests(source.text, source.name);
         if (!docs) {
@@ -239,15 +249,23 @@ int forEachDocument(const std::vector<std::string>& files, const GlobalOptions& 
                 failed = true;
                 continue;
             }
-            switch (action(source, doc, *target)) {
-            case Step::Done:
-                break;
-            case Step::Failed:
-                failed = true;
-                break;
-            case Step::Abort:
-                return 1;
-            }
+            all.push_back({&source, std::move(doc), std::move(*target)});
+        }
+    }
+    std::stable_sort(all.begin(), all.end(), [order](const Resolved& a, const Resolved& b) {
+        const int ra = ctrl::applyRank(a.target.kind->kind);
+        const int rb = ctrl::applyRank(b.target.kind->kind);
+        return order == Order::Apply ? ra < rb : ra > rb;
+    });
+    for (auto& r : all) {
+        switch (action(*r.source, r.doc, r.target)) {
+        case Step::Done:
+            break;
+        case Step::Failed:
+            failed = true;
+            break;
+        case Step::Abort:
+            return 1;
         }
     }
     if (documents == 0 && !failed && !emptyIsError.empty()) {
@@ -259,7 +277,7 @@ int forEachDocument(const std::vector<std::string>& files, const GlobalOptions& 
 
 int runApply(const std::vector<std::string>& files, const GlobalOptions& options, CliEnv& env,
              Session& session) {
-    return forEachDocument(files, options, env, "apply", [&](const Source& source,
+    return forEachDocument(files, options, env, "apply", Order::Apply, [&](const Source& source,
                                                              ctrl::Document& doc,
                                                              const Target& target) {
         std::string path =
@@ -304,7 +322,7 @@ int runApply(const std::vector<std::string>& files, const GlobalOptions& options
 
 int runDeleteFiles(const std::vector<std::string>& files, bool ignoreNotFound,
                    const GlobalOptions& options, CliEnv& env, Session& session) {
-    return forEachDocument(files, options, env, "", [&](const Source& source, ctrl::Document&,
+    return forEachDocument(files, options, env, "", Order::Delete, [&](const Source& source, ctrl::Document&,
                                                         const Target& target) {
         auto r = session.send("DELETE",
                               itemPath(options.project, *target.kind, "", target.ns, target.name));

@@ -8,12 +8,14 @@
 #include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 
 #include "ctrl/api/decode.h"
+#include "ctrl/api/kinds.h"
 #include "ctrl/api/manifest_files.h"
 #include "ctrl/lastmiled/config.h"
 #include "ctrl/lastmiled/metrics.h"
@@ -50,7 +52,8 @@ Result<DaemonConfig> resolveConfig(const Flags& flags) {
 }
 
 // Applies every manifest under `dir` to the default project, like k3s's auto-deploy
-// directory. Bad files are logged with every finding; the others still apply.
+// directory, policies before what they protect (applyRank). Bad files are logged with every
+// finding; the others still apply.
 void applyManifests(Controller& controller, const std::string& dir) {
     if (dir.empty()) {
         return;
@@ -60,6 +63,11 @@ void applyManifests(Controller& controller, const std::string& dir) {
         LM_LOG(Warning, kLog, "manifests: " << files.error().message());
         return;
     }
+    struct Located {
+        std::string file;
+        Document doc;
+    };
+    std::vector<Located> all;
     for (const auto& file : *files) {
         auto text = readFile(file);
         if (!text) {
@@ -71,15 +79,25 @@ void applyManifests(Controller& controller, const std::string& dir) {
             LM_LOG(Error, kLog, "manifests: " << documents.error().context());
             continue;
         }
-        for (const auto& doc : *documents) {
-            Diagnostics findings;
-            auto applied = controller.apply("default", doc.object, findings);
-            if (!applied) {
-                LM_LOG(Error, kLog, "manifests: " << file << ":" << doc.line << ": "
-                                                  << applied.error().context());
-                for (const auto& d : findings) {
-                    LM_LOG(Error, kLog, "manifests:   " << format(d));
-                }
+        for (auto& doc : *documents) {
+            all.push_back({file, std::move(doc)});
+        }
+    }
+    const auto rank = [](const Json& object) {
+        const auto kind = object.is_object() ? object.find("kind") : object.end();
+        return applyRank(kind != object.end() && kind->is_string() ? kind->get<std::string>() : "");
+    };
+    std::stable_sort(all.begin(), all.end(), [&rank](const Located& a, const Located& b) {
+        return rank(a.doc.object) < rank(b.doc.object);
+    });
+    for (const auto& [file, doc] : all) {
+        Diagnostics findings;
+        auto applied = controller.apply("default", doc.object, findings);
+        if (!applied) {
+            LM_LOG(Error, kLog, "manifests: " << file << ":" << doc.line << ": "
+                                              << applied.error().context());
+            for (const auto& d : findings) {
+                LM_LOG(Error, kLog, "manifests:   " << format(d));
             }
         }
     }

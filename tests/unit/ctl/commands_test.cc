@@ -212,6 +212,45 @@ TEST_F(CommandsTest, ApplyOfADirectoryTakesManifestsInNameOrder) {
     std::filesystem::remove_all(dir);
 }
 
+// A Gateway and Route live before their policy would forward in plaintext for a moment.
+TEST_F(CommandsTest, ApplySendsPoliciesAndTheirCaBeforeWhatTheyProtect) {
+    in_.str(R"(apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  gatewayClassName: lastmile
+  listeners: [{name: tcp, port: 8443, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  ports: [{port: 443}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: secure-backend}
+spec:
+  targetRefs: [{group: "", kind: Service, name: echo}]
+  validation: {hostname: echo.example.com, caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}]}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ca}
+)");
+    answer("PUT /projects/default/api/v1/namespaces/default/configmaps/ca", 201, "{}");
+    answer("PUT " + kPolicyPath, 201, "{}");
+    answer("PUT /projects/default/api/v1/namespaces/default/services/echo", 201, "{}");
+    answer("PUT /projects/default/apis/gateway.networking.k8s.io/v1/namespaces/default/gateways/edge",
+           201, "{}");
+    EXPECT_EQ(run({"apply", "-f", "-"}), 0) << err_.str();
+    EXPECT_EQ(out_.str(),
+              "configmap/ca created\n"
+              "backendtlspolicy.gateway.networking.k8s.io/secure-backend created\n"
+              "service/echo created\n"
+              "gateway.gateway.networking.k8s.io/edge created\n");
+}
+
 TEST_F(CommandsTest, GetListsTheNamespaceAsATable) {
     answer(
         "GET /projects/default/apis/gateway.networking.k8s.io/v1/namespaces/default/"
