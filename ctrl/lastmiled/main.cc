@@ -18,6 +18,7 @@
 #include "ctrl/api/kinds.h"
 #include "ctrl/api/manifest_files.h"
 #include "ctrl/lastmiled/config.h"
+#include "ctrl/lastmiled/dashboard.h"
 #include "ctrl/lastmiled/metrics.h"
 #include "ctrl/server/api_routes.h"
 #include "ctrl/server/controller.h"
@@ -247,6 +248,9 @@ int run(const Flags& flags) {
                 MetricsInput in{workers.stats(), live, workers.engines(), live->generation,
                                 controller.compileFailures()};
                 return HttpResponse{200, "text/plain; version=0.0.4", renderMetrics(in)};
+            }
+            if (auto page = serveDashboard(r.path)) {
+                return *page;
             }
             return HttpResponse{404, "text/plain", "not found\n"};
         });
