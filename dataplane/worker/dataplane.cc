@@ -77,8 +77,7 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
     const std::string& project, const std::vector<route::ListenerPlan>& plans) {
     std::lock_guard lock(mu_);
     std::map<route::ListenerId, route::ListenerState> states;
-    std::map<route::ListenerId, std::string> wanted;  // id -> address text, unresolved ones skipped
-    std::map<route::ListenerId, std::optional<net::SocketAddress>> addresses;
+    std::map<route::ListenerId, net::SocketAddress> wanted;  // plans whose address parses
     for (const auto& plan : plans) {
         const std::string ip = plan.address.empty() ? shared_.options.bindAddress : plan.address;
         auto address = net::SocketAddress::parse(ip, plan.port);
@@ -86,14 +85,14 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
             states[plan.id] = {false, address.error().context()};
             continue;
         }
-        wanted[plan.id] = address->toString();
-        addresses[plan.id] = *address;
+        wanted.emplace(plan.id, *address);
     }
     // Close what this project no longer wants, or wants elsewhere, before binding: a listener
     // that moved may reuse an address another of ours just gave up.
     for (auto it = bound_.begin(); it != bound_.end();) {
         auto w = wanted.find(it->first);
-        if (it->first.project == project && (w == wanted.end() || w->second != it->second.address)) {
+        if (it->first.project == project &&
+            (w == wanted.end() || w->second.toString() != it->second.address)) {
             for (auto& worker : workers_) {
                 worker->removeListener(it->first);
             }
@@ -104,7 +103,8 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
             ++it;
         }
     }
-    for (const auto& [id, text] : wanted) {
+    for (const auto& [id, requested] : wanted) {
+        const std::string text = requested.toString();
         if (auto it = bound_.find(id); it != bound_.end()) {
             states[id] = {true, "bound to " + it->second.actual};
             continue;
@@ -115,9 +115,9 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
         }
         std::vector<UniqueFd> sockets;
         Status opened;
-        net::SocketAddress address = *addresses[id];
+        net::SocketAddress address = requested;
         std::string actual = text;
-        for (std::size_t i = 0; i < workers_.size() && opened; ++i) {
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
             auto fd = net::listenTcp(address, /*reusePort=*/true);
             if (!fd) {
                 opened = fail(std::move(fd).error());
