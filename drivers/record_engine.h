@@ -5,9 +5,12 @@
 #include <openssl/ssl.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "dataplane/base/chunk.h"
 #include "dataplane/base/result.h"
@@ -27,11 +30,23 @@ struct OpenResult {
     bool closeNotify = false;   // the peer ended its side cleanly; nothing more will come
 };
 
+// Where a session's records are built and taken apart.
+enum class Framing {
+    // In userspace: records pass through the Wire chunks by seal() and open().
+    Userspace,
+    // In the kernel: the backend socket itself takes and gives plaintext, so the worker
+    // moves bytes to and from it directly (splice, recv). seal() is never called; open()
+    // is called only when a receive stopped at a record that is not application data
+    // (the kernel's EIO), and handles that one record.
+    Kernel,
+};
+
 // One session on one engine. Calls come from the owning worker thread only.
 class RecordSession {
 public:
     virtual ~RecordSession() = default;
     virtual std::string_view engine() const noexcept = 0;
+    virtual Framing framing() const noexcept { return Framing::Userspace; }
 
     // Seals plaintext from `plain` (consumed) into records appended to the wire while it has
     // room for a whole record. Returns the plaintext bytes consumed.
@@ -39,7 +54,8 @@ public:
     // Opens the received records into `plain` while it has room. Records that carry no
     // application data (TLS 1.3 tickets, key updates) are handled here.
     virtual Result<OpenResult> open(Chunk& plain) = 0;
-    // Appends close_notify to the wire.
+    // Sends close_notify: appended to the wire (userspace framing) or written to the
+    // socket as an alert record (kernel framing).
     virtual Status closeNotify() = 0;
     // The connection is idle (nothing buffered either way): give back what can be rebuilt.
     virtual void releaseIdleMemory() {}
@@ -59,7 +75,11 @@ public:
     // Takes over the established session `ssl` on the backend socket `fd`, whose records
     // move through `wire` (which must outlive the session). Errc::Unavailable with the
     // reason when this session cannot go to this engine: the worker tries the next one.
+    // A kernel-framed session no longer needs `ssl` once attached: the worker frees it.
     virtual Result<std::unique_ptr<RecordSession>> attach(SSL* ssl, int fd, Wire& wire) = 0;
+    // Sessions this engine declined so far, per reason: stable snake_case labels (metric
+    // names) and counts. Thread-safe: workers share the engine.
+    virtual std::vector<std::pair<std::string_view, std::uint64_t>> declines() const { return {}; }
 };
 
 }  // namespace lastmile::drivers

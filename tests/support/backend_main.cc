@@ -89,6 +89,7 @@ int run(int argc, char** argv) {
     std::string ciphers, ciphersuites, groups;
     bool requireClientCert = false, plain = false, noTickets = false, verbose = false;
     std::uint64_t sourceBytes = 0;
+    std::uint64_t keyUpdateAfter = 0;
     unsigned workers = 1;
     app.add_option("--listen", listen, "ADDR:PORT to listen on (port 0: ephemeral)");
     app.add_option("--cert", certFile, "server certificate chain PEM (leaf first)");
@@ -107,6 +108,8 @@ int run(int argc, char** argv) {
         ->check(CLI::IsMember({"echo", "sink", "source", "http"}));
     app.add_option("--source-bytes", sourceBytes,
                    "source mode: bytes per connection (0: unlimited)");
+    app.add_option("--key-update-after", keyUpdateAfter,
+                   "echo/source over TLS 1.3: send one KeyUpdate after N application bytes");
     app.add_flag("--plain", plain, "plaintext TCP, no TLS");
     app.add_flag("--no-tickets", noTickets, "disable session tickets");
     app.add_option("--workers", workers, "event-loop threads (SO_REUSEPORT listeners)")
@@ -160,6 +163,7 @@ int run(int argc, char** argv) {
              : mode == "http"   ? BackendMode::Http
                                 : BackendMode::Echo;
     o.sourceBytes = sourceBytes;
+    o.keyUpdateAfterBytes = keyUpdateAfter;
     o.sessionTickets = !noTickets;
     o.workers = workers;
     if (verbose) {

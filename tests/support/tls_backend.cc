@@ -264,6 +264,8 @@ struct TlsBackend::Worker {
         std::uint64_t pendRecv = 0;
         std::uint64_t pendSent = 0;
         std::uint64_t totalRecv = 0;
+        std::uint64_t totalSent = 0;
+        bool keyUpdated = false;
         std::uint32_t events = 0;
 
         std::size_t outPending() const { return out.size() - outOff; }
@@ -525,14 +527,37 @@ struct TlsBackend::Worker {
         }
     }
 
+    // Application bytes that may still go out before the KeyUpdate is due (SIZE_MAX: no limit).
+    // Sends the KeyUpdate when it is due.
+    std::size_t keyUpdateLimit(Conn& c) {
+        const std::uint64_t after = opts().keyUpdateAfterBytes;
+        if (after == 0 || c.keyUpdated || !c.ssl ||
+            (opts().mode != BackendMode::Echo && opts().mode != BackendMode::Source)) {
+            return SIZE_MAX;
+        }
+        if (c.totalSent < after) {
+            return static_cast<std::size_t>(after - c.totalSent);
+        }
+        c.keyUpdated = true;
+        ERR_clear_error();
+        // Queued here, written by SSL_do_handshake now or by the next SSL_write: either way
+        // ahead of every byte sent after this point.
+        if (SSL_key_update(c.ssl.get(), SSL_KEY_UPDATE_NOT_REQUESTED) == 1) {
+            SSL_do_handshake(c.ssl.get());
+        }
+        ERR_clear_error();
+        return SIZE_MAX;
+    }
+
     // Writes pending output and generated pattern bytes. False on a fatal write error.
     bool flush(Conn& c, int& budget, bool& progress) {
         while (c.hasOut() && budget > 0) {
             --budget;
             std::size_t wrote = 0;
             Io r;
+            const std::size_t limit = keyUpdateLimit(c);
             if (c.outPending() > 0) {
-                r = writeSome(c, c.out.data() + c.outOff, c.outPending(), wrote);
+                r = writeSome(c, c.out.data() + c.outOff, std::min(c.outPending(), limit), wrote);
                 c.outOff += wrote;
                 if (c.outOff == c.out.size()) {
                     c.out.clear();
@@ -546,6 +571,7 @@ struct TlsBackend::Worker {
                 std::size_t len = c.genUnlimited ? kIoChunk
                                                  : static_cast<std::size_t>(std::min<std::uint64_t>(
                                                        c.genRemaining, kIoChunk));
+                len = std::min(len, limit);
                 r = writeSome(c, patternTable() + c.genOffset % kPatternPeriod, len, wrote);
                 c.genOffset += wrote;
                 if (!c.genUnlimited) {
@@ -553,6 +579,7 @@ struct TlsBackend::Worker {
                 }
             }
             c.pendSent += wrote;
+            c.totalSent += wrote;
             if (wrote > 0) {
                 progress = true;
             }

@@ -87,6 +87,9 @@ struct TlsBackendOptions {
 
     BackendMode mode = BackendMode::Echo;
     std::uint64_t sourceBytes = 0;  // Source mode: 0 = unlimited
+    // Echo and Source modes over TLS 1.3: once this many application bytes were sent, send
+    // one KeyUpdate (update_not_requested) and carry on under the new keys. 0 = never.
+    std::uint64_t keyUpdateAfterBytes = 0;
 
     // Event-loop threads, each with its own SO_REUSEPORT listener on the same port.
     unsigned workers = 1;

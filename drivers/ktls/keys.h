@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+// The record keys of an established session, derived the way OpenSSL derived its own.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "dataplane/base/result.h"
+#include "drivers/ktls/probe.h"
+
+namespace lastmile::drivers::ktls {
+
+// One direction's AEAD state at the first application record.
+struct DirectionKeys {
+    std::array<std::uint8_t, 32> key{};
+    std::size_t keyLen = 0;
+    // TLS 1.3 and ChaCha20 (both versions): the 12-byte IV that is XORed with the record
+    // sequence number. TLS 1.2 GCM: the 4-byte implicit salt; the other 8 nonce bytes are
+    // the explicit nonce carried in each record.
+    std::array<std::uint8_t, 12> iv{};
+    std::size_t ivLen = 0;
+    std::uint64_t sequence = 0;  // of the first record under these keys still to come
+};
+
+// Always from the client's side: tx = client_write, rx = server_write. Cleanses itself.
+struct SessionKeys {
+    int version = 0;  // TLS1_2_VERSION or TLS1_3_VERSION
+    KtlsCipher cipher = KtlsCipher::Aes128Gcm;
+    DirectionKeys tx;
+    DirectionKeys rx;
+
+    SessionKeys() = default;
+    SessionKeys(const SessionKeys&) = default;
+    SessionKeys& operator=(const SessionKeys&) = default;
+    ~SessionKeys();
+};
+
+// Which of the kernel's ciphers the suite uses; nullopt for any other (CCM, CBC...).
+std::optional<KtlsCipher> ktlsCipherOf(const SSL_CIPHER* cipher);
+
+// Derives the keys a client holds right after its handshake completed, before any
+// application record either way: TLS 1.2 sequence 1 both ways (each Finished was record 0),
+// TLS 1.3 sequence 0. TLS 1.3 needs the secrets of captureTrafficSecrets (Errc::Unavailable
+// without them); TLS 1.2 uses the session's master secret. Errc::Invalid for a version or
+// cipher the kernel cannot carry, Errc::Internal when an OpenSSL KDF fails.
+Result<SessionKeys> deriveClientKeys(const SSL* ssl);
+
+}  // namespace lastmile::drivers::ktls

@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: Apache-2.0
+// KernelEngine: installs a live session's keys with TLS_TX/TLS_RX; KernelSession handles the
+// records the kernel hands back because they are not application data.
+#include "drivers/ktls/ktls_engine.h"
+
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "drivers/ktls/keys.h"
+#include "drivers/ktls/secrets.h"
+
+namespace lastmile::drivers::ktls {
+namespace {
+
+constexpr std::size_t kMaxRecordPlaintext = 16 * 1024;
+
+constexpr std::uint8_t kRecordAlert = 21;
+constexpr std::uint8_t kRecordHandshake = 22;
+constexpr std::uint8_t kRecordApplicationData = 23;
+constexpr std::uint8_t kNewSessionTicket = 4;
+constexpr std::uint8_t kKeyUpdate = 24;
+
+void putSequence(std::uint64_t seq, unsigned char (&out)[8]) {
+    for (int i = 7; i >= 0; --i) {
+        out[i] = static_cast<unsigned char>(seq & 0xff);
+        seq >>= 8;
+    }
+}
+
+// One direction's setsockopt(SOL_TLS) argument, as bytes (the ChaCha20 struct ends in a
+// zero-size array, which cannot sit in a union); cleansed on destruction.
+struct KernelCryptoInfo {
+    alignas(8) unsigned char bytes[sizeof(tls12_crypto_info_aes_gcm_256)];
+    socklen_t len = 0;
+
+    KernelCryptoInfo(const DirectionKeys& k, KtlsCipher cipher, bool tls13) {
+        const unsigned short version = tls13 ? TLS_1_3_VERSION : TLS_1_2_VERSION;
+        // GCM: the kernel's salt is the first 4 IV bytes. TLS 1.3 puts the other 8 in `iv`
+        // (XORed with the sequence); TLS 1.2 sends `iv` as the explicit nonce, which only has
+        // to be unique: the sequence number is.
+        auto store = [&](auto& info) {
+            static_assert(sizeof info <= sizeof bytes);
+            std::memcpy(bytes, &info, sizeof info);
+            len = sizeof info;
+            OPENSSL_cleanse(&info, sizeof info);
+        };
+        auto gcm = [&](auto info, int id) {
+            info.info = {version, static_cast<unsigned short>(id)};
+            std::memcpy(info.key, k.key.data(), sizeof info.key);
+            std::memcpy(info.salt, k.iv.data(), sizeof info.salt);
+            if (tls13) {
+                std::memcpy(info.iv, k.iv.data() + sizeof info.salt, sizeof info.iv);
+            } else {
+                putSequence(k.sequence, info.iv);
+            }
+            putSequence(k.sequence, info.rec_seq);
+            store(info);
+        };
+        switch (cipher) {
+            case KtlsCipher::Aes128Gcm:
+                gcm(tls12_crypto_info_aes_gcm_128{}, TLS_CIPHER_AES_GCM_128);
+                break;
+            case KtlsCipher::Aes256Gcm:
+                gcm(tls12_crypto_info_aes_gcm_256{}, TLS_CIPHER_AES_GCM_256);
+                break;
+            case KtlsCipher::Chacha20Poly1305: {
+                tls12_crypto_info_chacha20_poly1305 info{};
+                info.info = {version, TLS_CIPHER_CHACHA20_POLY1305};
+                std::memcpy(info.key, k.key.data(), sizeof info.key);
+                std::memcpy(info.iv, k.iv.data(), sizeof info.iv);
+                putSequence(k.sequence, info.rec_seq);
+                store(info);
+                break;
+            }
+        }
+    }
+    KernelCryptoInfo(const KernelCryptoInfo&) = delete;
+    KernelCryptoInfo& operator=(const KernelCryptoInfo&) = delete;
+    ~KernelCryptoInfo() { OPENSSL_cleanse(bytes, sizeof bytes); }
+};
+
+class KernelSession final : public RecordSession {
+public:
+    KernelSession(int fd, bool kernelRekeys, std::atomic<std::uint64_t>& ticketsDropped)
+        : fd_(fd), kernelRekeys_(kernelRekeys), ticketsDropped_(ticketsDropped) {}
+
+    std::string_view engine() const noexcept override { return "kernel"; }
+    Framing framing() const noexcept override { return Framing::Kernel; }
+
+    Result<std::size_t> seal(Chunk&) override {
+        return fail(Errc::Internal, "sealing a kernel-framed session: the kernel seals");
+    }
+
+    Result<OpenResult> open(Chunk& plain) override {
+        if (plain.room() < kMaxRecordPlaintext) {
+            plain.compact();
+            if (plain.room() < kMaxRecordPlaintext) {
+                return OpenResult{};  // a control record must arrive whole: wait for room
+            }
+        }
+        iovec iov{plain.tail(), plain.room()};
+        alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(unsigned char))];
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        const ssize_t n = ::recvmsg(fd_, &msg, MSG_DONTWAIT);
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                return OpenResult{};
+            }
+            return failErrno("receiving a TLS record from the kernel");
+        }
+        const auto len = static_cast<std::size_t>(n);
+        // The kernel always reports the type of a non-data record (or fails with EIO);
+        // data records may come without it.
+        std::uint8_t type = kRecordApplicationData;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE) {
+                type = *CMSG_DATA(c);
+            }
+        }
+        const std::uint8_t* record = plain.tail();
+        switch (type) {
+            case kRecordApplicationData:
+                plain.commit(len);
+                return OpenResult{len, false};
+            case kRecordHandshake:
+                LM_TRY(handshakeRecord(record, len));
+                return OpenResult{};
+            case kRecordAlert:
+                if (len != 2) {
+                    return fail(Errc::Unavailable, "backend sent a malformed TLS alert record");
+                }
+                if (record[1] == 0) {
+                    return OpenResult{0, true};
+                }
+                return fail(Errc::Unavailable, std::string("backend sent TLS alert ") +
+                                                   std::to_string(record[1]) + " (" +
+                                                   SSL_alert_desc_string_long(record[1]) + ")");
+            default:
+                return fail(Errc::Unavailable, "backend sent a TLS record of type " +
+                                                   std::to_string(type) + " after the handshake");
+        }
+    }
+
+    Status closeNotify() override {
+        unsigned char alert[2] = {1, 0};  // warning, close_notify
+        iovec iov{alert, sizeof alert};
+        alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(unsigned char))]{};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_TLS;
+        c->cmsg_type = TLS_SET_RECORD_TYPE;
+        c->cmsg_len = CMSG_LEN(sizeof(unsigned char));
+        *CMSG_DATA(c) = kRecordAlert;
+        const ssize_t n = ::sendmsg(fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n == -1) {
+            return failErrno("sending close_notify through the kernel");
+        }
+        if (n != sizeof alert) {
+            return fail(Errc::Internal, "the kernel took part of the close_notify alert");
+        }
+        return {};
+    }
+
+private:
+    // Every message of one handshake record; one split across records is refused, since the
+    // kernel hands records over one at a time and tickets need no reassembly in practice.
+    Status handshakeRecord(const std::uint8_t* p, std::size_t len) {
+        if (len == 0) {
+            return fail(Errc::Unavailable, "backend sent an empty TLS handshake record");
+        }
+        std::uint64_t tickets = 0;
+        std::size_t off = 0;
+        while (off < len) {
+            if (len - off < 4) {
+                return fail(Errc::Unavailable, "backend split a TLS handshake message header");
+            }
+            const std::size_t bodyLen = std::size_t{p[off + 1]} << 16 |
+                                        std::size_t{p[off + 2]} << 8 | std::size_t{p[off + 3]};
+            if (len - off - 4 < bodyLen) {
+                return fail(Errc::Unavailable,
+                            "backend split a TLS handshake message across records");
+            }
+            switch (p[off]) {
+                case kNewSessionTicket:
+                    ++tickets;
+                    break;
+                case kKeyUpdate:
+                    return fail(Errc::Unavailable,
+                                kernelRekeys_
+                                    ? "backend sent a TLS KeyUpdate and the kernel engine does "
+                                      "not rekey"
+                                    : "backend sent a TLS KeyUpdate and this kernel cannot rekey");
+                default:
+                    return fail(Errc::Unavailable, "backend sent TLS handshake message type " +
+                                                       std::to_string(p[off]) +
+                                                       " after the handshake");
+            }
+            off += 4 + bodyLen;
+        }
+        ticketsDropped_.fetch_add(tickets, std::memory_order_relaxed);
+        return {};
+    }
+
+    int fd_;
+    bool kernelRekeys_;
+    std::atomic<std::uint64_t>& ticketsDropped_;
+};
+
+std::string errnoText(int err) { return std::strerror(err); }
+
+}  // namespace
+
+std::string_view declineLabel(Decline d) noexcept {
+    switch (d) {
+        case Decline::NoUlp:
+            return "no_ulp";
+        case Decline::Version:
+            return "version";
+        case Decline::Cipher:
+            return "cipher";
+        case Decline::BufferedRecords:
+            return "buffered_records";
+        case Decline::UnsentRecords:
+            return "unsent_records";
+        case Decline::NoSecrets:
+            return "no_secrets";
+        case Decline::Keys:
+            return "keys";
+        case Decline::UlpRefused:
+            return "ulp_refused";
+        case Decline::KernelRefused:
+            return "kernel_refused";
+    }
+    return "unknown";
+}
+
+KernelEngine::KernelEngine() : KernelEngine(probeKernelTls()) {}
+
+KernelEngine::KernelEngine(KernelTlsCapabilities caps) : caps_(std::move(caps)) {}
+
+EngineProbe KernelEngine::probe() const { return EngineProbe{caps_.usable(), caps_.describe()}; }
+
+std::vector<std::pair<std::string_view, std::uint64_t>> KernelEngine::declines() const {
+    std::vector<std::pair<std::string_view, std::uint64_t>> out;
+    out.reserve(kDeclineCount);
+    for (std::size_t i = 0; i < kDeclineCount; ++i) {
+        out.emplace_back(declineLabel(static_cast<Decline>(i)),
+                         declines_[i].load(std::memory_order_relaxed));
+    }
+    return out;
+}
+
+Unexpected<Error> KernelEngine::decline(Decline why, Errc code, std::string reason) {
+    declines_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+    return fail(code, std::move(reason));
+}
+
+Result<std::unique_ptr<RecordSession>> KernelEngine::attach(SSL* ssl, int fd, Wire& wire) {
+    if (!caps_.ulp) {
+        return decline(Decline::NoUlp, Errc::Unavailable,
+                       "kernel TLS: no TLS ULP (" + caps_.ulpError + ")");
+    }
+    const int version = SSL_version(ssl);
+    if (version != TLS1_2_VERSION && version != TLS1_3_VERSION) {
+        return decline(
+            Decline::Version, Errc::Unavailable,
+            std::string("kernel TLS: carries TLS 1.2 and 1.3, not ") + SSL_get_version(ssl));
+    }
+    const bool tls13 = version == TLS1_3_VERSION;
+    const SSL_CIPHER* suite = SSL_get_current_cipher(ssl);
+    const auto cipher = ktlsCipherOf(suite);
+    if (!cipher) {
+        return decline(Decline::Cipher, Errc::Unavailable,
+                       std::string("kernel TLS: cipher ") +
+                           (suite != nullptr ? SSL_CIPHER_get_name(suite) : "(none)") +
+                           " is not AES-GCM or ChaCha20-Poly1305");
+    }
+    if (!caps_.supports(*cipher, tls13)) {
+        return decline(Decline::Cipher, Errc::Unavailable,
+                       "kernel TLS: this kernel does not offer " +
+                           std::string(cipherName(*cipher)) +
+                           (tls13 ? " for TLS 1.3" : " for TLS 1.2"));
+    }
+    // Records already pulled into userspace cannot be handed back to the kernel.
+    if ((wire.fromPeer != nullptr && !wire.fromPeer->empty()) || SSL_has_pending(ssl) != 0) {
+        return decline(Decline::BufferedRecords, Errc::Unavailable,
+                       "kernel TLS: records from the backend are already buffered in userspace");
+    }
+    // Once TLS_TX is set, bytes written to the socket are sealed again.
+    if (wire.toPeer != nullptr && !wire.toPeer->empty()) {
+        return decline(Decline::UnsentRecords, Errc::Unavailable,
+                       "kernel TLS: handshake records to the backend are not sent yet");
+    }
+    auto keys = deriveClientKeys(ssl);
+    if (!keys) {
+        const bool noSecrets = keys.error().code() == make_error_code(Errc::Unavailable);
+        return decline(noSecrets ? Decline::NoSecrets : Decline::Keys, Errc::Unavailable,
+                       "kernel TLS: " + keys.error().message());
+    }
+    const KernelCryptoInfo tx(keys->tx, *cipher, tls13);
+    const KernelCryptoInfo rx(keys->rx, *cipher, tls13);
+
+    if (::setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") == -1) {
+        return decline(Decline::UlpRefused, Errc::Unavailable,
+                       "kernel TLS: setting TCP_ULP tls: " + errnoText(errno));
+    }
+    if (::setsockopt(fd, SOL_TLS, TLS_TX, tx.bytes, tx.len) == -1) {
+        return decline(Decline::KernelRefused, Errc::Internal,
+                       "kernel TLS: TLS_TX refused after TCP_ULP, the connection is lost: " +
+                           errnoText(errno));
+    }
+    if (::setsockopt(fd, SOL_TLS, TLS_RX, rx.bytes, rx.len) == -1) {
+        return decline(
+            Decline::KernelRefused, Errc::Internal,
+            "kernel TLS: TLS_RX refused after TLS_TX, the connection is lost: " + errnoText(errno));
+    }
+    forgetTrafficSecrets(ssl);
+    return std::unique_ptr<RecordSession>(new KernelSession(fd, caps_.rekey, ticketsDropped_));
+}
+
+}  // namespace lastmile::drivers::ktls
