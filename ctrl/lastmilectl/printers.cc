@@ -771,6 +771,35 @@ std::string describeObject(const ctrl::KindInfo& kind, const Json& object) {
     return tabAlign(w.text(), 0, 2);
 }
 
+namespace {
+
+// Where a profile's sessions go on this host: the first usable engine the preference allows
+// (a session whose cipher or state an engine cannot take falls to the next one), and why
+// the engines before it were passed over.
+std::string recordEngine(const Json& profileList, const std::string& offload) {
+    std::vector<std::string> passed;
+    for (const auto& e : arrayAt(profileList, {"recordEngines"})) {
+        const std::string name = textAt(e, {"name"});
+        if (offload == "userspace" && name != "openssl") {
+            passed.push_back(name + " not wanted (offload: userspace)");
+            continue;
+        }
+        const Json* usable = member(e, "usable");
+        if (usable == nullptr || !usable->is_boolean() || !usable->get<bool>()) {
+            passed.push_back(name + " unusable: " + textAt(e, {"detail"}));
+            continue;
+        }
+        std::string text = name + " (" + textAt(e, {"detail"});
+        for (const auto& why : passed) {
+            text += "; " + why;
+        }
+        return text + ")";
+    }
+    return "<unknown>";
+}
+
+}  // namespace
+
 std::string describeProfiles(const Json& profileList, const std::string& policy) {
     std::vector<const Json*> mine;
     for (const auto& p : arrayAt(profileList, {"items"})) {
@@ -830,6 +859,7 @@ std::string describeProfiles(const Json& profileList, const std::string& policy)
                 yesNo(member(p, "sessionResumption"), "enabled", "disabled", "<unknown>"));
         std::string offload = textAt(p, {"offload"});
         w.field(1, "Engine Preference", offload.empty() ? "auto" : offload);
+        w.field(1, "Record Engine", recordEngine(profileList, offload));
         const Json* warm = member(p, "warmPool");
         w.field(1, "Warm Pool",
                 warm != nullptr && warm->is_number_unsigned() && warm->get<unsigned>() > 0

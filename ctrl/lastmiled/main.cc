@@ -229,6 +229,11 @@ int run(const Flags& flags) {
         return 1;
     }
     applyManifests(controller, config->manifests);
+    Json engines = Json::array();
+    for (const auto& e : workers.engines()) {
+        engines.push_back({{"name", e.name}, {"usable", e.probe.usable}, {"detail", e.probe.detail}});
+    }
+    controller.setRecordEngines(std::move(engines));
 
     auto api = HttpServer::serve(std::move(*apiListener), [&controller](const HttpRequest& r) {
         return handleApiRequest(controller, r);

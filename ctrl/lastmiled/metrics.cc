@@ -193,6 +193,25 @@ std::string renderMetrics(const MetricsInput& in) {
         out << "lastmile_record_engine_usable{engine=\"" << e.name << "\"} "
             << (e.probe.usable ? 1 : 0) << '\n';
     }
+    family(out, "lastmile_record_engine_feature", "gauge",
+           "1 when the host offers what an engine can use (kernel TLS ULP, a cipher per TLS "
+           "version, TLS 1.3 receive, rekey, NIC offload), found at start");
+    for (const auto& e : in.engines) {
+        for (const auto& [feature, present] : e.features) {
+            out << "lastmile_record_engine_feature" << labels({{"engine", e.name}, {"feature", feature}})
+                << ' ' << (present ? 1 : 0) << '\n';
+        }
+    }
+    family(out, "lastmile_nic_tls_offload", "gauge",
+           "1 when the interface's NIC has TLS inline crypto enabled in that direction");
+    for (const auto& e : in.engines) {
+        for (const auto& [interface, tx, rx] : e.nics) {
+            out << "lastmile_nic_tls_offload" << labels({{"interface", interface}, {"direction", "tx"}})
+                << ' ' << (tx ? 1 : 0) << '\n'
+                << "lastmile_nic_tls_offload" << labels({{"interface", interface}, {"direction", "rx"}})
+                << ' ' << (rx ? 1 : 0) << '\n';
+        }
+    }
     family(out, "lastmile_handshake_duration_seconds", "histogram",
            "backend TLS handshake time, from ClientHello to an established session");
     std::uint64_t cumulative = 0;
@@ -207,6 +226,13 @@ std::string renderMetrics(const MetricsInput& in) {
     family(out, "lastmile_engine_sessions_total", "counter", "TLS sessions each record engine took");
     for (const auto& [engine, n] : s.engineSessions) {
         out << "lastmile_engine_sessions_total" << labels({{"engine", engine}}) << ' ' << n << '\n';
+    }
+    family(out, "lastmile_engine_declines_total", "counter",
+           "sessions an engine declined, by reason; each went to the next engine (the openssl "
+           "floor takes every session)");
+    for (const auto& [key, n] : s.engineDeclines) {
+        out << "lastmile_engine_declines_total" << labels({{"engine", key.first}, {"reason", key.second}})
+            << ' ' << n << '\n';
     }
     const auto listenerLabels = [](const route::ListenerId& id) {
         return labels({{"project", id.project}, {"namespace", id.gatewayNamespace},

@@ -345,7 +345,9 @@ Json Controller::describeProfiles(const std::string& project) const {
             items.push_back(describeProfile(*profile));
         }
     }
-    return Json{{"generation", set->generation}, {"items", std::move(items)}};
+    return Json{{"generation", set->generation},
+                {"items", std::move(items)},
+                {"recordEngines", recordEngines_}};
 }
 
 bool Controller::responsive() {

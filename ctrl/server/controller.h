@@ -64,6 +64,10 @@ public:
     // Profiles of one project, as the API shows them (see API.md).
     Json describeProfiles(const std::string& project) const;
 
+    // The host's record engines as describe shows them: [{"name", "usable", "detail"}], in
+    // the order sessions try them. Set once at start, before the API serves.
+    void setRecordEngines(Json engines) { recordEngines_ = std::move(engines); }
+
     // True once no write or reconcile holds the controller: blocks while one runs, so a
     // wedged reconcile starves the caller (lastmiled's watchdog feeding).
     bool responsive();
@@ -88,6 +92,7 @@ private:
 
     std::mutex mu_;  // serializes writes with the reconcile that follows them
     std::atomic<std::uint64_t> compileFailures_{0};
+    Json recordEngines_ = Json::array();
 };
 
 }  // namespace lastmile::ctrl

@@ -3,6 +3,7 @@
 #include "dataplane/tls/handshake_profile.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +19,8 @@
 
 namespace lastmile::tls {
 namespace {
+
+std::atomic<HandshakeProfile::ContextHook> contextHook{nullptr};
 
 // RFC 6125: a certificate wildcard covers one whole left-most label; the subject CN is
 // never consulted (every certificate we accept must carry its names as SANs).
@@ -415,6 +418,10 @@ std::shared_ptr<const HandshakeProfile> HandshakeProfile::failClosed(ProfileSpec
         new HandshakeProfile(std::move(spec), SslCtxPtr(), {}));
 }
 
+void HandshakeProfile::setContextHook(ContextHook hook) noexcept {
+    contextHook.store(hook, std::memory_order_release);
+}
+
 Result<std::shared_ptr<const HandshakeProfile>> HandshakeProfile::compile(const ProfileSpec& spec) {
     if (!spec.failClosedReason.empty()) {
         return failClosed(spec, spec.failClosedReason);
@@ -486,6 +493,9 @@ Result<std::shared_ptr<const HandshakeProfile>> HandshakeProfile::compile(const 
         return sslFail("attaching verification state to the SSL_CTX");
     }
     static_cast<void>(state.release());  // now owned by the SSL_CTX
+    if (ContextHook hook = contextHook.load(std::memory_order_acquire)) {
+        hook(ctx.get(), spec);
+    }
 
     return std::shared_ptr<const HandshakeProfile>(
         new HandshakeProfile(spec, std::move(ctx), std::move(anchors)));

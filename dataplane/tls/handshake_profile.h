@@ -23,6 +23,13 @@ public:
     // fail-closed profile.
     static Result<std::shared_ptr<const HandshakeProfile>> compile(const ProfileSpec& spec);
 
+    // Called on every SSL_CTX compile() builds, with its spec, before a session uses it:
+    // the record engines prepare contexts there (the kernel engine hooks OpenSSL's keylog,
+    // since traffic secrets are how a TLS 1.3 session's keys reach the kernel).
+    // Process-wide like the engines; set once at start, before the first compile.
+    using ContextHook = void (*)(SSL_CTX*, const ProfileSpec&);
+    static void setContextHook(ContextHook hook) noexcept;
+
     // A profile that refuses every connection with `reason`.
     static std::shared_ptr<const HandshakeProfile> failClosed(ProfileSpec spec, std::string reason);
 

@@ -38,7 +38,11 @@ namespace lastmile::dataplane {
     X(endpointRetries, "lastmile_endpoint_retries_total",                                        \
       "connects retried on another endpoint after one refused or timed out")                     \
     X(truncatedByBackend, "lastmile_backend_truncations_total",                                  \
-      "backend TLS streams that ended without close_notify")
+      "backend TLS streams that ended without close_notify")                                     \
+    X(ticketCollectors, "lastmile_ticket_collecting_sessions_total",                             \
+      "TLS 1.3 sessions kept on the openssl engine to receive the tickets later ones resume")   \
+    X(userspaceBytes, "lastmile_userspace_bytes_total",                                          \
+      "bytes copied between sockets and the workers' buffers (splice moves bytes without)")
 
 // Why a connection was refused or cut; one counter each (lastmile_failures_total{reason}).
 #define LM_FAILURE_REASONS(X)                                                                     \
@@ -178,6 +182,8 @@ struct DataplaneStats {
     unsigned workers = 0;
     HistogramStats handshakeSeconds;
     std::map<std::string, std::uint64_t> engineSessions;  // by engine name
+    // Sessions an engine declined (each then went to the next engine), by (engine, reason).
+    std::map<std::pair<std::string, std::string>, std::uint64_t> engineDeclines;
     std::map<ServiceKey, ServiceStats> services;
     std::map<route::ListenerId, ListenerStats> listeners;
     std::vector<WorkerStats> perWorker;

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "dataplane/base/result.h"
@@ -23,7 +25,16 @@ namespace lastmile::dataplane {
 struct EngineStatus {
     std::string name;
     drivers::EngineProbe probe;
+    // What the probe found, for metrics and describe: feature -> present ("ulp", "rekey"...).
+    std::vector<std::pair<std::string, bool>> features;
+    // Interfaces whose NIC does TLS inline: (interface, tx active, rx active).
+    std::vector<std::tuple<std::string, bool, bool>> nics;
 };
+
+// Prepares every handshake profile's SSL_CTX for the kernel engine: its TLS 1.3 traffic
+// secrets are captured, and when a NIC can offload TLS, suites it can carry (AES-GCM) come
+// first unless the policy chose the suites itself.
+void prepareContextForKernel(SSL_CTX* ctx, const tls::ProfileSpec& spec, bool nicOffload);
 
 class Dataplane {
 public:
@@ -63,7 +74,7 @@ private:
 
     net::Resolver resolver_;
     WorkerShared shared_;
-    std::vector<std::unique_ptr<drivers::RecordEngine>> engineImpls_;
+    std::vector<std::unique_ptr<drivers::RecordEngine>> engineImpls_;  // preferred first
     std::vector<EngineStatus> engineStatus_;
     std::vector<std::unique_ptr<Worker>> workers_;
 

@@ -3,6 +3,7 @@
 // forward, every I/O through the worker's io_uring, OpenSSL only transforming bytes.
 #include "dataplane/worker/worker.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -18,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -58,10 +60,18 @@ enum Op : std::uint8_t {
     BackendRecv,
     BackendSend,
     Connect,
+    ClientSplice,     // client socket -> pipe (kernel-framed sessions)
+    BackendSplice,    // pipe -> backend socket, where the kernel seals the records
+    BackendWritable,  // close_notify met a full socket buffer: wait for room
     Ignore,
 };
 constexpr unsigned bit(Op op) { return 1u << op; }
-constexpr unsigned kBackendOps = bit(BackendPoll) | bit(BackendRecv) | bit(BackendSend) | bit(Connect);
+constexpr unsigned kClientOps = bit(ClientPoll) | bit(ClientRecv) | bit(ClientSend) | bit(ClientSplice);
+constexpr unsigned kBackendOps = bit(BackendPoll) | bit(BackendRecv) | bit(BackendSend) |
+                                 bit(Connect) | bit(BackendSplice) | bit(BackendWritable);
+// The splice pipe's capacity, asked for (the kernel's default is 64 KiB): what one splice
+// moves at most, like a chunk. Pages are only taken while bytes are in the pipe.
+constexpr int kPipeCapacity = 256 * 1024;
 
 enum class Stage {
     Connecting,   // TCP connect to an endpoint in flight
@@ -104,9 +114,15 @@ struct Connection {
 
     UniqueFd client;
     UniqueFd backend;
-    tls::SslPtr ssl;
+    tls::SslPtr ssl;  // until the handshake's session moves to a kernel-framed engine
     drivers::Wire wire;
     std::unique_ptr<drivers::RecordSession> session;
+    // Kernel-framed sessions: client bytes go client -> pipe -> backend by splice, and
+    // never cross userspace. `piped` counts the bytes in the pipe.
+    bool kernelFramed = false;
+    UniqueFd pipeRead, pipeWrite;
+    std::size_t pipeCapacity = 0;
+    std::size_t piped = 0;
 
     // Client -> backend: plaintext read from the client, records for the backend (TLS only).
     ChunkPtr upIn, upOut;
@@ -140,6 +156,10 @@ struct Connection {
 };
 
 bool has(const Connection& c, Op op) { return (c.pending & bit(op)) != 0; }
+
+// The backend socket carries plaintext as far as the worker sees: no policy, or the kernel
+// frames the records. The buffer received from one side is then the one sent to the other.
+bool plaintextWire(const Connection& c) { return !c.profile || c.kernelFramed; }
 
 }  // namespace
 
@@ -550,6 +570,13 @@ struct Worker::Impl {
     }
 
     void established(Connection& c) {
+        if ((c.upOut && !c.upOut->empty()) || has(c, BackendSend)) {
+            // Our last handshake records (the Finished) go out before an engine takes the
+            // session: once the kernel holds it, the socket takes only plaintext. The send's
+            // completion comes back here through handshake().
+            sendToBackend(c);
+            return;
+        }
         // The verify callback already failed the handshake on any error; this is the
         // belt to its braces, since forwarding to an unverified peer must be impossible.
         if (SSL_get_verify_result(c.ssl.get()) != X509_V_OK) {
@@ -564,20 +591,7 @@ struct Worker::Impl {
         if (!resumed) {
             recordCertificateExpiry(c);
         }
-        for (std::size_t i = 0; i < shared_.engines.size(); ++i) {
-            drivers::RecordEngine* engine = shared_.engines[i];
-            auto session = engine->attach(c.ssl.get(), c.backend.get(), c.wire);
-            if (session) {
-                c.session = std::move(*session);
-                bump(counters_.engineSessions[i]);
-                c.serviceStats->engine.store(engine->name().data(), std::memory_order_relaxed);
-                break;
-            }
-            LM_LOG(Debug, kLog, engine->name() << " engine declined a session: "
-                                               << session.error().message());
-        }
-        if (!c.session) {
-            reject(c, Failure::HandshakeFailed, 502, "no record engine took the session");
+        if (!attachEngine(c)) {
             return;
         }
         c.snapshot.reset();
@@ -592,6 +606,72 @@ struct Worker::Impl {
             setStage(c, Stage::Forwarding);
         }
         pump(c);
+    }
+
+    // The first engine that takes the session gets it; the profile's `offload: userspace`
+    // keeps it on the openssl floor. Returns false when the connection was refused.
+    bool attachEngine(Connection& c) {
+        bool userspaceOnly = c.profile->spec().offload == tls::Offload::Userspace;
+        // TLS 1.3 tickets arrive after the handshake, and a kernel session can only drop
+        // them. A session that did not resume stays in userspace, so that its tickets let
+        // the next connections resume; those go to the kernel.
+        if (!userspaceOnly && c.profile->spec().sessionResumption &&
+            SSL_version(c.ssl.get()) == TLS1_3_VERSION && SSL_session_reused(c.ssl.get()) != 1 &&
+            shared_.engines.size() > 1) {
+            userspaceOnly = true;
+            bump(counters_.ticketCollectors);
+        }
+        for (std::size_t i = 0; i < shared_.engines.size(); ++i) {
+            drivers::RecordEngine* engine = shared_.engines[i];
+            if (userspaceOnly && engine->name() != drivers::openssl::OpensslEngine::kName) {
+                continue;
+            }
+            auto session = engine->attach(c.ssl.get(), c.backend.get(), c.wire);
+            if (!session) {
+                if (session.error().code() != make_error_code(Errc::Unavailable)) {
+                    // The socket was half moved into the kernel: no engine can use it now.
+                    reject(c, Failure::HandshakeFailed, 502,
+                           "moving the TLS session to the " + std::string(engine->name()) +
+                               " engine failed: " + session.error().message());
+                    return false;
+                }
+                LM_LOG(Debug, kLog, engine->name() << " engine declined a session: "
+                                                   << session.error().message());
+                continue;
+            }
+            c.session = std::move(*session);
+            bump(counters_.engineSessions[i]);
+            c.serviceStats->engine.store(engine->name().data(), std::memory_order_relaxed);
+            if (c.session->framing() == drivers::Framing::Kernel) {
+                return enterKernel(c);
+            }
+            return true;
+        }
+        reject(c, Failure::HandshakeFailed, 502, "no record engine took the session");
+        return false;
+    }
+
+    // The kernel holds the keys now: the SSL and the record buffers are not needed again.
+    bool enterKernel(Connection& c) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+            reject(c, Failure::HandshakeFailed, 502,
+                   std::string("creating the splice pipe: ") + std::strerror(errno));
+            return false;
+        }
+        c.pipeRead.reset(fds[0]);
+        c.pipeWrite.reset(fds[1]);
+        // Smaller (the default) when the pipe-max-size sysctl or the user's pipe quota says no.
+        int capacity = ::fcntl(fds[1], F_SETPIPE_SZ, kPipeCapacity);
+        if (capacity <= 0) {
+            capacity = ::fcntl(fds[1], F_GETPIPE_SZ);
+        }
+        c.pipeCapacity = static_cast<std::size_t>(std::max(capacity, 4096));
+        c.kernelFramed = true;
+        c.ssl.reset();
+        c.wire = {};
+        pool_chunks_.release(c.upOut);
+        return true;
     }
 
     // ---- Refusing.
@@ -629,6 +709,9 @@ struct Worker::Impl {
             return;
         }
         const bool bytes = res > 0;
+        if (bytes && (op == ClientRecv || op == ClientSend || op == BackendRecv || op == BackendSend)) {
+            bump(counters_.userspaceBytes, static_cast<std::uint64_t>(res));
+        }
         switch (op) {
             case ClientPoll:
                 if (res < 0) {
@@ -681,6 +764,13 @@ struct Worker::Impl {
                     noteRelease();
                     break;
                 }
+                if (res == -EIO && c.kernelFramed) {
+                    onControlRecord(c);
+                    if (c.closing) {
+                        return;
+                    }
+                    break;
+                }
                 if (res <= 0) {
                     if (c.stage == Stage::Handshaking) {
                         return failHandshake(c, res == 0 ? "the backend closed the connection"
@@ -703,7 +793,7 @@ struct Worker::Impl {
                     return backendGone(c, "sending to the backend failed");
                 }
                 c.backendSendFrom->consume(static_cast<std::size_t>(res));
-                if (!c.profile && c.stage == Stage::Forwarding) {
+                if (plaintextWire(c) && c.stage == Stage::Forwarding) {
                     bump(counters_.bytesToBackend, static_cast<std::uint64_t>(res));
                     bump(c.serviceStats->sentBytes, static_cast<std::uint64_t>(res));
                 }
@@ -713,6 +803,32 @@ struct Worker::Impl {
                 break;
             case Connect:
                 onConnect(c, res);
+                break;
+            case ClientSplice:
+                if (res == -EAGAIN) {
+                    c.clientParked = true;  // nothing to read: wait for readability
+                } else if (res < 0) {
+                    return abort(c);
+                } else if (res == 0) {
+                    c.clientEof = true;
+                } else {
+                    c.piped += static_cast<std::size_t>(res);
+                }
+                break;
+            case BackendWritable:
+                if (res < 0) {
+                    return backendGone(c, "waiting to send close_notify");
+                }
+                break;
+            case BackendSplice:
+                if (res <= 0) {
+                    return backendGone(c, res == 0 ? "the backend took no bytes"
+                                                   : std::string("splicing to the backend: ") +
+                                                         std::strerror(-res));
+                }
+                c.piped -= static_cast<std::size_t>(res);
+                bump(counters_.bytesToBackend, static_cast<std::uint64_t>(res));
+                bump(c.serviceStats->sentBytes, static_cast<std::uint64_t>(res));
                 break;
             default:
                 break;
@@ -756,7 +872,9 @@ struct Worker::Impl {
                 break;
             case Stage::Pooled:
             case Stage::Forwarding:
-                if (c.profile) {
+                if (c.kernelFramed) {
+                    pumpKernel(c);
+                } else if (c.profile) {
                     if (!pumpTls(c)) {
                         return;
                     }
@@ -803,29 +921,8 @@ struct Worker::Impl {
             ((c.downIn && !c.downIn->empty()) || (c.ssl && SSL_pending(c.ssl.get()) > 0))) {
             ensure(c.downOut);
             bindWire(c);
-            auto opened = c.session->open(*c.downOut);
-            if (!opened) {
-                if (c.stage == Stage::Pooled) {
-                    backendGone(c, opened.error().message());
-                } else if (!c.answered && c.downOut->empty()) {
-                    // TLS 1.3 finishes the client's handshake before the server has judged
-                    // it: a refused client certificate arrives as an alert on the first read.
-                    // Nothing reached the client yet, so it can still be told why.
-                    bump(c.serviceStats->handshakesFailed);
-                    reject(c, Failure::HandshakeFailed, 502,
-                           "the backend refused the TLS session: " + opened.error().context());
-                } else {
-                    counters_.fail(Failure::StreamError);
-                    abort(c);
-                }
+            if (!opened(c, c.session->open(*c.downOut), *c.downOut)) {
                 return false;
-            }
-            if (opened->closeNotify) {
-                if (c.stage == Stage::Pooled) {
-                    backendGone(c, "close_notify");
-                    return false;
-                }
-                c.backendEof = true;
             }
         }
         // A FIN without close_notify ends the stream once every record that came before it
@@ -852,6 +949,84 @@ struct Worker::Impl {
             pool_chunks_.release(c.downOut);
         }
         return true;
+    }
+
+    // What open() made of the backend's records. Returns false when the connection ended.
+    bool opened(Connection& c, const Result<drivers::OpenResult>& result, const Chunk& plain) {
+        if (!result) {
+            if (c.stage == Stage::Pooled) {
+                backendGone(c, result.error().message());
+            } else if (!c.answered && plain.empty()) {
+                // TLS 1.3 finishes the client's handshake before the server has judged it:
+                // a refused client certificate arrives as an alert on the first read.
+                // Nothing reached the client yet, so it can still be told why.
+                bump(c.serviceStats->handshakesFailed);
+                reject(c, Failure::HandshakeFailed, 502,
+                       "the backend refused the TLS session: " + result.error().context());
+            } else {
+                LM_LOG(Debug, kLog, "backend stream ended: " << result.error().message());
+                counters_.fail(Failure::StreamError);
+                abort(c);
+            }
+            return false;
+        }
+        if (result->closeNotify) {
+            if (c.stage == Stage::Pooled) {
+                backendGone(c, "close_notify");
+                return false;
+            }
+            c.backendEof = true;
+        }
+        return true;
+    }
+
+    // Kernel-framed: client bytes that came during the handshake are sent from userspace
+    // once, then everything is spliced; backend plaintext is received and sent on as with
+    // a plain backend. Records that are not data surface as EIO (see onControlRecord).
+    void pumpKernel(Connection& c) {
+        if (c.stage != Stage::Forwarding) {
+            return;  // pooled: only reading, to notice the backend going away
+        }
+        if (c.upIn && !c.upIn->empty()) {
+            if (!has(c, BackendSend)) {
+                send(c, c.backend.get(), *c.upIn, BackendSend);
+            }
+        } else if (c.piped > 0) {
+            if (!has(c, BackendSplice)) {
+                splice(c, c.pipeRead.get(), c.backend.get(), c.piped, 0, BackendSplice);
+            }
+        } else if (c.clientEof && !c.backendWriteShut && !has(c, BackendSend) &&
+                   !has(c, BackendSplice) && !has(c, BackendWritable)) {
+            auto sent = c.session->closeNotify();
+            if (!sent && sent.error().code() == std::errc::resource_unavailable_try_again) {
+                poll(c, c.backend.get(), BackendWritable, POLLOUT);
+            } else {
+                if (!sent) {
+                    LM_LOG(Debug, kLog, sent.error().message());  // the FIN still ends it
+                }
+                ::shutdown(c.backend.get(), SHUT_WR);
+                c.backendWriteShut = true;
+            }
+        }
+        if (c.upIn && c.upIn->empty() && !has(c, BackendSend) && !has(c, ClientRecv)) {
+            pool_chunks_.release(c.upIn);
+        }
+        if (c.backendFin && !c.backendEof) {
+            bump(counters_.truncatedByBackend);  // a FIN without close_notify
+            c.backendEof = true;
+        }
+        sendToClient(c, c.downIn);
+    }
+
+    // A receive on a kernel-framed backend stopped at a record that is not application
+    // data; the session reads and handles it (tickets dropped, close_notify, alerts, a
+    // KeyUpdate the kernel cannot follow ends the stream before any byte is misread).
+    void onControlRecord(Connection& c) {
+        if (!has(c, ClientSend)) {
+            c.downIn->compact();
+        }
+        const auto result = c.session->open(*c.downIn);
+        opened(c, result, *c.downIn);
     }
 
     void pumpPlain(Connection& c) {
@@ -903,15 +1078,24 @@ struct Worker::Impl {
     // been quiet is parked by scanDeadlines and then waits for readability without one, so
     // idle connections hold no buffers.
     void readClient(Connection& c) {
-        if (!c.client.valid() || c.clientEof || has(c, ClientRecv) || has(c, ClientPoll)) {
+        if (!c.client.valid() || c.clientEof || has(c, ClientRecv) || has(c, ClientPoll) ||
+            has(c, ClientSplice)) {
             return;
         }
         if (c.clientParked) {
             poll(c, c.client.get(), ClientPoll);
             return;
         }
+        if (c.kernelFramed) {
+            // Splicing starts once what was read during the handshake has gone out.
+            if (!c.upIn && c.piped < c.pipeCapacity) {
+                splice(c, c.client.get(), c.pipeWrite.get(), c.pipeCapacity - c.piped,
+                       SPLICE_F_NONBLOCK, ClientSplice);
+            }
+            return;
+        }
         ensure(c.upIn);
-        const bool plainSending = !c.profile && has(c, BackendSend);
+        const bool plainSending = plaintextWire(c) && has(c, BackendSend);
         if (!plainSending) {
             c.upIn->compact();
         }
@@ -929,11 +1113,14 @@ struct Worker::Impl {
             return;
         }
         ensure(c.downIn);
-        const bool plainSending = !c.profile && has(c, ClientSend);
+        const bool plainSending = plaintextWire(c) && has(c, ClientSend);
         if (!plainSending) {
             c.downIn->compact();
         }
-        if (c.downIn->room() > 0) {
+        // A kernel-framed receive may stop at a control record, which is read into the
+        // same room: keep room for a whole record.
+        const std::size_t minRoom = c.kernelFramed ? Chunk::kRecordRoom : 1;
+        if (c.downIn->room() >= minRoom) {
             recv(c, c.backend.get(), *c.downIn, BackendRecv);
         }
     }
@@ -954,9 +1141,14 @@ struct Worker::Impl {
         (op == ClientSend ? c.clientSendFrom : c.backendSendFrom) = &from;
         submit(c, s, op);
     }
-    void poll(Connection& c, int fd, Op op) {
+    void splice(Connection& c, int from, int to, std::size_t len, unsigned flags, Op op) {
         io_uring_sqe* s = ring_->sqe();
-        io_uring_prep_poll_add(s, fd, POLLIN);
+        io_uring_prep_splice(s, from, -1, to, -1, static_cast<unsigned>(len), flags);
+        submit(c, s, op);
+    }
+    void poll(Connection& c, int fd, Op op, unsigned events = POLLIN) {
+        io_uring_sqe* s = ring_->sqe();
+        io_uring_prep_poll_add(s, fd, events);
         submit(c, s, op);
     }
     void ensure(ChunkPtr& chunk) {
@@ -979,7 +1171,7 @@ struct Worker::Impl {
     void abort(Connection& c) {
         c.closing = true;
         if (c.client.valid()) {
-            cancelOps(c, c.client.get(), bit(ClientPoll) | bit(ClientRecv) | bit(ClientSend));
+            cancelOps(c, c.client.get(), kClientOps);
         }
         if (c.backend.valid()) {
             cancelOps(c, c.backend.get(), kBackendOps);
@@ -1043,7 +1235,7 @@ struct Worker::Impl {
 
     // Cancels a quiet side's receive so that its empty buffer can go back to the pool.
     void park(Connection& c) {
-        const bool plain = !c.profile;
+        const bool plain = plaintextWire(c);
         if (has(c, ClientRecv) && !c.clientParking && c.upIn && c.upIn->empty() &&
             !(plain && has(c, BackendSend))) {
             cancel(c, ClientRecv);

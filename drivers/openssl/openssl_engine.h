@@ -8,7 +8,8 @@ namespace lastmile::drivers::openssl {
 
 class OpensslEngine final : public RecordEngine {
 public:
-    std::string_view name() const noexcept override { return "openssl"; }
+    static constexpr std::string_view kName = "openssl";
+    std::string_view name() const noexcept override { return kName; }
     EngineProbe probe() const override;
     // `ssl` must already move its records through `wire` (attachWire): the handshake did.
     Result<std::unique_ptr<RecordSession>> attach(SSL* ssl, int fd, Wire& wire) override;

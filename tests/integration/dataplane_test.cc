@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -35,6 +36,7 @@
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
 #include "tests/support/tls_backend.h"
+#include "tests/support/tls_stat.h"
 
 namespace lastmile {
 namespace {
@@ -1853,6 +1855,196 @@ TEST_F(DataplaneE2eTest, ManySequentialShortConnectionsDoNotGrowFdsOrMemory) {
     ASSERT_GE(done, kEnough) << "too slow to say anything about growth";
     EXPECT_LE(fdsAtEnd, fdsAtBaseline + 8);
     EXPECT_LE(rssAtEnd, rssAtBaseline + 2 * 1024) << "VmRSS grew by more than 2 MiB";
+}
+
+// ---- Kernel TLS. These need a kernel with kernel TLS: the VM suite (tests/vm) runs this
+// binary under Debian's stock kernel; a host without it skips them, saying so.
+
+// lastmiled with its kernel engine usable; skips, saying why, on a kernel without kernel TLS.
+class KernelTlsE2eTest : public DataplaneE2eTest {
+protected:
+    void SetUp() override {
+        DataplaneE2eTest::SetUp();
+        startDaemon();
+        if (!kernelEngineUsable()) {
+            GTEST_SKIP() << "this kernel has no kernel TLS (CONFIG_TLS off or the tls module "
+                            "absent); the VM suite (./run test-vm) runs this case under one "
+                            "that has it";
+        }
+    }
+
+    bool kernelEngineUsable() {
+        return metric("lastmile_record_engine_usable{engine=\"kernel\"}") == 1;
+    }
+
+    static PolicySpec withOptions(std::map<std::string, std::string> options) {
+        PolicySpec p;
+        p.options = std::move(options);
+        return p;
+    }
+
+    void expectSourceStream(const std::string& address, std::uint64_t total) {
+        UniqueFd fd = dial(address);
+        auto r = readToEnd(fd.get());
+        EXPECT_TRUE(r.ended) << "the connection ends instead of hanging";
+        ASSERT_EQ(r.data.size(), total);
+        EXPECT_TRUE(test::matchesSourcePattern(
+            0, {reinterpret_cast<const std::uint8_t*>(r.data.data()), r.data.size()}))
+            << "no corrupt byte";
+    }
+};
+
+struct CipherCase {
+    const char* version;  // "1.2" or "1.3"
+    const char* cipher;   // the OpenSSL name the policy asks for and the backend reports
+};
+
+class KernelTlsCipherTest : public KernelTlsE2eTest,
+                            public ::testing::WithParamInterface<CipherCase> {};
+
+TEST_P(KernelTlsCipherTest, SessionMovesToTheKernelAndSeveralMibEachWayArriveIntact) {
+    const CipherCase c = GetParam();
+    auto backend = echoBackend();
+    // Without resumption even a first TLS 1.3 session goes to the kernel (see the ticket case).
+    auto l = serveWithPolicy(*backend, withOptions({{"min-tls-version", c.version},
+                                                    {"max-tls-version", c.version},
+                                                    {"cipher-suites", c.cipher},
+                                                    {"session-resumption", "false"}}));
+    const auto before = test::tlsStat();
+    constexpr std::uint64_t kTotal = 3ull << 20;
+    UniqueFd fd = dial(l.tcp);
+    bool ended = false;
+    EXPECT_EQ(streamPattern(fd.get(), kTotal, true, &ended), kTotal);
+    EXPECT_TRUE(ended) << "EOF after the echo";
+    EXPECT_EQ(backend->totalBytesReceived(), kTotal) << "the stock OpenSSL backend read every byte";
+    ASSERT_TRUE(backend->waitForClosed(1, 10s));
+    const auto obs = backend->observations().front();
+    EXPECT_EQ(obs.version, std::string("TLSv") + c.version);
+    EXPECT_EQ(obs.cipher, c.cipher);
+    EXPECT_TRUE(obs.closeNotifyReceived) << "close_notify sent through the kernel";
+    const auto after = test::tlsStat();
+    EXPECT_EQ(after.at("TlsTxSw") - before.at("TlsTxSw"), 1u) << "the kernel sealed the records";
+    EXPECT_EQ(after.at("TlsRxSw") - before.at("TlsRxSw"), 1u) << "the kernel opened the records";
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), 1);
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"openssl\"}"), 0);
+    EXPECT_EQ(metric("lastmile_backend_sent_bytes_total"), static_cast<double>(kTotal));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryVersionAndCipher, KernelTlsCipherTest,
+    ::testing::Values(CipherCase{"1.3", "TLS_AES_128_GCM_SHA256"},
+                      CipherCase{"1.3", "TLS_AES_256_GCM_SHA384"},
+                      CipherCase{"1.3", "TLS_CHACHA20_POLY1305_SHA256"},
+                      CipherCase{"1.2", "ECDHE-ECDSA-AES128-GCM-SHA256"},
+                      CipherCase{"1.2", "ECDHE-ECDSA-AES256-GCM-SHA384"},
+                      CipherCase{"1.2", "ECDHE-ECDSA-CHACHA20-POLY1305"}),
+    [](const ::testing::TestParamInfo<CipherCase>& param) {
+        std::string name = std::string("Tls") + param.param.version + "_" + param.param.cipher;
+        std::replace_if(name.begin(), name.end(), [](char ch) { return !std::isalnum(ch); }, '_');
+        return name;
+    });
+
+TEST_F(KernelTlsE2eTest, ThirtyTwoMibEachWayThroughTheKernelArriveIntactUnderBackpressure) {
+    auto backend = echoBackend();
+    auto l = serveWithPolicy(*backend, withOptions({{"session-resumption", "false"}}));
+    constexpr std::uint64_t kTotal = 32ull << 20;  // far more than every buffer on the way
+    UniqueFd fd = dial(l.tcp, nullptr, 60);
+    bool ended = false;
+    EXPECT_EQ(streamPattern(fd.get(), kTotal, true, &ended), kTotal);
+    EXPECT_TRUE(ended);
+    EXPECT_EQ(backend->totalBytesReceived(), kTotal);
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), 1);
+}
+
+TEST_F(KernelTlsE2eTest, Tls13SessionThatDidNotResumeCollectsTicketsAndResumedOnesGoToTheKernel) {
+    constexpr std::uint64_t kTotal = 2ull << 20;
+    auto o = backendOptions(pki_.issueServer(kHostname), BackendMode::Source);
+    o.sourceBytes = kTotal;  // tickets first (OpenSSL sends them after the handshake), then data
+    auto backend = startBackend(o);
+    auto l = serveWithPolicy(*backend, {});
+    for (int i = 0; i < 3; ++i) {
+        SCOPED_TRACE("connection " + std::to_string(i));
+        expectSourceStream(l.tcp, kTotal);
+    }
+    ASSERT_TRUE(backend->waitForObservations(3, 5s));
+    const auto obs = backend->observations();
+    EXPECT_FALSE(obs[0].resumed);
+    EXPECT_TRUE(obs[1].resumed);
+    EXPECT_TRUE(obs[2].resumed) << "tickets the kernel dropped did not replace the good one";
+    EXPECT_EQ(metric("lastmile_ticket_collecting_sessions_total"), 1);
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"openssl\"}"), 1);
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), 2);
+    EXPECT_EQ(metric("lastmile_backend_truncations_total"), 0) << "ended by close_notify";
+}
+
+TEST_F(KernelTlsE2eTest, KeyUpdateFromTheBackendEndsTheStreamAfterEveryByteBeforeIt) {
+    if (metric("lastmile_record_engine_feature{engine=\"kernel\",feature=\"rekey\"}") == 1) {
+        GTEST_SKIP() << "this kernel follows KeyUpdate; the case is for kernels that cannot";
+    }
+    constexpr std::uint64_t kBefore = 1ull << 20;
+    auto o = backendOptions(pki_.issueServer(kHostname), BackendMode::Source);
+    o.sourceBytes = 2 * kBefore;
+    o.keyUpdateAfterBytes = kBefore;
+    auto backend = startBackend(o);
+    // Without resumption the first session goes to the kernel.
+    auto l = serveWithPolicy(*backend, withOptions({{"session-resumption", "false"}}));
+    expectSourceStream(l.tcp, kBefore);  // every byte before the KeyUpdate, nothing after
+    EXPECT_GE(metric("lastmile_failures_total{reason=\"stream_error\"}"), 1);
+}
+
+TEST_F(KernelTlsE2eTest, BackendCloseNotifyReachesTheClientAsEofAfterAllBytes) {
+    constexpr std::uint64_t kTotal = 3ull << 20;
+    auto o = backendOptions(pki_.issueServer(kHostname), BackendMode::Source);
+    o.sourceBytes = kTotal;
+    o.maxVersion = tls::TlsVersion::Tls12;
+    auto backend = startBackend(o);
+    auto l = serveWithPolicy(*backend, {});
+    expectSourceStream(l.tcp, kTotal);
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), 1);
+    EXPECT_EQ(metric("lastmile_backend_truncations_total"), 0) << "close_notify, not a bare FIN";
+}
+
+TEST_F(KernelTlsE2eTest, CipherTheKernelCannotTakeFallsBackToOpensslAndIsCounted) {
+    auto backend = echoBackend();
+    auto l = serveWithPolicy(*backend, withOptions({{"max-tls-version", "1.2"},
+                                                    {"cipher-suites", "ECDHE-ECDSA-AES128-SHA256"}}));
+    EXPECT_EQ(echoOnce(l.tcp, "cbc"), "cbc");
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"openssl\"}"), 1);
+    EXPECT_EQ(metric("lastmile_engine_declines_total{engine=\"kernel\",reason=\"cipher\"}"), 1);
+}
+
+TEST_F(KernelTlsE2eTest, OffloadUserspaceKeepsTheSessionOnOpenssl) {
+    auto backend = echoBackend();
+    auto l = serveWithPolicy(*backend, withOptions({{"offload", "userspace"}}));
+    const auto before = test::tlsStat();
+    EXPECT_EQ(echoOnce(l.tcp, "userspace"), "userspace");
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"openssl\"}"), 1);
+    EXPECT_EQ(test::tlsStat().at("TlsTxSw"), before.at("TlsTxSw"));
+}
+
+TEST_F(KernelTlsE2eTest, WarmPoolConnectionsInTheKernelServeClients) {
+    auto backend = echoBackend();
+    // TLS 1.2 delivers its ticket inside the handshake: every session can go to the kernel.
+    auto l = serveWithPolicy(*backend, withOptions({{"warm-pool", "2"}, {"max-tls-version", "1.2"}}));
+    ASSERT_TRUE(eventually(
+        [&] { return metric("lastmile_engine_sessions_total{engine=\"kernel\"}") >= 2; }));
+    EXPECT_EQ(echoOnce(l.tcp, "pooled"), "pooled");
+    EXPECT_GE(metric("lastmile_warm_pool_hits_total"), 1);
+}
+
+// Runs on hosts without kernel TLS, and in the VM started without the tls module.
+TEST_F(DataplaneE2eTest, WithoutTheModuleTheKernelEngineSaysWhyAndOpensslCarriesSessions) {
+    auto backend = echoBackend();
+    startDaemon();
+    if (metric("lastmile_record_engine_usable{engine=\"kernel\"}") == 1) {
+        GTEST_SKIP() << "this kernel has kernel TLS; the case is for one without it";
+    }
+    EXPECT_EQ(metric("lastmile_record_engine_feature{engine=\"kernel\",feature=\"ulp\"}"), 0);
+    auto l = serveWithPolicy(*backend, {});
+    EXPECT_EQ(echoOnce(l.tcp, "floor"), "floor");
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"openssl\"}"), 1);
+    const std::string log = daemon_->stderrText();
+    EXPECT_NE(log.find("record engine kernel: unusable"), std::string::npos) << log;
 }
 
 }  // namespace

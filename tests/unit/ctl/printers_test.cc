@@ -313,8 +313,32 @@ TEST(DescribeTest, CompiledProfilesShowOnlyThisPolicysProfiles) {
               std::string::npos)
         << section;
     EXPECT_EQ(section.find("other"), std::string::npos) << section;
+    EXPECT_NE(section.find("Record Engine:         <unknown>\n"), std::string::npos)
+        << "an older server sends no engines" << section;
     // The section is printed as is, after the describe page: no raw tab may reach the terminal.
     EXPECT_EQ(describeProfiles(profiles, "default/none"), "Compiled Profiles:  <none>\n");
+}
+
+TEST(DescribeTest, RecordEngineIsTheFirstUsableOneThePreferenceAllowsAndSaysWhyOthersWerePassed) {
+    auto profiles = [](const char* offload, bool kernelUsable) {
+        return Json{{"items", Json::array({{{"policy", "default/p"}, {"offload", offload}}})},
+                    {"recordEngines",
+                     Json::array({{{"name", "kernel"}, {"usable", kernelUsable},
+                                   {"detail", kernelUsable ? "ulp ok" : "TCP_ULP: ENOENT"}},
+                                  {{"name", "openssl"}, {"usable", true}, {"detail", "OpenSSL 3"}}})}};
+    };
+    EXPECT_NE(describeProfiles(profiles("auto", true), "default/p")
+                  .find("Record Engine:         kernel (ulp ok)\n"),
+              std::string::npos)
+        << describeProfiles(profiles("auto", true), "default/p");
+    EXPECT_NE(describeProfiles(profiles("kernel", false), "default/p")
+                  .find("Record Engine:         openssl (OpenSSL 3; kernel unusable: TCP_ULP: ENOENT)\n"),
+              std::string::npos)
+        << describeProfiles(profiles("kernel", false), "default/p");
+    EXPECT_NE(describeProfiles(profiles("userspace", true), "default/p")
+                  .find("Record Engine:         openssl (OpenSSL 3; kernel not wanted (offload: userspace))\n"),
+              std::string::npos)
+        << describeProfiles(profiles("userspace", true), "default/p");
 }
 
 TEST(DescribeTest, SecretValuesAreShownAsSizes) {

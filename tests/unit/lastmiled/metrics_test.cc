@@ -53,5 +53,20 @@ TEST(MetricsTest, ResumptionRatioIsZeroBeforeAnyHandshake) {
     EXPECT_TRUE(contains(renderMetrics(in), "lastmile_resumption_ratio 0.75\n"));
 }
 
+TEST(MetricsTest, EngineFeaturesNicsAndDeclinesAreExported) {
+    MetricsInput in;
+    dataplane::EngineStatus kernel{"kernel", {true, "ulp ok"}, {{"ulp", true}, {"rekey", false}}, {}};
+    kernel.nics.emplace_back("eth0", true, false);
+    in.engines.push_back(kernel);
+    in.dataplane.engineDeclines[{"kernel", "cipher"}] = 2;
+    const std::string text = renderMetrics(in);
+    EXPECT_TRUE(contains(text, "lastmile_record_engine_usable{engine=\"kernel\"} 1\n")) << text;
+    EXPECT_TRUE(contains(text, "lastmile_record_engine_feature{engine=\"kernel\",feature=\"ulp\"} 1\n"));
+    EXPECT_TRUE(contains(text, "lastmile_record_engine_feature{engine=\"kernel\",feature=\"rekey\"} 0\n"));
+    EXPECT_TRUE(contains(text, "lastmile_nic_tls_offload{interface=\"eth0\",direction=\"tx\"} 1\n"));
+    EXPECT_TRUE(contains(text, "lastmile_nic_tls_offload{interface=\"eth0\",direction=\"rx\"} 0\n"));
+    EXPECT_TRUE(contains(text, "lastmile_engine_declines_total{engine=\"kernel\",reason=\"cipher\"} 2\n"));
+}
+
 }  // namespace
 }  // namespace lastmile::ctrl
