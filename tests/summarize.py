@@ -1,11 +1,20 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Counts test cases across meson's test log, gtest JSON reports and the fuzz/package checks.
+"""Counts test cases across meson's test logs, gtest JSON reports and the fuzz/package checks.
+
+usage: summarize.py --gtest-dir DIR [--checks FILE] TESTLOG...
 
 CI reads only the last line, "N passed, N failed[, N skipped]". A gtest binary counts its
 cases; a binary that failed without a report (crash, timeout) counts as one failure, so a
 crash can never hide behind the cases that ran before it.
+
+Each TESTLOG is a meson testlog.json; `./run test` passes two, because the VM suite runs in
+a second `meson test --logbase testlog-vm`. A test's gtest report is DIR/<name>.json, where
+<name> is the binary's file name, except for tests wrapped by tests/vm/run-in-vm
+(`run-in-vm [OPTIONS] -- BINARY [ARGS]`): there it is the file name of BINARY, or NAME when
+the options carry `--gtest-report NAME` (two runs of one binary, see tests/vm/meson.build).
 """
+import argparse
 import json
 import os
 import re
@@ -27,18 +36,29 @@ def gtest_counts(path):
     return passed, failed, skipped
 
 
-def main(testlog, gtest_dir, checks_log):
+def report_name(command):
+    if "--" in command[:-1] and os.path.basename(command[0]) == "run-in-vm":
+        split = command.index("--")
+        options = command[:split]
+        if "--gtest-report" in options[:-1]:
+            return options[options.index("--gtest-report") + 1]
+        return os.path.basename(command[split + 1])
+    return os.path.basename(command[0])
+
+
+def main(testlogs, gtest_dir, checks_log):
     passed = failed = skipped = 0
-    if os.path.exists(testlog):
-        with open(testlog) as f:
-            entries = [json.loads(line) for line in f if line.strip()]
-    else:
-        entries = []
-        failed += 1
-        print(f"summarize: no meson test log at {testlog}")
+    entries = []
+    for testlog in testlogs:
+        if os.path.exists(testlog):
+            with open(testlog) as f:
+                entries += [json.loads(line) for line in f if line.strip()]
+        else:
+            failed += 1
+            print(f"summarize: no meson test log at {testlog}")
     for entry in entries:
         result = entry.get("result")
-        report = os.path.join(gtest_dir, os.path.basename(entry["command"][0]) + ".json")
+        report = os.path.join(gtest_dir, report_name(entry["command"]) + ".json")
         if os.path.exists(report):
             p, f, s = gtest_counts(report)
             if result not in ("OK", "SKIP", "EXPECTEDFAIL") and f == 0:
@@ -53,7 +73,7 @@ def main(testlog, gtest_dir, checks_log):
             failed += 1
             print(f"summarize: {entry['name']} ended {result}")
     # Checks outside meson (fuzzing, packaging) print "<area>: <name> ok" or "... FAILED ...".
-    if os.path.exists(checks_log):
+    if checks_log and os.path.exists(checks_log):
         with open(checks_log) as f:
             for line in f:
                 match = re.match(r"(fuzz|package): \S+ (ok|FAILED)", line)
@@ -70,4 +90,9 @@ def main(testlog, gtest_dir, checks_log):
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:4]))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gtest-dir", required=True)
+    parser.add_argument("--checks")
+    parser.add_argument("testlogs", nargs="+", metavar="TESTLOG")
+    args = parser.parse_args()
+    sys.exit(main(args.testlogs, args.gtest_dir, args.checks))
