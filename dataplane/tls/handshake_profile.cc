@@ -519,10 +519,17 @@ Result<SslPtr> HandshakeProfile::newSession() const {
         return sslFail("setting the verification hostname " + spec_.sni);
     }
     if (spec_.sessionResumption && sessions_->state != nullptr) {
+        // A copy: OpenSSL marks a TLS 1.3 session used up once a handshake resumed it, and
+        // one freed mid-connection as not resumable, while the new tickets that would
+        // replace it are not always read (a kernel-framed session drops them). With copies
+        // every connection resumes from the newest ticket; a backend that refuses a reused
+        // ticket gets a full handshake, whose tickets then refresh the cache.
         std::lock_guard lock(sessions_->state->mu);
-        if (sessions_->state->latest &&
-            SSL_set_session(ssl.get(), sessions_->state->latest.get()) != 1) {
-            ERR_clear_error();  // a full handshake is always possible
+        if (sessions_->state->latest) {
+            SslSessionPtr copy(SSL_SESSION_dup(sessions_->state->latest.get()));
+            if (!copy || SSL_set_session(ssl.get(), copy.get()) != 1) {
+                ERR_clear_error();  // a full handshake is always possible
+            }
         }
     }
     SSL_set_connect_state(ssl.get());

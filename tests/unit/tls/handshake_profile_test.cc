@@ -550,6 +550,24 @@ TEST_P(ResumptionTest, SecondConnectionResumesTheFirstSession) {
     EXPECT_EQ(SSL_session_reused(second.client.get()), 1);
 }
 
+// The kernel engine never reads the tickets that follow a handshake, and OpenSSL counts a
+// TLS 1.3 session used up once a handshake resumed it: the cached session must survive.
+TEST_P(ResumptionTest, ConnectionsThatNeverReadNewTicketsAllResumeTheCachedSession) {
+    ProfileSpec spec = specFor("echo.default.svc");
+    spec.minVersion = spec.maxVersion = GetParam().version;
+    auto profile = compileOrThrow(spec);
+    auto server = makeServerContext(pki_.issueServer("echo.default.svc"));
+
+    auto first = connect(*profile, server.get());
+    ASSERT_TRUE(first.ok());
+    first.exchange();
+    for (int i = 2; i <= 4; ++i) {
+        auto next = connect(*profile, server.get());  // handshake only, freed mid-session
+        ASSERT_TRUE(next.ok());
+        EXPECT_EQ(SSL_session_reused(next.client.get()), 1) << "connection " << i;
+    }
+}
+
 TEST_P(ResumptionTest, NothingIsResumedWhenResumptionIsOff) {
     ProfileSpec spec = specFor("echo.default.svc");
     spec.minVersion = spec.maxVersion = GetParam().version;
