@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dataplane/base/unique_fd.h"
+#include "tests/support/client.h"
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
 #include "tests/support/tls_backend.h"
@@ -44,6 +45,12 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 using test::BackendMode;
+using test::dial;
+using test::freePort;
+using test::readExactly;
+using test::readToEnd;
+using test::ReadResult;
+using test::sendAll;
 using test::IssueOptions;
 using test::TestPki;
 using test::TlsBackend;
@@ -74,102 +81,6 @@ bool eventually(F&& condition, std::chrono::milliseconds timeout = 10s) {
         }
         std::this_thread::sleep_for(10ms);
     }
-}
-
-// A port nobody listens on right now: bind 127.0.0.1:0, read it, close.
-std::uint16_t freePort() {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd == -1 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == -1) {
-        throw std::runtime_error(std::string("binding a probe socket: ") + std::strerror(errno));
-    }
-    socklen_t len = sizeof(a);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
-sockaddr_in parseAddress(const std::string& hostPort) {
-    const auto colon = hostPort.rfind(':');
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(hostPort.substr(colon + 1))));
-    ::inet_pton(AF_INET, hostPort.substr(0, colon).c_str(), &a.sin_addr);
-    return a;
-}
-
-// A blocking client socket with send/receive timeouts, so a broken proxy fails the test
-// instead of hanging it. `source` (optional) is the local address to connect from.
-UniqueFd dial(const std::string& hostPort, const char* source = nullptr, int timeoutSeconds = 10) {
-    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) {
-        throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
-    }
-    timeval tv{timeoutSeconds, 0};
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (source != nullptr) {
-        const int one = 1;
-        ::setsockopt(fd.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-        sockaddr_in local{};
-        local.sin_family = AF_INET;
-        ::inet_pton(AF_INET, source, &local.sin_addr);
-        if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) == -1) {
-            throw std::runtime_error(std::string("bind ") + source + ": " + std::strerror(errno));
-        }
-    }
-    const sockaddr_in a = parseAddress(hostPort);
-    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a)) == -1) {
-        throw std::runtime_error("connect " + hostPort + ": " + std::strerror(errno));
-    }
-    return fd;
-}
-
-bool sendAll(int fd, std::string_view data) {
-    std::size_t off = 0;
-    while (off < data.size()) {
-        const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-        if (n <= 0) {
-            return false;
-        }
-        off += static_cast<std::size_t>(n);
-    }
-    return true;
-}
-
-// How a read loop ended.
-struct ReadResult {
-    std::string data;
-    bool ended = false;  // EOF or connection reset; false: the receive timed out
-};
-
-ReadResult readToEnd(int fd) {
-    ReadResult r;
-    char buf[65536];
-    for (;;) {
-        const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-        if (n > 0) {
-            r.data.append(buf, static_cast<std::size_t>(n));
-            continue;
-        }
-        r.ended = n == 0 || errno == ECONNRESET || errno == EPIPE;
-        return r;
-    }
-}
-
-std::string readExactly(int fd, std::size_t size) {
-    std::string out;
-    char buf[65536];
-    while (out.size() < size) {
-        const ssize_t n = ::recv(fd, buf, std::min(sizeof(buf), size - out.size()), 0);
-        if (n <= 0) {
-            break;
-        }
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    return out;
 }
 
 // One round trip on a fresh connection: what came back for `payload`.

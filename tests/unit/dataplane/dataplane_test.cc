@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "dataplane/net/socket.h"
+#include "tests/support/client.h"
 #include "tests/support/test_pki.h"
 #include "tests/support/tls_backend.h"
 
@@ -24,68 +25,16 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::BackendMode;
+using test::dial;
+using test::freePort;
+using test::readExactly;
+using test::readToEnd;
+using test::sendAll;
 using test::TestPki;
 using test::TlsBackend;
 using test::TlsBackendOptions;
 
 constexpr auto kWait = 10s;
-
-// A blocking client socket with receive/send timeouts, so a broken proxy fails the test
-// instead of hanging it.
-UniqueFd dial(const std::string& hostPort) {
-    const auto colon = hostPort.rfind(':');
-    auto address = net::SocketAddress::parse(hostPort.substr(0, colon),
-                                             static_cast<std::uint16_t>(std::stoi(hostPort.substr(colon + 1))));
-    EXPECT_TRUE(address);
-    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    timeval tv{10, 0};
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    EXPECT_EQ(::connect(fd.get(), address->get(), address->length()), 0);
-    return fd;
-}
-
-// A port nobody listens on: bound, read, closed.
-std::uint16_t unusedPort() {
-    auto any = net::SocketAddress::parse("127.0.0.1", 0);
-    auto fd = net::listenTcp(*any, false);
-    return net::SocketAddress::localOf(fd->get())->port();
-}
-
-void sendAll(int fd, const std::string& data) {
-    std::size_t off = 0;
-    while (off < data.size()) {
-        const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-        ASSERT_GT(n, 0) << "send failed";
-        off += static_cast<std::size_t>(n);
-    }
-}
-
-// Everything until EOF (or a receive error or timeout, which the caller sees as short data).
-std::string readToEof(int fd) {
-    std::string out;
-    char buf[65536];
-    for (;;) {
-        const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-        if (n <= 0) {
-            return out;
-        }
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-}
-
-std::string readExactly(int fd, std::size_t size) {
-    std::string out;
-    char buf[65536];
-    while (out.size() < size) {
-        const ssize_t n = ::recv(fd, buf, std::min(sizeof(buf), size - out.size()), 0);
-        if (n <= 0) {
-            break;
-        }
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    return out;
-}
 
 class DataplaneTest : public ::testing::Test {
 protected:
@@ -176,7 +125,7 @@ TEST_F(DataplaneTest, EchoesThroughAVerifiedTlsBackendWithItsSni) {
     auto backend = startBackend(backendFor("echo.test"));
     const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
     auto fd = dial(where);
-    sendAll(fd.get(), "hello through lastmile");
+    EXPECT_TRUE(sendAll(fd.get(), "hello through lastmile"));
     EXPECT_EQ(readExactly(fd.get(), 22), "hello through lastmile");
     ASSERT_TRUE(backend->waitForObservations(1, kWait));
     const auto seen = backend->observations().at(0);
@@ -190,9 +139,9 @@ TEST_F(DataplaneTest, HalfCloseSendsCloseNotifyAndTheEchoComesBackBeforeEof) {
     auto backend = startBackend(backendFor("echo.test"));
     const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
     auto fd = dial(where);
-    sendAll(fd.get(), "last words");
+    EXPECT_TRUE(sendAll(fd.get(), "last words"));
     ASSERT_EQ(::shutdown(fd.get(), SHUT_WR), 0);
-    EXPECT_EQ(readToEof(fd.get()), "last words");
+    EXPECT_EQ(readToEnd(fd.get()).data, "last words");
     ASSERT_TRUE(backend->waitForClosed(1, kWait));
     EXPECT_TRUE(backend->observations().at(0).closeNotifyReceived);
 }
@@ -207,10 +156,10 @@ TEST_F(DataplaneTest, MovesEightMebibytesIntactBothWays) {
     }
     auto fd = dial(where);
     std::thread writer([&] {
-        sendAll(fd.get(), payload);
+        EXPECT_TRUE(sendAll(fd.get(), payload));
         ::shutdown(fd.get(), SHUT_WR);
     });
-    const std::string echoed = readToEof(fd.get());
+    const std::string echoed = readToEnd(fd.get()).data;
     writer.join();
     EXPECT_EQ(echoed.size(), payload.size());
     EXPECT_TRUE(echoed == payload);
@@ -224,8 +173,8 @@ TEST_F(DataplaneTest, WrongCaClosesATcpClientAndTheBackendGetsNoData) {
     auto backend = startBackend(options);
     const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
     auto fd = dial(where);
-    sendAll(fd.get(), "secret");
-    EXPECT_EQ(readToEof(fd.get()), "");
+    EXPECT_TRUE(sendAll(fd.get(), "secret"));
+    EXPECT_EQ(readToEnd(fd.get()).data, "");
     EXPECT_EQ(failures(Failure::VerifyFailed), 1u);
     EXPECT_EQ(backend->totalBytesReceived(), 0u);
 }
@@ -236,8 +185,8 @@ TEST_F(DataplaneTest, HostnameMismatchAnswersHttp502WithTheNamesInvolved) {
     const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))),
                              route::ListenerProtocol::Http);
     auto fd = dial(where);
-    sendAll(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    const std::string answer = readToEof(fd.get());
+    EXPECT_TRUE(sendAll(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const std::string answer = readToEnd(fd.get()).data;
     EXPECT_EQ(answer.rfind("HTTP/1.1 502 Bad Gateway\r\n", 0), 0u) << answer;
     EXPECT_NE(answer.find("echo.test"), std::string::npos) << answer;
     EXPECT_NE(answer.find("other.test"), std::string::npos) << answer;
@@ -253,8 +202,8 @@ TEST_F(DataplaneTest, ClientCertificateRefusedAfterTheHandshakeStillAnswers502) 
     const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))),
                              route::ListenerProtocol::Http);
     auto fd = dial(where);
-    sendAll(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    const std::string answer = readToEof(fd.get());
+    EXPECT_TRUE(sendAll(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    const std::string answer = readToEnd(fd.get()).data;
     EXPECT_EQ(answer.rfind("HTTP/1.1 502 Bad Gateway\r\n", 0), 0u) << answer;
     EXPECT_NE(answer.find("certificate required"), std::string::npos) << answer;
     EXPECT_EQ(failures(Failure::HandshakeFailed), 1u);
@@ -268,7 +217,7 @@ TEST_F(DataplaneTest, FailClosedProfileAnswers503AndNeverConnects) {
                                                               spec, "no valid CA certificate")),
                              route::ListenerProtocol::Http);
     auto fd = dial(where);
-    const std::string answer = readToEof(fd.get());
+    const std::string answer = readToEnd(fd.get()).data;
     EXPECT_EQ(answer.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u) << answer;
     EXPECT_NE(answer.find("no valid CA certificate"), std::string::npos);
     EXPECT_EQ(backend->acceptedConnections(), 0u);
@@ -282,9 +231,9 @@ TEST_F(DataplaneTest, BackendWithoutPolicyIsForwardedInPlainText) {
     auto backend = startBackend(options);
     const auto where = serve(backendAt({backend->port()}, nullptr));
     auto fd = dial(where);
-    sendAll(fd.get(), "plain");
+    EXPECT_TRUE(sendAll(fd.get(), "plain"));
     ::shutdown(fd.get(), SHUT_WR);
-    EXPECT_EQ(readToEof(fd.get()), "plain");
+    EXPECT_EQ(readToEnd(fd.get()).data, "plain");
     EXPECT_EQ(dataplane_->stats().plainBackend, 1u);
 }
 
@@ -294,7 +243,7 @@ TEST_F(DataplaneTest, SecondConnectionResumesTheBackendSession) {
     const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
     for (int i = 0; i < 2; ++i) {
         auto fd = dial(where);
-        sendAll(fd.get(), "ping");
+        EXPECT_TRUE(sendAll(fd.get(), "ping"));
         ASSERT_EQ(readExactly(fd.get(), 4), "ping");
     }
     ASSERT_TRUE(backend->waitForObservations(2, kWait));
@@ -306,12 +255,12 @@ TEST_F(DataplaneTest, SecondConnectionResumesTheBackendSession) {
 TEST_F(DataplaneTest, RefusedEndpointIsSkippedForTheNextOne) {
     startDataplane();
     auto backend = startBackend(backendFor("echo.test"));
-    const std::uint16_t deadPort = unusedPort();
+    const std::uint16_t deadPort = freePort();
     const auto where =
         serve(backendAt({deadPort, backend->port()}, compile(specFor("echo.test"))));
     for (int i = 0; i < 3; ++i) {
         auto fd = dial(where);
-        sendAll(fd.get(), "ok");
+        EXPECT_TRUE(sendAll(fd.get(), "ok"));
         EXPECT_EQ(readExactly(fd.get(), 2), "ok");
     }
     EXPECT_GE(dataplane_->stats().endpointRetries, 1u);
@@ -326,7 +275,7 @@ TEST_F(DataplaneTest, WarmPoolHandsOutHandshakenConnectionsAndRefills) {
     // The pool fills before any client arrives.
     ASSERT_TRUE(backend->waitForObservations(2, kWait));
     auto fd = dial(where);
-    sendAll(fd.get(), "warm");
+    EXPECT_TRUE(sendAll(fd.get(), "warm"));
     EXPECT_EQ(readExactly(fd.get(), 4), "warm");
     EXPECT_EQ(dataplane_->stats().warmPoolHits, 1u);
     // The one handed out is replaced.
@@ -338,11 +287,11 @@ TEST_F(DataplaneTest, QuietConnectionParksItsBuffersAndStillForwardsBothWays) {
     auto backend = startBackend(backendFor("echo.test"));
     const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
     auto fd = dial(where);
-    sendAll(fd.get(), "before");
+    EXPECT_TRUE(sendAll(fd.get(), "before"));
     ASSERT_EQ(readExactly(fd.get(), 6), "before");
     // Parking is a time rule (a side quiet for one second gives its buffer back): wait it out.
     std::this_thread::sleep_for(1500ms);
-    sendAll(fd.get(), "after the pause");
+    EXPECT_TRUE(sendAll(fd.get(), "after the pause"));
     EXPECT_EQ(readExactly(fd.get(), 15), "after the pause");
 }
 
@@ -353,11 +302,11 @@ TEST_F(DataplaneTest, ConnectionBeyondTheLimitIsClosedAndCounted) {
     auto first = dial(where);
     auto second = dial(where);
     for (int fd : {first.get(), second.get()}) {
-        sendAll(fd, "in");
+        EXPECT_TRUE(sendAll(fd, "in"));
         ASSERT_EQ(readExactly(fd, 2), "in");
     }
     auto third = dial(where);
-    EXPECT_EQ(readToEof(third.get()), "");
+    EXPECT_EQ(readToEnd(third.get()).data, "");
     EXPECT_EQ(failures(Failure::ConnectionLimit), 1u);
     // Room again once one closes.
     first.reset();
@@ -366,7 +315,7 @@ TEST_F(DataplaneTest, ConnectionBeyondTheLimitIsClosedAndCounted) {
     const auto deadline = std::chrono::steady_clock::now() + kWait;
     while (echoed != "again" && std::chrono::steady_clock::now() < deadline) {
         auto fourth = dial(where);
-        sendAll(fourth.get(), "again");
+        EXPECT_TRUE(sendAll(fourth.get(), "again"));
         echoed = readExactly(fourth.get(), 5);
     }
     EXPECT_EQ(echoed, "again");
@@ -376,7 +325,7 @@ TEST_F(DataplaneTest, ListenerMovingBetweenPortsKeepsServing) {
     startDataplane(2);
     auto backend = startBackend(backendFor("echo.test"));
     const auto profile = compile(specFor("echo.test"));
-    const std::uint16_t ports[] = {unusedPort(), unusedPort()};
+    const std::uint16_t ports[] = {freePort(), freePort()};
     std::string where;
     // The same listener id re-bound while its previous sockets' accepts are still cancelling.
     for (int i = 0; i < 20; ++i) {
@@ -388,7 +337,7 @@ TEST_F(DataplaneTest, ListenerMovingBetweenPortsKeepsServing) {
     const auto deadline = std::chrono::steady_clock::now() + kWait;
     while (echoed != "moved" && std::chrono::steady_clock::now() < deadline) {
         auto fd = dial(where);
-        sendAll(fd.get(), "moved");
+        EXPECT_TRUE(sendAll(fd.get(), "moved"));
         echoed = readExactly(fd.get(), 5);
     }
     EXPECT_EQ(echoed, "moved");
@@ -406,7 +355,7 @@ TEST_F(DataplaneTest, ExternalNameIsResolvedOffTheWorkersAndConnected) {
     const auto deadline = std::chrono::steady_clock::now() + kWait;
     while (echoed != "named" && std::chrono::steady_clock::now() < deadline) {
         auto fd = dial(where);
-        sendAll(fd.get(), "named");
+        EXPECT_TRUE(sendAll(fd.get(), "named"));
         echoed = readExactly(fd.get(), 5);
     }
     EXPECT_EQ(echoed, "named");
@@ -422,7 +371,7 @@ TEST_F(DataplaneTest, WorksWithoutDeferredTaskrunOrMultishotAccept) {
     const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
     for (int i = 0; i < 3; ++i) {
         auto fd = dial(where);
-        sendAll(fd.get(), "again");
+        EXPECT_TRUE(sendAll(fd.get(), "again"));
         EXPECT_EQ(readExactly(fd.get(), 5), "again");
     }
 }
