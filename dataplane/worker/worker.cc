@@ -62,7 +62,7 @@ enum Op : std::uint8_t {
     Connect,
     ClientSplice,     // client socket -> pipe (kernel-framed sessions)
     BackendSplice,    // pipe -> backend socket, where the kernel seals the records
-    BackendWritable,  // close_notify met a full socket buffer: wait for room
+    BackendWritable,  // the backend's socket buffer was full (splice, close_notify): wait
     Ignore,
 };
 constexpr unsigned bit(Op op) { return 1u << op; }
@@ -123,6 +123,7 @@ struct Connection {
     UniqueFd pipeRead, pipeWrite;
     std::size_t pipeCapacity = 0;
     std::size_t piped = 0;
+    bool pipeFull = false;  // its slots ran out before its bytes did: wait for the drain
 
     // Client -> backend: plaintext read from the client, records for the backend (TLS only).
     ChunkPtr upIn, upOut;
@@ -805,7 +806,11 @@ struct Worker::Impl {
                 onConnect(c, res);
                 break;
             case ClientSplice:
-                if (res == -EAGAIN) {
+                if (res == -EAGAIN && c.piped > 0) {
+                    // The pipe holds fewer bytes than its capacity in more pages than
+                    // expected (small segments): splice again once it has drained.
+                    c.pipeFull = true;
+                } else if (res == -EAGAIN) {
                     c.clientParked = true;  // nothing to read: wait for readability
                 } else if (res < 0) {
                     return abort(c);
@@ -817,16 +822,22 @@ struct Worker::Impl {
                 break;
             case BackendWritable:
                 if (res < 0) {
-                    return backendGone(c, "waiting to send close_notify");
+                    return backendGone(c, "waiting for room to send to the backend");
                 }
                 break;
             case BackendSplice:
+                if (res == -EAGAIN) {
+                    // The socket is non-blocking, so a full send buffer ends the splice.
+                    poll(c, c.backend.get(), BackendWritable, POLLOUT);
+                    break;
+                }
                 if (res <= 0) {
                     return backendGone(c, res == 0 ? "the backend took no bytes"
                                                    : std::string("splicing to the backend: ") +
                                                          std::strerror(-res));
                 }
                 c.piped -= static_cast<std::size_t>(res);
+                c.pipeFull = false;
                 bump(counters_.bytesToBackend, static_cast<std::uint64_t>(res));
                 bump(c.serviceStats->sentBytes, static_cast<std::uint64_t>(res));
                 break;
@@ -992,7 +1003,7 @@ struct Worker::Impl {
                 send(c, c.backend.get(), *c.upIn, BackendSend);
             }
         } else if (c.piped > 0) {
-            if (!has(c, BackendSplice)) {
+            if (!has(c, BackendSplice) && !has(c, BackendWritable)) {
                 splice(c, c.pipeRead.get(), c.backend.get(), c.piped, 0, BackendSplice);
             }
         } else if (c.clientEof && !c.backendWriteShut && !has(c, BackendSend) &&
@@ -1088,7 +1099,7 @@ struct Worker::Impl {
         }
         if (c.kernelFramed) {
             // Splicing starts once what was read during the handshake has gone out.
-            if (!c.upIn && c.piped < c.pipeCapacity) {
+            if (!c.upIn && !c.pipeFull && c.piped < c.pipeCapacity) {
                 splice(c, c.client.get(), c.pipeWrite.get(), c.pipeCapacity - c.piped,
                        SPLICE_F_NONBLOCK, ClientSplice);
             }
