@@ -1031,11 +1031,10 @@ struct Worker::Impl {
 
     // A receive on a kernel-framed backend stopped at a record that is not application
     // data; the session reads and handles it (tickets dropped, close_notify, alerts, a
-    // KeyUpdate the kernel cannot follow ends the stream before any byte is misread).
+    // KeyUpdate the kernel cannot follow ends the stream before any byte is misread). The
+    // receive was posted with room for a whole record (readBackend), and nothing has been
+    // appended since, so the record fits.
     void onControlRecord(Connection& c) {
-        if (!has(c, ClientSend)) {
-            c.downIn->compact();
-        }
         const auto result = c.session->open(*c.downIn);
         opened(c, result, *c.downIn);
     }

@@ -475,6 +475,20 @@ protected:
         return -1;
     }
 
+    // Asks the HTTP listener at `address` until it answers `status` (each request with a
+    // 2 s timeout, so a request that is served and held open does not stall the wait, for
+    // up to 5 s); returns the last answer.
+    std::string awaitHttpStatus(const std::string& address, const std::string& status) {
+        std::string answer;
+        eventually(
+            [&] {
+                answer = httpGet(address, 2).data;
+                return statusLine(answer) == status;
+            },
+            5s);
+        return answer;
+    }
+
     // A TCP-listener connection lastmiled must close without a byte: sends some plaintext,
     // expects EOF (or reset) with nothing read.
     void expectClosedWithoutData(const std::string& address) {
@@ -993,14 +1007,8 @@ TEST_F(DataplaneE2eTest, EmptiedCaConfigMapFailsNewConnectionsClosedWhileAnOpenO
     ASSERT_EQ(readExactly(longLived.get(), 6), "before");
 
     apply(caConfigMapYaml(""));
-    std::string refused;
-    EXPECT_TRUE(eventually(
-        [&] {
-            refused = httpGet(l.http, 2).data;  // the echo backend would hold a served request open
-            return statusLine(refused) == "HTTP/1.1 503 Service Unavailable";
-        },
-        5s))
-        << refused;
+    const std::string refused = awaitHttpStatus(l.http, "HTTP/1.1 503 Service Unavailable");
+    EXPECT_EQ(statusLine(refused), "HTTP/1.1 503 Service Unavailable") << refused;
     const auto acceptedWhileEmpty = backend->acceptedConnections();
     auto again = httpGet(l.http);
     EXPECT_EQ(statusLine(again.data), "HTTP/1.1 503 Service Unavailable") << again.data;
@@ -1084,14 +1092,8 @@ TEST_F(DataplaneE2eTest, RotatedCaIsEnforcedEvenWhenAResumableSessionExists) {
     ASSERT_EQ(echoOnce(l.tcp, "trusted"), "trusted");
     ASSERT_EQ(echoOnce(l.tcp, "resumed"), "resumed");
     apply(caConfigMapYaml(other.caPem()));
-    std::string r;
-    EXPECT_TRUE(eventually(
-        [&] {
-            r = httpGet(l.http, 2).data;
-            return statusLine(r) == "HTTP/1.1 502 Bad Gateway";
-        },
-        5s))
-        << r;
+    const std::string r = awaitHttpStatus(l.http, "HTTP/1.1 502 Bad Gateway");
+    EXPECT_EQ(statusLine(r), "HTTP/1.1 502 Bad Gateway") << r;
     const auto received = backend->totalBytesReceived();
     expectClosedWithoutData(l.tcp);
     EXPECT_EQ(backend->totalBytesReceived(), received);
@@ -1107,14 +1109,8 @@ TEST_F(DataplaneE2eTest, ChangedHostnameIsVerifiedEvenWhenAResumableSessionExist
     ASSERT_EQ(echoOnce(l.tcp, "again"), "again");
     p.hostname = "second.example.com";
     apply(policyYaml(p));
-    std::string r;
-    EXPECT_TRUE(eventually(
-        [&] {
-            r = httpGet(l.http, 2).data;
-            return statusLine(r) == "HTTP/1.1 502 Bad Gateway";
-        },
-        5s))
-        << r;
+    const std::string r = awaitHttpStatus(l.http, "HTTP/1.1 502 Bad Gateway");
+    EXPECT_EQ(statusLine(r), "HTTP/1.1 502 Bad Gateway") << r;
     EXPECT_NE(body(r).find("second.example.com"), std::string::npos) << r;
 }
 
@@ -1384,14 +1380,8 @@ TEST_F(DataplaneE2eTest, ListenerWhoseRouteIsDeletedAnswers503NoBackend) {
     ASSERT_EQ(echoOnce(l.tcp, "routed"), "routed");
     auto r = ctl({"delete", "httproute", "http-route"});
     ASSERT_EQ(r.exitCode, 0) << r.err;
-    std::string answer;
-    EXPECT_TRUE(eventually(
-        [&] {
-            answer = httpGet(l.http, 2).data;
-            return statusLine(answer) == "HTTP/1.1 503 Service Unavailable";
-        },
-        5s))
-        << answer;
+    const std::string answer = awaitHttpStatus(l.http, "HTTP/1.1 503 Service Unavailable");
+    EXPECT_EQ(statusLine(answer), "HTTP/1.1 503 Service Unavailable") << answer;
     EXPECT_NE(body(answer).find("no backend"), std::string::npos) << answer;
 }
 
