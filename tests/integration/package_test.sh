@@ -29,6 +29,7 @@ has_layout() {
         [ -x "$fs/usr/sbin/lastmiled" ] && [ -x "$fs/usr/bin/lastmilectl" ] &&
         [ -f "$fs/etc/lastmile/lastmiled.yaml" ] && [ -d "$fs/etc/lastmile/manifests" ] &&
         [ -f "$fs/usr/lib/systemd/system/lastmiled.service" ] &&
+        grep -qx tls "$fs/usr/lib/modules-load.d/lastmile.conf" &&
         [ "$(dpkg-deb -f "$deb" Package)" = lastmile ] &&
         dpkg-deb -f "$deb" Depends | grep -q libssl3 &&
         dpkg-deb -I "$deb" conffiles | grep -qx /etc/lastmile/lastmiled.yaml

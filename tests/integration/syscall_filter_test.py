@@ -1,0 +1,239 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""lastmiled runs under the shipped unit's SystemCallFilter: start, apply, TLS traffic, SIGHUP
+and a clean stop, with every system call outside the list killing the process.
+
+PID 1 here is not systemd, so the filter is built the way systemd builds it (groups expanded
+by `systemd-analyze syscall-filter`) and loaded with libseccomp before exec. The test is
+stricter than the unit: the unit answers EPERM, the test kills, so nothing hides behind an
+error path. Exit 77 = skipped, with the reason on stderr.
+
+usage: syscall_filter_test.py UNIT LASTMILED LASTMILECTL LM_TEST_BACKEND
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+try:
+    import seccomp
+except ImportError:
+    print("SKIP: python3-seccomp is not installed (./run deps installs it)", file=sys.stderr)
+    sys.exit(77)
+
+unit, lastmiled, lastmilectl, backend_bin = sys.argv[1:5]
+for tool in ("systemd-analyze", "openssl"):
+    if shutil.which(tool) is None:
+        print(f"SKIP: {tool} is not installed", file=sys.stderr)
+        sys.exit(77)
+
+
+def unit_filter(path):
+    """Every name on the unit's SystemCallFilter= lines (an allow-list: no leading '~')."""
+    names = []
+    with open(path) as f:
+        for line in f:
+            if line.startswith("SystemCallFilter="):
+                value = line.split("=", 1)[1].split()
+                assert value and not value[0].startswith("~"), "expected an allow-list"
+                names += value
+    assert names, "the unit has no SystemCallFilter="
+    return names
+
+
+def expand(names, seen=None):
+    """System call names of `names`, groups (@name) expanded recursively by systemd."""
+    seen = set() if seen is None else seen
+    calls = set()
+    for name in names:
+        if not name.startswith("@"):
+            calls.add(name)
+            continue
+        if name in seen:
+            continue
+        seen.add(name)
+        out = subprocess.run(["systemd-analyze", "syscall-filter", name], check=True,
+                             capture_output=True, text=True).stdout.splitlines()
+        members = [l.strip() for l in out[1:] if l.strip() and not l.strip().startswith("#")]
+        calls |= expand(members, seen)
+    return calls
+
+
+def load_filter(calls):
+    f = seccomp.SyscallFilter(defaction=seccomp.KILL_PROCESS)
+    for call in sorted(calls):
+        try:
+            f.add_rule(seccomp.ALLOW, call)
+        except (RuntimeError, ValueError):
+            pass  # a name this architecture does not have (e.g. _newselect on x86-64)
+    f.load()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def eventually(check, what, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def make_pki(d, hostname):
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-days", "2", "-subj", "/CN=syscall filter test CA", "-keyout", f"{d}/ca.key",
+        "-out", f"{d}/ca.crt", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-subj", f"/CN={hostname}", "-keyout", f"{d}/backend.key", "-out", f"{d}/backend.csr")
+    with open(f"{d}/backend.ext", "w") as f:
+        f.write(f"subjectAltName=DNS:{hostname}\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", f"{d}/backend.csr", "-CA", f"{d}/ca.crt", "-CAkey", f"{d}/ca.key",
+        "-CAcreateserial", "-days", "1", "-extfile", f"{d}/backend.ext", "-out", f"{d}/backend.crt")
+
+
+def manifests(port, backend_port, ca_pem, hostname):
+    ca = "".join("    " + l + "\n" for l in ca_pem.splitlines())
+    return f"""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: edge}}
+spec:
+  gatewayClassName: lastmile
+  addresses: [{{type: IPAddress, value: 127.0.0.1}}]
+  listeners: [{{name: tcp, port: {port}, protocol: TCP}}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {{name: route}}
+spec:
+  parentRefs: [{{name: edge, sectionName: tcp}}]
+  rules: [{{backendRefs: [{{name: backend, port: 443}}]}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: backend}}
+spec: {{ports: [{{name: https, port: 443}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: backend-1
+  labels: {{kubernetes.io/service-name: backend}}
+addressType: IPv4
+endpoints: [{{addresses: ["127.0.0.1"]}}]
+ports: [{{name: https, port: {backend_port}}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: ca}}
+data:
+  ca.crt: |
+{ca}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {{name: policy}}
+spec:
+  targetRefs: [{{group: "", kind: Service, name: backend}}]
+  validation:
+    hostname: {hostname}
+    caCertificateRefs: [{{group: "", kind: ConfigMap, name: ca}}]
+"""
+
+
+def check_exit(rc, expected):
+    if rc == -signal.SIGSYS:
+        raise AssertionError("lastmiled made a system call outside the unit's SystemCallFilter "
+                             "(killed by SIGSYS); find it with strace -f")
+    assert rc == expected, f"lastmiled exited {rc}"
+
+
+def echo_through(port, payload):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    return got
+
+
+def main():
+    calls = expand(unit_filter(unit))
+    for needed in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
+        assert needed in calls, f"{needed} is missing from the unit's SystemCallFilter"
+    d = tempfile.mkdtemp()
+    procs = []
+    try:
+        hostname = "backend.example.test"
+        make_pki(d, hostname)
+        backend = subprocess.Popen(
+            [backend_bin, "--listen", "127.0.0.1:0", "--cert", f"{d}/backend.crt",
+             "--key", f"{d}/backend.key", "--mode", "echo"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        procs.append(backend)
+        backend_port = int(backend.stdout.readline().strip().rsplit(":", 1)[1])
+
+        with open(f"{d}/lastmiled.yaml", "w") as f:
+            f.write("workers: 2\nbindAddress: 127.0.0.1\n")
+        log = open(f"{d}/lastmiled.log", "w")
+        daemon = subprocess.Popen(
+            [lastmiled, "--config", f"{d}/lastmiled.yaml", "--state-dir", f"{d}/state",
+             "--api-socket", f"{d}/api.sock", "--admin-http", "127.0.0.1:0"],
+            stdout=log, stderr=log, preexec_fn=lambda: load_filter(calls))
+        procs.append(daemon)
+
+        def logged(text):
+            with open(f"{d}/lastmiled.log") as f:
+                return text in f.read()
+        eventually(lambda: logged("ready: ") or daemon.poll() is not None, "lastmiled to start")
+        check_exit(daemon.poll(), None)
+
+        env = dict(os.environ, LASTMILE_SERVER=f"unix://{d}/api.sock")
+        port = free_port()
+        with open(f"{d}/ca.crt") as f:
+            ca_pem = f.read()
+        subprocess.run([lastmilectl, "apply", "-f", "-"], env=env, check=True, capture_output=True,
+                       input=manifests(port, backend_port, ca_pem, hostname).encode())
+
+        def programmed():
+            out = subprocess.run([lastmilectl, "get", "gateway", "edge", "-o", "json"], env=env,
+                                 capture_output=True, text=True)
+            conds = json.loads(out.stdout or "{}").get("status", {}).get("conditions", [])
+            return any(c["type"] == "Programmed" and c["status"] == "True" for c in conds)
+        eventually(programmed, "Gateway edge to be Programmed")
+
+        payload = os.urandom(256 * 1024)
+        assert echo_through(port, payload) == payload, "the echo through lastmiled differs"
+        daemon.send_signal(signal.SIGHUP)
+        eventually(lambda: logged("reloaded configuration"), "the SIGHUP reload")
+        assert echo_through(port, payload) == payload, "the echo after SIGHUP differs"
+
+        daemon.send_signal(signal.SIGTERM)
+        check_exit(daemon.wait(timeout=60), 0)
+        print(f"lastmiled ran under the unit's filter ({len(calls)} system calls allowed)")
+    except BaseException:
+        if os.path.exists(f"{d}/lastmiled.log"):
+            with open(f"{d}/lastmiled.log") as f:
+                sys.stderr.write(f.read()[-4000:])
+        raise
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+main()
