@@ -10,9 +10,13 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <optional>
+#include <stop_token>
+#include <thread>
 
 #include "ctrl/api/decode.h"
 #include "ctrl/api/kinds.h"
@@ -133,14 +137,31 @@ Result<UniqueFd> lockStateDir(const std::string& dir) {
     return fd;
 }
 
-// Half of systemd's WatchdogSec when the watchdog is on (WATCHDOG_USEC for this pid).
-std::optional<timespec> watchdogInterval() {
+// systemd's WatchdogSec when the watchdog is on (WATCHDOG_USEC for this pid).
+std::optional<std::chrono::microseconds> watchdogTimeout() {
     std::uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) {
         return std::nullopt;
     }
-    const std::uint64_t half = usec / 2;
-    return timespec{static_cast<time_t>(half / 1'000'000), static_cast<long>(half % 1'000'000) * 1000};
+    return std::chrono::microseconds(usec);
+}
+
+// Feeds the watchdog at half its timeout from a thread of its own that never waits on the
+// controller: a long apply (SIGHUP, a big manifest) does not starve it, while a write or
+// reconcile that has held the controller for a whole timeout counts as wedged, and then
+// the feeding stops and systemd restarts us.
+std::jthread feedWatchdog(const Controller& controller, std::chrono::microseconds timeout) {
+    return std::jthread([&controller, timeout](std::stop_token stop) {
+        std::mutex mu;
+        std::condition_variable_any wake;
+        std::unique_lock lock(mu);
+        while (!stop.stop_requested()) {
+            if (controller.busyFor() < timeout) {
+                sd_notify(0, "WATCHDOG=1");
+            }
+            wake.wait_for(lock, stop, timeout / 2, [] { return false; });
+        }
+    });
 }
 
 // Two descriptors per connection: the usual soft limit of 1024 would cap lastmiled near 500
@@ -271,20 +292,13 @@ int run(const Flags& flags) {
     // Ready only now: listeners are bound and the first ProfileSet is published.
     sd_notify(0, "READY=1\nSTATUS=serving");
 
-    const auto watchdog = watchdogInterval();
+    std::jthread watchdog;
+    if (auto timeout = watchdogTimeout()) {
+        watchdog = feedWatchdog(controller, *timeout);
+    }
     for (;;) {
         int sig = 0;
-        if (watchdog) {
-            // Fed only when the controller answers: a wedged reconcile stops the feeding
-            // and systemd restarts us.
-            if (controller.responsive()) {
-                sd_notify(0, "WATCHDOG=1");
-            }
-            sig = sigtimedwait(&signals, nullptr, &*watchdog);
-            if (sig == -1) {
-                continue;  // timeout (EAGAIN) or EINTR: feed again
-            }
-        } else if (sigwait(&signals, &sig) != 0) {
+        if (sigwait(&signals, &sig) != 0) {
             continue;
         }
         if (sig == SIGHUP) {
@@ -303,6 +317,9 @@ int run(const Flags& flags) {
                                       "take effect at the next restart");
             }
             applyManifests(controller, reloaded->manifests);
+            if (auto s = controller.reloadSystemTrust(); !s) {
+                LM_LOG(Error, kLog, "reload: system trust store: " << s.error().message());
+            }
             LM_LOG(Notice, kLog, "reloaded configuration");
             sd_notify(0, "READY=1");
             continue;

@@ -73,7 +73,7 @@ using ProfileMap = std::map<tls::BackendKey, std::shared_ptr<const tls::Handshak
 
 // The profiles of `project` to publish after pass `out`.
 ProfileMap nextProfiles(const tls::ProfileSet& current, const std::string& project,
-                        const ReconcileOutput& out) {
+                        const ReconcileOutput& out, bool freshSystemTrust) {
     ProfileMap next;
     if (!out.internalErrors.empty()) {
         // Keep what was live; a backend new in this pass still gets the pass's (fail-closed)
@@ -90,7 +90,9 @@ ProfileMap nextProfiles(const tls::ProfileSet& current, const std::string& proje
         const auto& backend = profile->spec().backend;
         // An unchanged spec keeps its compiled profile, and with it the session cache.
         auto previous = current.find(project, backend);
-        next.emplace(backend, previous && previous->spec() == profile->spec() ? previous : profile);
+        const bool reuse = previous && previous->spec() == profile->spec() &&
+                           !(freshSystemTrust && profile->spec().systemTrust);
+        next.emplace(backend, reuse ? previous : profile);
     }
     return next;
 }
@@ -154,6 +156,21 @@ std::string displayName(const Json& object) {
 
 }  // namespace
 
+class Controller::Busy {
+public:
+    explicit Busy(Controller& c) : c_(c), lock_(c.mu_) {
+        c_.busySince_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                            std::memory_order_relaxed);
+    }
+    ~Busy() { c_.busySince_.store(0, std::memory_order_relaxed); }
+    Busy(const Busy&) = delete;
+    Busy& operator=(const Busy&) = delete;
+
+private:
+    Controller& c_;
+    std::lock_guard<std::mutex> lock_;
+};
+
 Controller::Controller(Store& store, ReconcilerConfig config, tls::ProfileRegistry& profiles,
                        Clock clock, ReconcileFn reconciler, BindFn binder)
     : store_(store),
@@ -163,12 +180,16 @@ Controller::Controller(Store& store, ReconcilerConfig config, tls::ProfileRegist
       reconcile_(std::move(reconciler)),
       binder_(std::move(binder)) {}
 
-Status Controller::start() {
-    std::lock_guard lock(mu_);
+Status Controller::start() { return reconcileAll(false); }
+
+Status Controller::reloadSystemTrust() { return reconcileAll(true); }
+
+Status Controller::reconcileAll(bool freshSystemTrust) {
+    Busy busy(*this);
     auto projects = store_.projects();
     LM_TRY(projects);
     for (const auto& project : *projects) {
-        LM_TRY(reconcileLocked(project));
+        LM_TRY(reconcileLocked(project, freshSystemTrust));
     }
     return {};
 }
@@ -192,7 +213,7 @@ Result<WriteResult> Controller::write(const std::string& project, const Json& ob
     }
     const ObjectKey key = keyOf(admission.object);
 
-    std::lock_guard lock(mu_);
+    Busy busy(*this);
     WriteResult result;
     auto existing = store_.get(project, key);
     if (existing) {
@@ -226,7 +247,7 @@ Result<WriteResult> Controller::write(const std::string& project, const Json& ob
 }
 
 Result<Json> Controller::remove(const std::string& project, const ObjectKey& key) {
-    std::lock_guard lock(mu_);
+    Busy busy(*this);
     auto removed = store_.remove(project, key);
     LM_TRY(removed);
     if (auto s = reconcileLocked(project); !s) {
@@ -248,7 +269,7 @@ Result<std::vector<Json>> Controller::list(const std::string& project, const std
 // With a binder, the first pass's plans are bound and, when that changes what is known of
 // the listeners, a second pass turns the bind results into status before anything is
 // written: a client reading after its write sees whether its listener is bound.
-Status Controller::reconcileLocked(const std::string& project) {
+Status Controller::reconcileLocked(const std::string& project, bool freshSystemTrust) {
     auto objects = store_.listProject(project);
     LM_TRY(objects);
     const auto now = clock_();
@@ -262,7 +283,8 @@ Status Controller::reconcileLocked(const std::string& project) {
     // A pass with internal errors may have lost listeners it could not compute: binding its
     // plans could unbind live ones, so the dataplane keeps what it has.
     if (binder_ && out.internalErrors.empty()) {
-        auto plans = plansFor(project, out.listeners, nextProfiles(*current, project, out));
+        auto plans = plansFor(project, out.listeners,
+                              nextProfiles(*current, project, out, freshSystemTrust));
         std::optional<ListenerStates> answer;
         try {
             answer = toStates(binder_(project, plans));
@@ -298,7 +320,7 @@ Status Controller::reconcileLocked(const std::string& project) {
         LM_TRY(store_.updateStatus(project, update.key, std::move(update.status)));
     }
 
-    ProfileMap next = nextProfiles(*current, project, out);
+    ProfileMap next = nextProfiles(*current, project, out, freshSystemTrust);
     std::vector<route::ListenerPlan> plans;
     auto oldPlans = current->listeners.find(project);
     if (!out.internalErrors.empty()) {
@@ -350,9 +372,13 @@ Json Controller::describeProfiles(const std::string& project) const {
                 {"recordEngines", recordEngines_}};
 }
 
-bool Controller::responsive() {
-    std::lock_guard lock(mu_);
-    return true;
+std::chrono::steady_clock::duration Controller::busyFor() const {
+    const auto since = busySince_.load(std::memory_order_relaxed);
+    if (since == 0) {
+        return {};
+    }
+    return std::chrono::steady_clock::now().time_since_epoch() -
+           std::chrono::steady_clock::duration(since);
 }
 
 std::uint64_t Controller::compileFailures() const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -68,9 +69,15 @@ public:
     // the order sessions try them. Set once at start, before the API serves.
     void setRecordEngines(Json engines) { recordEngines_ = std::move(engines); }
 
-    // True once no write or reconcile holds the controller: blocks while one runs, so a
-    // wedged reconcile starves the caller (lastmiled's watchdog feeding).
-    bool responsive();
+    // Reconciles every project again with freshly compiled profiles for policies that trust
+    // the system store (SIGHUP): its files are read when a profile is compiled, and an
+    // unchanged spec otherwise keeps the profile it had.
+    Status reloadSystemTrust();
+
+    // How long the write or reconcile in progress has held the controller; zero when idle.
+    // Never blocks, so lastmiled's watchdog thread can tell a wedged reconcile from a long
+    // queue without waiting behind it.
+    std::chrono::steady_clock::duration busyFor() const;
 
     // Counters for logs and, later, metrics.
     std::uint64_t compileFailures() const;
@@ -78,8 +85,12 @@ public:
 private:
     Result<WriteResult> write(const std::string& project, const Json& object, bool upsert,
                               Diagnostics& findings);
-    // Caller holds mu_.
-    Status reconcileLocked(const std::string& project);
+    // Holds mu_ for one write or reconcile and stamps when it started (busyFor()).
+    class Busy;
+
+    Status reconcileAll(bool freshSystemTrust);
+    // Caller holds mu_. `freshSystemTrust`: system-store profiles are not reused.
+    Status reconcileLocked(const std::string& project, bool freshSystemTrust = false);
 
     Store& store_;
     const ReconcilerConfig config_;
@@ -91,6 +102,8 @@ private:
     std::map<std::string, ListenerStates> bound_;
 
     std::mutex mu_;  // serializes writes with the reconcile that follows them
+    // steady_clock ticks when the current holder of mu_ took it; 0 when nobody holds it.
+    std::atomic<std::int64_t> busySince_{0};
     std::atomic<std::uint64_t> compileFailures_{0};
     Json recordEngines_ = Json::array();
 };

@@ -693,6 +693,23 @@ TEST_F(DataplaneE2eTest, SystemTrustStoreRefusesAPrivateCaItDoesNotHold) {
     EXPECT_EQ(backend->totalBytesReceived(), 0u);
 }
 
+// An operator adds a CA to the system store and reloads: SIGHUP takes it, no restart.
+TEST_F(DataplaneE2eTest, SighupReloadsTheSystemTrustStore) {
+    auto backend = echoBackend();
+    TestPki otherCa;
+    const std::string systemStore = dir_.write("system-ca.pem", otherCa.caPem());
+    startDaemon({.env = {{"SSL_CERT_FILE", systemStore}, {"SSL_CERT_DIR", dir_.path()}}});
+    PolicySpec p;
+    p.caRefs.clear();
+    auto l = serve({backend->port()}, {policyYaml(p)});
+    expectClosedWithoutData(l.tcp);
+
+    dir_.write("system-ca.pem", otherCa.caPem() + pki_.caPem());
+    daemon_->signal(SIGHUP);
+    EXPECT_TRUE(eventually([&] { return echoOnce(l.tcp, "trusted") == "trusted"; }))
+        << "the backend's CA, now in the system store, is still not trusted after SIGHUP";
+}
+
 // ---- Options.
 
 TEST_F(DataplaneE2eTest, MinTls13IsRefusedByABackendLimitedToTls12) {

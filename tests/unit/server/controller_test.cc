@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <future>
 #include <map>
 #include <optional>
 
@@ -91,6 +92,50 @@ TEST_F(ControllerTest, UnchangedSpecKeepsItsCompiledProfile) {
     write("2");
     EXPECT_EQ(registry_.snapshot()->find("default", {"default", "a", 443}), liveA);
     EXPECT_EQ(registry_.snapshot()->generation, generation) << "nothing changed, nothing published";
+}
+
+// SIGHUP: the system store's files may have changed, which an equal spec cannot show.
+TEST_F(ControllerTest, ReloadingSystemTrustRecompilesOnlySystemStoreProfiles) {
+    auto system = [] {
+        tls::ProfileSpec spec;
+        spec.backend = {"default", "sys", 443};
+        spec.sni = "sys.example";
+        spec.systemTrust = true;
+        return tls::HandshakeProfile::failClosed(spec, "test");
+    };
+    auto liveSystem = system();
+    auto liveOther = failClosedFor("a");
+    passes_.push_back(ReconcileOutput{{}, {liveOther, liveSystem}, {}});
+    write("1");
+    passes_.push_back(ReconcileOutput{{}, {failClosedFor("a"), system()}, {}});
+    ASSERT_TRUE(controller_->reloadSystemTrust());
+    auto set = registry_.snapshot();
+    EXPECT_EQ(set->find("default", {"default", "a", 443}), liveOther);
+    EXPECT_NE(set->find("default", {"default", "sys", 443}), liveSystem);
+}
+
+// The watchdog thread asks while a reconcile runs; the answer must not wait for it.
+TEST_F(ControllerTest, BusyForAnswersWhileAReconcileHoldsTheController) {
+    EXPECT_EQ(controller_->busyFor(), std::chrono::steady_clock::duration::zero());
+    std::promise<void> entered;
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    controller_ = std::make_unique<Controller>(
+        *store_, ReconcilerConfig{}, registry_, [] { return std::chrono::system_clock::now(); },
+        [&](const std::vector<Json>&, const ReconcilerConfig&, auto, const ListenerStates&) {
+            entered.set_value();
+            released.wait();
+            return ReconcileOutput{};
+        });
+    auto writer = std::async(std::launch::async, [this] { write("1"); });
+    entered.get_future().wait();
+    auto asked = std::async(std::launch::async, [this] { return controller_->busyFor(); });
+    ASSERT_EQ(asked.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+        << "busyFor() waited for the reconcile";
+    EXPECT_GT(asked.get(), std::chrono::steady_clock::duration::zero());
+    release.set_value();
+    writer.get();
+    EXPECT_EQ(controller_->busyFor(), std::chrono::steady_clock::duration::zero());
 }
 
 // A pass with internal errors produced no trustworthy listeners: the live ones stay.
