@@ -271,6 +271,12 @@ Unexpected<Error> KernelEngine::decline(Decline why, Errc code, std::string reas
 }
 
 Result<std::unique_ptr<RecordSession>> KernelEngine::attach(SSL* ssl, int fd, Wire& wire) {
+    // The secrets were kept for this attach alone: taken or declined, the session needs
+    // them no more (in userspace OpenSSL keeps its own), so they go on every path.
+    struct Forget {
+        SSL* ssl;
+        ~Forget() { forgetTrafficSecrets(ssl); }
+    } forget{ssl};
     if (!caps_.ulp) {
         return decline(Decline::NoUlp, Errc::Unavailable,
                        "kernel TLS: no TLS ULP (" + caps_.ulpError + ")");
@@ -329,7 +335,6 @@ Result<std::unique_ptr<RecordSession>> KernelEngine::attach(SSL* ssl, int fd, Wi
             Decline::KernelRefused, Errc::Internal,
             "kernel TLS: TLS_RX refused after TLS_TX, the connection is lost: " + errnoText(errno));
     }
-    forgetTrafficSecrets(ssl);
     return std::unique_ptr<RecordSession>(new KernelSession(fd, caps_.rekey, ticketsDropped_));
 }
 

@@ -50,7 +50,7 @@ public:
     // carry neither kernel nor userspace TLS any more, so the caller must end the
     // connection. The caller must have sent everything in wire.toPeer, and nothing may sit
     // in wire.fromPeer or inside OpenSSL. On success the session needs neither `ssl` nor
-    // `wire`; the TLS 1.3 secrets kept on `ssl` are cleansed.
+    // `wire`. Taken or declined, the TLS 1.3 secrets kept on `ssl` are cleansed.
     Result<std::unique_ptr<RecordSession>> attach(SSL* ssl, int fd, Wire& wire) override;
 
     std::vector<std::pair<std::string_view, std::uint64_t>> declines() const override;

@@ -156,6 +156,18 @@ TEST_F(KernelEngineHostTest, DeclinesWithoutTheUlpAndTheSessionStaysInUserspace)
     expectUserspaceEcho(client);
 }
 
+TEST_F(KernelEngineHostTest, ADeclinedSessionKeepsNoTrafficSecrets) {
+    KernelEngine engine(everything());
+    KtlsClient client = connect();
+    ASSERT_NE(capturedTrafficSecrets(client.ssl()), nullptr);
+    Chunk fromPeer;  // a record already in userspace: declined (buffered_records)
+    fromPeer.append("\x17\x03\x03", 3);
+    Wire wire{&fromPeer, nullptr};
+    ASSERT_FALSE(engine.attach(client.ssl(), client.fd(), wire));
+    EXPECT_EQ(capturedTrafficSecrets(client.ssl()), nullptr);
+    expectUserspaceEcho(client);
+}
+
 TEST_F(KernelEngineHostTest, DeclinesTls13WhoseSecretsWereNotCapturedBeforeTouchingTheSocket) {
     KernelEngine engine(everything());
     KtlsClient client = connect({.cipher = kAes128Tls13, .captureSecrets = false});
