@@ -158,12 +158,19 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                     return fail(Errc::Invalid, at + ": " + level.error().context());
                 }
                 base.logLevel = *level;
+            } else if (key == "errorDetail") {
+                const auto detail = value.as<std::string>();
+                if (detail != "reason" && detail != "full") {
+                    return fail(Errc::Invalid, at + ": must be reason or full, not \"" + detail + "\"");
+                }
+                base.dataplane.errorDetail = detail == "full" ? dataplane::ErrorDetail::Full
+                                                              : dataplane::ErrorDetail::Reason;
             } else {
                 return fail(Errc::Invalid, at + ": unknown key (known: stateDir, apiSocket, adminHttp, "
                                                 "manifests, gatewayClassName, controllerName, "
                                                 "logLevel, workers, bindAddress, connectTimeout, "
                                                 "handshakeTimeout, idleTimeout, drainTimeout, "
-                                                "maxConnections)");
+                                                "maxConnections, errorDetail)");
             }
         } catch (const YAML::Exception&) {
             return fail(Errc::Invalid, at + ": wrong type");

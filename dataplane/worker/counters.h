@@ -44,36 +44,47 @@ namespace lastmile::dataplane {
     X(userspaceBytes, "lastmile_userspace_bytes_total",                                          \
       "bytes copied between sockets and the workers' buffers (splice moves bytes without)")
 
-// Why a connection was refused or cut; one counter each (lastmile_failures_total{reason}).
+// Why a connection was refused or cut; one counter each (lastmile_failures_total{reason}),
+// and what an HTTP listener's error answer says of it when errorDetail is `reason`: the
+// class of the failure, never an address, a certificate name or an object name.
 #define LM_FAILURE_REASONS(X)                                                                     \
-    X(FailClosed, "fail_closed")                                                                 \
-    X(NoBackend, "no_backend")                                                                   \
-    X(ConnectFailed, "connect_failed")                                                           \
-    X(VerifyFailed, "verify_failed")                                                             \
-    X(HandshakeFailed, "handshake_failed")                                                       \
-    X(HandshakeTimeout, "handshake_timeout")                                                     \
-    X(ConnectionLimit, "connection_limit")                                                       \
-    X(IdleTimeout, "idle_timeout")                                                               \
-    X(StreamError, "stream_error")
+    X(FailClosed, "fail_closed", "the backend's TLS policy cannot be honoured")                 \
+    X(NoBackend, "no_backend", "no backend endpoint is available")                              \
+    X(ConnectFailed, "connect_failed", "no backend endpoint accepted the connection")           \
+    X(VerifyFailed, "verify_failed", "the backend's certificate was rejected")                  \
+    X(HandshakeFailed, "handshake_failed", "the TLS handshake with the backend failed")          \
+    X(HandshakeTimeout, "handshake_timeout", "the TLS handshake with the backend timed out")    \
+    X(ConnectionLimit, "connection_limit", "too many connections")                              \
+    X(IdleTimeout, "idle_timeout", "the connection was idle too long")                          \
+    X(StreamError, "stream_error", "the stream to the backend failed")
 
 enum class Failure {
-#define LM_ENUM(name, label) name,
+#define LM_ENUM(name, label, summary) name,
     LM_FAILURE_REASONS(LM_ENUM)
 #undef LM_ENUM
 };
 constexpr std::size_t kFailureCount = 0
-#define LM_COUNT(name, label) +1
+#define LM_COUNT(name, label, summary) +1
     LM_FAILURE_REASONS(LM_COUNT)
 #undef LM_COUNT
     ;
 
 constexpr std::string_view failureLabel(Failure f) {
     constexpr std::string_view labels[] = {
-#define LM_LABEL(name, label) label,
+#define LM_LABEL(name, label, summary) label,
         LM_FAILURE_REASONS(LM_LABEL)
 #undef LM_LABEL
     };
     return labels[static_cast<std::size_t>(f)];
+}
+
+constexpr std::string_view failureSummary(Failure f) {
+    constexpr std::string_view summaries[] = {
+#define LM_SUMMARY(name, label, summary) summary,
+        LM_FAILURE_REASONS(LM_SUMMARY)
+#undef LM_SUMMARY
+    };
+    return summaries[static_cast<std::size_t>(f)];
 }
 
 // Upper bounds of the handshake duration histogram, in seconds.

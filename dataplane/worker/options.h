@@ -8,6 +8,12 @@
 
 namespace lastmile::dataplane {
 
+// What the body of a 502/503/504 on an HTTP listener tells the client.
+enum class ErrorDetail {
+    Reason,  // the failure's class only ("the backend's certificate was rejected")
+    Full,    // the whole reason: addresses, certificate and object names (debugging)
+};
+
 struct DataplaneOptions {
     unsigned workers = 0;                   // (workers) 0: one per core
     std::string bindAddress = "0.0.0.0";    // (bindAddress) for Gateways without spec.addresses
@@ -16,6 +22,7 @@ struct DataplaneOptions {
     std::chrono::milliseconds idleTimeout{600'000};      // (idleTimeout) no byte either way
     std::chrono::milliseconds drainTimeout{30'000};      // (drainTimeout) SIGTERM: open connections
     std::uint32_t maxConnections = 65'536;  // (maxConnections) client connections, whole process
+    ErrorDetail errorDetail = ErrorDetail::Reason;  // (errorDetail) reason | full
 
     bool operator==(const DataplaneOptions&) const = default;
 };

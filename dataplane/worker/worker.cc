@@ -698,7 +698,12 @@ struct Worker::Impl {
         setStage(c, Stage::Replying);
         c.deadline = now_ + kLinger;
         ensure(c.downOut);
-        const std::string answer = httpErrorResponse(httpStatus, reason);
+        // The client may be anyone the listener serves: by default it learns the class of
+        // the failure, the operator's log and metrics the rest.
+        const std::string answer = httpErrorResponse(
+            httpStatus, shared_.options.errorDetail == ErrorDetail::Full
+                            ? reason
+                            : std::string(failureLabel(why)) + ": " + std::string(failureSummary(why)));
         c.downOut->append(answer.data(), answer.size());
         pump(c);
     }

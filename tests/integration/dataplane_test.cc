@@ -300,6 +300,8 @@ struct DaemonSetup {
     std::string timeouts = "1s";  // connectTimeout and handshakeTimeout
     std::string idleTimeout = "30s";
     std::string drainTimeout = "5s";
+    // Most cases check the names and addresses an error answer gives; the default is reason.
+    std::string errorDetail = "full";
     std::string extraConfig;  // more lines of the config file
     std::vector<std::string> extraArgs;
 };
@@ -339,7 +341,8 @@ protected:
             "lastmiled.yaml",
             "workers: 2\nbindAddress: 127.0.0.1\nconnectTimeout: " + setup.timeouts +
                 "\nhandshakeTimeout: " + setup.timeouts + "\nidleTimeout: " + setup.idleTimeout +
-                "\ndrainTimeout: " + setup.drainTimeout + "\n" + setup.extraConfig);
+                "\ndrainTimeout: " + setup.drainTimeout + "\nerrorDetail: " + setup.errorDetail +
+                "\n" + setup.extraConfig);
         notify_ = std::make_unique<test::NotifySocket>(dir_.path() + "/notify");
         std::vector<std::string> argv{
             binary("LASTMILED"),    "--config",     config,       "--state-dir",
@@ -583,6 +586,16 @@ TEST_F(DataplaneE2eTest, HostnameMismatchAnswers502NamingExpectedAndPresentedNam
     EXPECT_NE(body(r.data).find(kHostname), std::string::npos) << r.data;
     EXPECT_NE(body(r.data).find("other.example.com"), std::string::npos) << r.data;
     EXPECT_EQ(backend->totalBytesReceived(), 0u);
+}
+
+TEST_F(DataplaneE2eTest, ByDefaultA502NamesTheFailureClassButNoNameOrAddress) {
+    auto backend = echoBackend({"other.example.com"});
+    startDaemon({.errorDetail = "reason"});
+    auto l = serveWithPolicy(*backend, {});
+    auto r = httpGet(l.http);
+    EXPECT_EQ(statusLine(r.data), "HTTP/1.1 502 Bad Gateway") << r.data;
+    EXPECT_EQ(body(r.data), "verify_failed: the backend's certificate was rejected\n") << r.data;
+    EXPECT_EQ(metric("lastmile_failures_total{reason=\"verify_failed\"}"), 1);
 }
 
 TEST_F(DataplaneE2eTest, SanHostnameMatchIsAcceptedAndTheHostnameIsThenNotChecked) {

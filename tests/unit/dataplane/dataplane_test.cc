@@ -38,9 +38,12 @@ constexpr auto kWait = 10s;
 
 class DataplaneTest : public ::testing::Test {
 protected:
+    // Full error detail by default: most cases check the names an answer gives.
     void startDataplane(unsigned workers = 1, uring::RingOptions ring = {},
-                        std::uint32_t maxConnections = 65'536) {
+                        std::uint32_t maxConnections = 65'536,
+                        ErrorDetail errorDetail = ErrorDetail::Full) {
         DataplaneOptions options;
+        options.errorDetail = errorDetail;
         options.workers = workers;
         options.maxConnections = maxConnections;
         options.bindAddress = "127.0.0.1";
@@ -191,6 +194,34 @@ TEST_F(DataplaneTest, HostnameMismatchAnswersHttp502WithTheNamesInvolved) {
     EXPECT_NE(answer.find("echo.test"), std::string::npos) << answer;
     EXPECT_NE(answer.find("other.test"), std::string::npos) << answer;
     EXPECT_EQ(backend->totalBytesReceived(), 0u);
+}
+
+// A listener's clients are not its operators: by default they learn the class of the
+// failure, not the names, addresses or policy reasons behind it.
+TEST_F(DataplaneTest, ErrorAnswersNameOnlyTheFailureClassByDefault) {
+    startDataplane(1, {}, 65'536, ErrorDetail::Reason);
+    auto backend = startBackend(backendFor("other.test"));
+    const auto mismatch = serve(backendAt({backend->port()}, compile(specFor("echo.test"))),
+                                route::ListenerProtocol::Http);
+    auto fd = dial(mismatch);
+    EXPECT_TRUE(sendAll(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string answer = readToEnd(fd.get()).data;
+    EXPECT_EQ(answer.rfind("HTTP/1.1 502 Bad Gateway\r\n", 0), 0u) << answer;
+    EXPECT_NE(answer.find("verify_failed: the backend's certificate was rejected"),
+              std::string::npos)
+        << answer;
+    for (const char* secret : {"echo.test", "other.test", "127.0.0.1", "CA"}) {
+        EXPECT_EQ(answer.find(secret), std::string::npos) << secret << " in " << answer;
+    }
+
+    const auto closed = serve(backendAt({backend->port()}, tls::HandshakeProfile::failClosed(
+                                                               specFor("echo.test"),
+                                                               "ConfigMap team-ca has no ca.crt")),
+                              route::ListenerProtocol::Http);
+    answer = readToEnd(dial(closed).get()).data;
+    EXPECT_EQ(answer.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u) << answer;
+    EXPECT_NE(answer.find("fail_closed: "), std::string::npos) << answer;
+    EXPECT_EQ(answer.find("team-ca"), std::string::npos) << answer;
 }
 
 TEST_F(DataplaneTest, ClientCertificateRefusedAfterTheHandshakeStillAnswers502) {

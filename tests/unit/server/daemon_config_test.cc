@@ -61,13 +61,15 @@ TEST(DaemonConfigTest, ShippedConfigurationLoads) {
     EXPECT_EQ(config->dataplane.idleTimeout, defaults.idleTimeout);
     EXPECT_EQ(config->dataplane.drainTimeout, defaults.drainTimeout);
     EXPECT_EQ(config->dataplane.maxConnections, defaults.maxConnections);
+    EXPECT_EQ(config->dataplane.errorDetail, dataplane::ErrorDetail::Reason);
 }
 
 TEST(DaemonConfigTest, DataplaneKeysReplaceTheirDefaults) {
     test::TempDir dir;
     auto path = dir.write("c.yaml",
                           "bindAddress: \"::1\"\nconnectTimeout: 500ms\nhandshakeTimeout: 2s\n"
-                          "idleTimeout: 1h30m\ndrainTimeout: 0s\nmaxConnections: 100\n");
+                          "idleTimeout: 1h30m\ndrainTimeout: 0s\nmaxConnections: 100\n"
+                          "errorDetail: full\n");
     auto config = loadConfig(path, DaemonConfig{});
     ASSERT_TRUE(config) << config.error().message();
     using std::chrono::milliseconds;
@@ -77,6 +79,7 @@ TEST(DaemonConfigTest, DataplaneKeysReplaceTheirDefaults) {
     EXPECT_EQ(config->dataplane.idleTimeout, milliseconds(5'400'000));
     EXPECT_EQ(config->dataplane.drainTimeout, milliseconds(0));
     EXPECT_EQ(config->dataplane.maxConnections, 100U);
+    EXPECT_EQ(config->dataplane.errorDetail, dataplane::ErrorDetail::Full);
     EXPECT_EQ(config->dataplane.workers, dataplane::DataplaneOptions{}.workers);
 }
 
@@ -117,6 +120,7 @@ TEST(DaemonConfigTest, BadDataplaneValuesNameFileLineAndKey) {
         {"maxConnections: 5000000000\n", "maxConnections"},
         {"workers: -1\n", "c.yaml:1:1: workers"},
         {"handshakeTimeout: [1s]\n", "handshakeTimeout: expected a single value"},
+        {"errorDetail: verbose\n", "c.yaml:1:1: errorDetail: must be reason or full"},
     };
     for (const auto& c : cases) {
         test::TempDir dir;
