@@ -2,14 +2,16 @@
 # SPDX-License-Identifier: Apache-2.0
 """Counts test cases across meson's test logs, gtest JSON reports and the fuzz/package checks.
 
-usage: summarize.py --gtest-dir DIR [--checks FILE] TESTLOG...
+usage: summarize.py [--checks FILE] --log TESTLOG GTEST_DIR [--log TESTLOG GTEST_DIR ...]
 
 CI reads only the last line, "N passed, N failed[, N skipped]". A gtest binary counts its
 cases; a binary that failed without a report (crash, timeout) counts as one failure, so a
 crash can never hide behind the cases that ran before it.
 
-Each TESTLOG is a meson testlog.json; `./run test` passes two, because the VM suite runs in
-a second `meson test --logbase testlog-vm`. A test's gtest report is DIR/<name>.json, where
+Each TESTLOG is a meson testlog.json with the directory its gtest reports went to; `./run
+test` passes three: the suites, the VM suite (a second `meson test --logbase testlog-vm`) and
+the suites again from the sanitizer build, whose reports have the same names and so a
+directory of their own. A test's gtest report is GTEST_DIR/<name>.json, where
 <name> is the binary's file name, except for tests wrapped by tests/vm/run-in-vm
 (`run-in-vm [OPTIONS] -- BINARY [ARGS]`): there it is the file name of BINARY, or NAME when
 the options carry `--gtest-report NAME` (two runs of one binary, see tests/vm/meson.build).
@@ -46,17 +48,17 @@ def report_name(command):
     return os.path.basename(command[0])
 
 
-def main(testlogs, gtest_dir, checks_log):
+def main(logs, checks_log):
     passed = failed = skipped = 0
     entries = []
-    for testlog in testlogs:
+    for testlog, gtest_dir in logs:
         if os.path.exists(testlog):
             with open(testlog) as f:
-                entries += [json.loads(line) for line in f if line.strip()]
+                entries += [(json.loads(line), gtest_dir) for line in f if line.strip()]
         else:
             failed += 1
             print(f"summarize: no meson test log at {testlog}")
-    for entry in entries:
+    for entry, gtest_dir in entries:
         result = entry.get("result")
         report = os.path.join(gtest_dir, report_name(entry["command"]) + ".json")
         if os.path.exists(report):
@@ -72,11 +74,11 @@ def main(testlogs, gtest_dir, checks_log):
         else:
             failed += 1
             print(f"summarize: {entry['name']} ended {result}")
-    # Checks outside meson (fuzzing, packaging) print "<area>: <name> ok" or "... FAILED ...".
+    # Checks outside meson (fuzzing, packaging, the sanitizer build) print "<area>: <name> ok" or "... FAILED ...".
     if checks_log and os.path.exists(checks_log):
         with open(checks_log) as f:
             for line in f:
-                match = re.match(r"(fuzz|package): \S+ (ok|FAILED)", line)
+                match = re.match(r"(fuzz|package|sanitizer): \S+ (ok|FAILED)", line)
                 if match:
                     if match.group(2) == "ok":
                         passed += 1
@@ -91,8 +93,8 @@ def main(testlogs, gtest_dir, checks_log):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--gtest-dir", required=True)
     parser.add_argument("--checks")
-    parser.add_argument("testlogs", nargs="+", metavar="TESTLOG")
+    parser.add_argument("--log", nargs=2, action="append", required=True,
+                        metavar=("TESTLOG", "GTEST_DIR"))
     args = parser.parse_args()
-    sys.exit(main(args.testlogs, args.gtest_dir, args.checks))
+    sys.exit(main(args.log, args.checks))
