@@ -501,12 +501,21 @@ Result<SslPtr> HandshakeProfile::newSession() const {
     return ssl;
 }
 
+bool peerVerified(const SSL* ssl) {
+    return ssl != nullptr && SSL_get0_peer_certificate(ssl) != nullptr &&
+           SSL_get_verify_result(ssl) == X509_V_OK;
+}
+
 std::string verifyFailureReason(const SSL* ssl) {
     if (ssl == nullptr) {
         return {};
     }
     const long result = SSL_get_verify_result(ssl);
     if (result == X509_V_OK) {
+        // OpenSSL verifies only a certificate it received: an anonymous suite leaves X509_V_OK.
+        if (SSL_is_init_finished(ssl) == 1 && SSL_get0_peer_certificate(ssl) == nullptr) {
+            return "certificate verify failed: the backend presented no certificate";
+        }
         return {};
     }
     X509* leaf = peerLeaf(ssl);

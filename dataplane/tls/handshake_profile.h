@@ -61,8 +61,14 @@ private:
     const std::unique_ptr<SessionCache> sessions_;
 };
 
+// Whether a completed handshake may carry traffic: the peer presented a certificate and it
+// verified. The verify callback already fails bad certificates; this also catches a handshake
+// that completed without one (an anonymous suite), which OpenSSL reports as X509_V_OK.
+bool peerVerified(const SSL* ssl);
+
 // Why verification of `ssl`'s peer failed, for 502 bodies and logs: the expected name or SANs,
-// the names the certificate had, or the chain problem. Empty when verification passed.
+// the names the certificate had, the chain problem, or a completed handshake without a
+// certificate. Empty when verification passed or the handshake failed for another reason.
 std::string verifyFailureReason(const SSL* ssl);
 
 }  // namespace lastmile::tls

@@ -448,6 +448,7 @@ TEST_F(HandshakeProfileTest, NeverCompletesAHandshakeWithAnAnonymousOrNullOnlySe
         auto server = weakServer(makeServerContext(pki_.issueServer("echo.default.svc")), list);
         auto c = connect(*profile, server.get());
         EXPECT_NE(c.clientState, 1) << list;
+        EXPECT_FALSE(peerVerified(c.client.get())) << list;
     }
 }
 
@@ -480,6 +481,28 @@ TEST_F(HandshakeProfileTest, CompiledProfilesRunAtSecurityLevelTwoOrAbove) {
     auto server = weakServer(makeServerContext(pki_.issueServer("echo.default.svc")),
                              "aNULL:@SECLEVEL=0");
     EXPECT_NE(connect(*anonymous, server.get()).clientState, 1);
+}
+
+TEST_F(HandshakeProfileTest, PeerIsVerifiedOnlyWithACertificateThatVerified) {
+    auto c = handshake(specFor("echo.default.svc"), pki_.issueServer("echo.default.svc"));
+    ASSERT_TRUE(c.ok()) << verifyFailureReason(c.client.get());
+    EXPECT_TRUE(peerVerified(c.client.get()));
+    EXPECT_EQ(verifyFailureReason(c.client.get()), "");
+    EXPECT_FALSE(peerVerified(nullptr));
+
+    // A client that bypassed compile(): the handshake completes without a certificate, and
+    // OpenSSL's verify result still says X509_V_OK.
+    SslCtxPtr weakClient(SSL_CTX_new(TLS_client_method()));
+    ASSERT_EQ(SSL_CTX_set_cipher_list(weakClient.get(), "aNULL:@SECLEVEL=0"), 1);
+    SSL_CTX_set_verify(weakClient.get(), SSL_VERIFY_PEER, nullptr);
+    auto server = weakServer(makeServerContext(pki_.issueServer("echo.default.svc")),
+                             "aNULL:@SECLEVEL=0");
+    auto anon = connect(SslPtr(SSL_new(weakClient.get())), server.get());
+    ASSERT_TRUE(anon.ok());
+    EXPECT_EQ(SSL_get_verify_result(anon.client.get()), X509_V_OK);
+    EXPECT_FALSE(peerVerified(anon.client.get()));
+    EXPECT_TRUE(contains(verifyFailureReason(anon.client.get()), "no certificate"))
+        << verifyFailureReason(anon.client.get());
 }
 
 TEST_F(HandshakeProfileTest, RestrictsEcdhCurves) {
