@@ -9,12 +9,15 @@
 #include <map>
 #include <optional>
 #include <string_view>
+#include <utility>
+
+#include "dataplane/base/text.h"
+#include "dataplane/tls/option_names.h"
 
 namespace lastmile::ctrl {
 namespace {
 
 constexpr std::string_view kDomain = "lastmile.dev/";
-constexpr std::size_t kMaxAlpnLen = 255;  // one length byte on the wire
 // Idle connections per backend and worker are memory and backend sockets held for nothing
 // while unused; a bound keeps one policy from exhausting either.
 constexpr std::uint32_t kMaxWarmPool = 64;
@@ -84,8 +87,32 @@ bool isDnsSubdomain(std::string_view s) {
     }
 }
 
+// The field path as admission writes it, so that a message points at what to edit.
+std::string fieldPath(const std::string& key) {
+    return "spec.options[" + key + "]";
+}
+
+std::string quoted(const std::string& value) {
+    return "\"" + value + "\"";
+}
+
 std::string describe(const std::string& key, const std::string& value, const std::string& why) {
-    return "option " + key + "=\"" + value + "\": " + why;
+    return fieldPath(key) + ": " + quoted(value) + " " + why;
+}
+
+// The allow-list and the spec field of a list option's name.
+std::pair<tls::NameKind, std::vector<std::string>*> listOption(const std::string& name,
+                                                              tls::ProfileSpec& spec) {
+    if (name == "cipher-suites") {
+        return {tls::NameKind::CipherSuite, &spec.cipherSuites};
+    }
+    if (name == "ecdh-curves") {
+        return {tls::NameKind::Group, &spec.ecdhCurves};
+    }
+    if (name == "signature-algorithms") {
+        return {tls::NameKind::SignatureAlgorithm, &spec.signatureAlgorithms};
+    }
+    return {tls::NameKind::AlpnProtocol, &spec.alpnProtocols};
 }
 
 }  // namespace
@@ -112,9 +139,9 @@ OptionsOutcome applyPolicyOptions(const Json& options, tls::ProfileSpec& spec) {
         auto slash = key.find('/');
         if (slash == std::string::npos || slash + 1 == key.size() ||
             !isDnsSubdomain(std::string_view(key).substr(0, slash))) {
-            out.invalid.push_back("option key \"" + key +
-                                  "\" has no valid domain prefix (implementation-specific keys "
-                                  "must look like example.com/name)");
+            out.invalid.push_back(fieldPath(key) +
+                                  ": the key has no valid domain prefix (implementation-specific "
+                                  "keys must look like example.com/name)");
             continue;
         }
         if (key.rfind(kDomain, 0) != 0) {
@@ -141,22 +168,15 @@ OptionsOutcome applyPolicyOptions(const Json& options, tls::ProfileSpec& spec) {
                     describe(key, value, "must be a comma-separated list without empty items"));
                 continue;
             }
-            if (name == "cipher-suites") {
-                spec.cipherSuites = std::move(*items);
-            } else if (name == "ecdh-curves") {
-                spec.ecdhCurves = std::move(*items);
-            } else if (name == "signature-algorithms") {
-                spec.signatureAlgorithms = std::move(*items);
-            } else {
-                bool tooLong = std::any_of(items->begin(), items->end(),
-                                           [](const auto& p) { return p.size() > kMaxAlpnLen; });
-                if (tooLong) {
-                    out.invalid.push_back(
-                        describe(key, value, "an ALPN protocol name is longer than 255 bytes"));
-                    continue;
-                }
-                spec.alpnProtocols = std::move(*items);
+            const auto& [kind, field] = listOption(name, spec);
+            // Each entry alone against what OpenSSL offers: the list parsers behind these
+            // options also take keywords and directives that switch security off.
+            auto refused = tls::refusedNames(kind, *items);
+            if (!refused.empty()) {
+                out.invalid.push_back(fieldPath(key) + ": " + join(refused, "; "));
+                continue;
             }
+            *field = std::move(*items);
         } else if (name == "session-resumption") {
             auto v = trim(value);
             if (v == "true") {
@@ -192,15 +212,16 @@ OptionsOutcome applyPolicyOptions(const Json& options, tls::ProfileSpec& spec) {
                 spec.warmPool = n;
             }
         } else {
-            out.invalid.push_back(describe(key, value, "unknown lastmile.dev option"));
+            out.invalid.push_back(fieldPath(key) + ": unknown lastmile.dev option (value " +
+                                  quoted(value) + ")");
         }
     }
     // Defaults are 1.2..1.3, so only explicit values can invert the range.
     if (minSet && maxSet && spec.minVersion == tls::TlsVersion::Tls13 &&
         spec.maxVersion == tls::TlsVersion::Tls12) {
-        out.invalid.push_back(
-            "option lastmile.dev/min-tls-version=\"1.3\" is greater than "
-            "lastmile.dev/max-tls-version=\"1.2\"");
+        out.invalid.push_back(fieldPath("lastmile.dev/min-tls-version") +
+                              ": \"1.3\" is greater than " +
+                              fieldPath("lastmile.dev/max-tls-version") + " \"1.2\"");
     }
     return out;
 }

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <system_error>
@@ -15,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "dataplane/base/text.h"
+#include "dataplane/tls/option_names.h"
 #include "dataplane/tls/pem.h"
 
 namespace lastmile::tls {
@@ -26,6 +26,8 @@ std::atomic<HandshakeProfile::ContextHook> contextHook{nullptr};
 // never consulted (every certificate we accept must carry its names as SANs).
 constexpr unsigned int kHostFlags =
     X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT;
+// Level 2: no anonymous or NULL suites, at least 112-bit security, no SHA-1 signatures.
+constexpr int kMinSecurityLevel = 2;
 
 // What the verify and new-session callbacks need. Owned by the SSL_CTX (freed through the
 // ex_data free hook), so a session that outlives its profile never sees a dangling pointer.
@@ -246,89 +248,48 @@ Status applyVersions(SSL_CTX* ctx, const ProfileSpec& spec) {
     return {};
 }
 
-// TLS 1.3 suite names are "TLS_<AEAD>_<HASH>"; IANA TLS 1.2 names also start with "TLS_" but
-// always contain "_WITH_".
-bool isTls13Suite(const std::string& name) {
-    return name.rfind("TLS_", 0) == 0 && name.find("_WITH_") == std::string::npos;
+// Every name is checked against its allow-list first (option_names.h): the lists reach
+// OpenSSL's parsers, which would also take keywords and directives.
+Status refuseNames(NameKind kind, const std::vector<std::string>& names, const char* what) {
+    auto refused = refusedNames(kind, names);
+    if (!refused.empty()) {
+        return fail(Errc::Invalid, std::string(what) + ": " + join(refused, "; "));
+    }
+    return {};
 }
 
-// A name is checked alone on a scratch context: OpenSSL silently skips unknown entries of a
-// longer list, and the error has to name the bad one.
 Status applyCiphers(SSL_CTX* ctx, const std::vector<std::string>& names) {
     if (names.empty()) {
         return {};
     }
-    SslCtxPtr scratch(SSL_CTX_new(TLS_client_method()));
-    if (!scratch) {
-        return sslFail("creating a scratch SSL_CTX");
-    }
-    std::string tls12;
-    std::string tls13;
-    std::vector<std::string> unknown;
+    LM_TRY(refuseNames(NameKind::CipherSuite, names, "cipher suite(s)"));
+    std::vector<std::string> tls12;
+    std::vector<std::string> tls13;
     for (const auto& name : names) {
-        if (name.empty() || name.find_first_of(":, \t") != std::string::npos) {
-            unknown.push_back("\"" + name + "\"");
-            continue;
+        auto suite = allowedCipherSuite(name);
+        if (!suite) {
+            return fail(std::move(suite).error());
         }
-        if (isTls13Suite(name)) {
-            if (SSL_CTX_set_ciphersuites(scratch.get(), name.c_str()) != 1) {
-                unknown.push_back(name);
-                continue;
-            }
-            tls13 += (tls13.empty() ? "" : ":") + name;
-            continue;
-        }
-        std::string opensslName = name;
-        if (name.rfind("TLS_", 0) == 0) {
-            const char* converted = OPENSSL_cipher_name(name.c_str());
-            if (converted == nullptr || std::strcmp(converted, "(NONE)") == 0) {
-                unknown.push_back(name);
-                continue;
-            }
-            opensslName = converted;
-        }
-        if (SSL_CTX_set_cipher_list(scratch.get(), opensslName.c_str()) != 1) {
-            unknown.push_back(name);
-            continue;
-        }
-        tls12 += (tls12.empty() ? "" : ":") + opensslName;
-    }
-    ERR_clear_error();
-    if (!unknown.empty()) {
-        return fail(Errc::Invalid, "unknown cipher suite(s): " + join(unknown, ", "));
+        (suite->tls13 ? tls13 : tls12).push_back(suite->opensslName);
     }
     // A version whose suites are not listed keeps OpenSSL's defaults.
-    if (!tls12.empty() && SSL_CTX_set_cipher_list(ctx, tls12.c_str()) != 1) {
-        return sslInvalid("setting TLS 1.2 cipher suites " + tls12);
+    if (!tls12.empty() && SSL_CTX_set_cipher_list(ctx, join(tls12, ":").c_str()) != 1) {
+        return sslInvalid("setting TLS 1.2 cipher suites " + join(tls12, ":"));
     }
-    if (!tls13.empty() && SSL_CTX_set_ciphersuites(ctx, tls13.c_str()) != 1) {
-        return sslInvalid("setting TLS 1.3 cipher suites " + tls13);
+    if (!tls13.empty() && SSL_CTX_set_ciphersuites(ctx, join(tls13, ":").c_str()) != 1) {
+        return sslInvalid("setting TLS 1.3 cipher suites " + join(tls13, ":"));
     }
     return {};
 }
 
 using ListSetter = int (*)(SSL_CTX*, const char*);
 
-Status applyList(SSL_CTX* ctx, const std::vector<std::string>& names, const char* what,
-                 ListSetter set) {
+Status applyList(SSL_CTX* ctx, const std::vector<std::string>& names, NameKind kind,
+                 const char* what, ListSetter set) {
     if (names.empty()) {
         return {};
     }
-    SslCtxPtr scratch(SSL_CTX_new(TLS_client_method()));
-    if (!scratch) {
-        return sslFail("creating a scratch SSL_CTX");
-    }
-    std::vector<std::string> unknown;
-    for (const auto& name : names) {
-        if (name.empty() || name.find_first_of(":, \t") != std::string::npos ||
-            set(scratch.get(), name.c_str()) != 1) {
-            unknown.push_back(name.empty() ? "\"\"" : name);
-        }
-    }
-    ERR_clear_error();
-    if (!unknown.empty()) {
-        return fail(Errc::Invalid, std::string("unknown ") + what + ": " + join(unknown, ", "));
-    }
+    LM_TRY(refuseNames(kind, names, what));
     const std::string list = join(names, ":");
     if (set(ctx, list.c_str()) != 1) {
         return sslInvalid(std::string("setting ") + what + " " + list);
@@ -340,11 +301,9 @@ Status applyAlpn(SSL_CTX* ctx, const std::vector<std::string>& protocols) {
     if (protocols.empty()) {
         return {};
     }
+    LM_TRY(refuseNames(NameKind::AlpnProtocol, protocols, "ALPN protocol(s)"));
     std::vector<unsigned char> wire;
     for (const auto& p : protocols) {
-        if (p.empty() || p.size() > 255) {
-            return fail(Errc::Invalid, "ALPN protocol \"" + p + "\" must be 1..255 bytes");
-        }
         wire.push_back(static_cast<unsigned char>(p.size()));
         wire.insert(wire.end(), p.begin(), p.end());
     }
@@ -459,11 +418,12 @@ Result<std::shared_ptr<const HandshakeProfile>> HandshakeProfile::compile(const 
 
     LM_TRY(applyVersions(ctx.get(), spec));
     LM_TRY(applyCiphers(ctx.get(), spec.cipherSuites));
-    LM_TRY(applyList(ctx.get(), spec.ecdhCurves, "ECDH curve(s)", [](SSL_CTX* c, const char* l) {
-        return static_cast<int>(SSL_CTX_set1_groups_list(c, l));
-    }));
-    LM_TRY(applyList(ctx.get(), spec.signatureAlgorithms, "signature algorithm(s)",
+    LM_TRY(applyList(ctx.get(), spec.ecdhCurves, NameKind::Group, "ECDH curve(s)",
                      [](SSL_CTX* c, const char* l) {
+                         return static_cast<int>(SSL_CTX_set1_groups_list(c, l));
+                     }));
+    LM_TRY(applyList(ctx.get(), spec.signatureAlgorithms, NameKind::SignatureAlgorithm,
+                     "signature algorithm(s)", [](SSL_CTX* c, const char* l) {
                          return static_cast<int>(SSL_CTX_set1_sigalgs_list(c, l));
                      }));
     LM_TRY(applyAlpn(ctx.get(), spec.alpnProtocols));
@@ -496,6 +456,11 @@ Result<std::shared_ptr<const HandshakeProfile>> HandshakeProfile::compile(const 
     if (ContextHook hook = contextHook.load(std::memory_order_acquire)) {
         hook(ctx.get(), spec);
     }
+    // Last, so that nothing applied before can lower it: anonymous, NULL and weak suites stay
+    // out whatever an option or a hook did (defence in depth: the allow-lists already refuse
+    // them by name).
+    SSL_CTX_set_security_level(ctx.get(),
+                               std::max(kMinSecurityLevel, SSL_CTX_get_security_level(ctx.get())));
 
     return std::shared_ptr<const HandshakeProfile>(
         new HandshakeProfile(spec, std::move(ctx), std::move(anchors)));
@@ -536,12 +501,21 @@ Result<SslPtr> HandshakeProfile::newSession() const {
     return ssl;
 }
 
+bool peerVerified(const SSL* ssl) {
+    return ssl != nullptr && SSL_get0_peer_certificate(ssl) != nullptr &&
+           SSL_get_verify_result(ssl) == X509_V_OK;
+}
+
 std::string verifyFailureReason(const SSL* ssl) {
     if (ssl == nullptr) {
         return {};
     }
     const long result = SSL_get_verify_result(ssl);
     if (result == X509_V_OK) {
+        // OpenSSL verifies only a certificate it received: an anonymous suite leaves X509_V_OK.
+        if (SSL_is_init_finished(ssl) == 1 && SSL_get0_peer_certificate(ssl) == nullptr) {
+            return "certificate verify failed: the backend presented no certificate";
+        }
         return {};
     }
     X509* leaf = peerLeaf(ssl);

@@ -17,8 +17,10 @@ class HandshakeProfile {
 public:
     // Builds the SSL_CTX: trust store (bundle or system), verification of the hostname or of
     // the SAN list (spec section 4), versions, ciphers, groups, signature algorithms, ALPN,
-    // client session cache, client certificate. Errc::Invalid when the spec's content cannot
-    // be honoured (the context says why: unknown cipher, malformed bundle, no system store...);
+    // client session cache, client certificate, then security level 2 or above. Every list
+    // entry must pass its allow-list (option_names.h). Errc::Invalid when the spec's content
+    // cannot be honoured (the context says why: refused cipher, malformed bundle, no system
+    // store...);
     // any other code is an internal failure. A spec with failClosedReason set compiles to a
     // fail-closed profile.
     static Result<std::shared_ptr<const HandshakeProfile>> compile(const ProfileSpec& spec);
@@ -26,7 +28,8 @@ public:
     // Called on every SSL_CTX compile() builds, with its spec, before a session uses it:
     // the record engines prepare contexts there (the kernel engine hooks OpenSSL's keylog,
     // since traffic secrets are how a TLS 1.3 session's keys reach the kernel).
-    // Process-wide like the engines; set once at start, before the first compile.
+    // Process-wide like the engines; set once at start, before the first compile. compile()
+    // raises the security level after the hook, so a hook cannot lower it.
     using ContextHook = void (*)(SSL_CTX*, const ProfileSpec&);
     static void setContextHook(ContextHook hook) noexcept;
 
@@ -58,8 +61,14 @@ private:
     const std::unique_ptr<SessionCache> sessions_;
 };
 
+// Whether a completed handshake may carry traffic: the peer presented a certificate and it
+// verified. The verify callback already fails bad certificates; this also catches a handshake
+// that completed without one (an anonymous suite), which OpenSSL reports as X509_V_OK.
+bool peerVerified(const SSL* ssl);
+
 // Why verification of `ssl`'s peer failed, for 502 bodies and logs: the expected name or SANs,
-// the names the certificate had, or the chain problem. Empty when verification passed.
+// the names the certificate had, the chain problem, or a completed handshake without a
+// certificate. Empty when verification passed or the handshake failed for another reason.
 std::string verifyFailureReason(const SSL* ssl);
 
 }  // namespace lastmile::tls

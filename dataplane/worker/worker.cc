@@ -580,8 +580,9 @@ struct Worker::Impl {
             return;
         }
         // The verify callback already failed the handshake on any error; this is the
-        // belt to its braces, since forwarding to an unverified peer must be impossible.
-        if (SSL_get_verify_result(c.ssl.get()) != X509_V_OK) {
+        // belt to its braces, since forwarding to an unverified peer (or one that presented
+        // no certificate at all) must be impossible.
+        if (!tls::peerVerified(c.ssl.get())) {
             failHandshake(c, "certificate not verified");
             return;
         }

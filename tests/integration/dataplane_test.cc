@@ -1663,6 +1663,64 @@ TEST_F(DataplaneE2eTest, InvalidPolicyOptionGets503AndTheBackendAcceptsNothing) 
     EXPECT_GE(metric("lastmile_failures_total{reason=\"fail_closed\"}"), 2);
 }
 
+// Security issue item 1: a backend that offers only suites without a certificate or without
+// encryption must never get a client byte, not even when a cipher-suites option tries to
+// enable those suites (the policy is then Invalid and fails closed, naming the entry).
+struct WeakSuiteCase {
+    const char* name;
+    const char* backendCiphers;            // the backend's TLS 1.2 list, at security level 0
+    std::vector<const char*> optionValues;  // cipher-suites values that try to enable them
+};
+
+class WeakSuiteBackendTest : public DataplaneE2eTest,
+                             public ::testing::WithParamInterface<WeakSuiteCase> {};
+
+TEST_P(WeakSuiteBackendTest, NeverReceivesTheClientsBytes) {
+    const WeakSuiteCase& c = GetParam();
+    auto o = backendOptions(pki_.issueServer(kHostname));
+    o.maxVersion = tls::TlsVersion::Tls12;  // TLS 1.3 has no such suites
+    o.cipherList = c.backendCiphers;
+    auto backend = startBackend(o);
+    startDaemon();
+    PolicySpec p;
+    auto l = serveWithPolicy(*backend, p);
+    expectClosedWithoutData(l.tcp);
+    auto r = httpGet(l.http);
+    EXPECT_EQ(statusLine(r.data), "HTTP/1.1 502 Bad Gateway") << r.data;
+    const std::size_t refusedHandshakes = backend->acceptedConnections();
+
+    for (const char* value : c.optionValues) {
+        p.options = {{"cipher-suites", value}, {"max-tls-version", "1.2"}};
+        apply(policyYaml(p));
+        std::string answer;
+        EXPECT_TRUE(eventually([&] {
+            answer = httpGet(l.http, 2).data;
+            return statusLine(answer) == "HTTP/1.1 503 Service Unavailable" &&
+                   body(answer).find("\"" + std::string(value) + "\"") != std::string::npos;
+        }))
+            << value << ": " << answer;
+        EXPECT_NE(body(answer).find("spec.options[lastmile.dev/cipher-suites]"), std::string::npos)
+            << answer;
+        expectClosedWithoutData(l.tcp);
+    }
+    EXPECT_EQ(backend->acceptedConnections(), refusedHandshakes) << "fail closed: no dial";
+    EXPECT_EQ(backend->totalBytesReceived(), 0u);
+    for (const auto& obs : backend->observations()) {
+        EXPECT_FALSE(obs.handshakeOk) << obs.cipher;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AnonymousAndNullSuites, WeakSuiteBackendTest,
+    ::testing::Values(
+        WeakSuiteCase{"Anonymous", "aNULL:@SECLEVEL=0",
+                      {"ADH-AES256-GCM-SHA384@SECLEVEL=0", "aNULL@SECLEVEL=0", "ALL@SECLEVEL=0",
+                       "ADH-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256;aNULL"}},
+        WeakSuiteCase{"Null", "eNULL:@SECLEVEL=0",
+                      {"ECDHE-ECDSA-NULL-SHA@SECLEVEL=0", "eNULL@SECLEVEL=0",
+                       "ECDHE-ECDSA-NULL-SHA", "TLS_ECDHE_ECDSA_WITH_NULL_SHA"}}),
+    [](const ::testing::TestParamInfo<WeakSuiteCase>& param) { return param.param.name; });
+
 TEST_F(DataplaneE2eTest, BackendThatNeverAnswersTheHandshakeGets504WithinAFewSeconds) {
     // A plain TCP server whose kernel accepts connections nobody ever reads.
     UniqueFd silent(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));

@@ -62,8 +62,10 @@ TEST(PolicyOptionsTest, WarmPoolTakesZeroToSixtyFour) {
             EXPECT_EQ(spec.warmPool, *c.want) << c.value;
         } else {
             ASSERT_EQ(out.invalid.size(), 1u) << c.value;
-            EXPECT_NE(out.invalid[0].find("lastmile.dev/warm-pool=\"" + std::string(c.value) + "\""),
-                      std::string::npos)
+            EXPECT_EQ(out.invalid[0].rfind("spec.options[lastmile.dev/warm-pool]: \"" +
+                                               std::string(c.value) + "\"",
+                                           0),
+                      0u)
                 << out.invalid[0];
             EXPECT_EQ(spec.warmPool, 0U) << c.value;
         }
@@ -88,7 +90,7 @@ TEST(PolicyOptionsTest, RejectsUnprefixedKeyNamingIt) {
     tls::ProfileSpec spec;
     auto out = apply(R"({"min-tls-version": "1.3"})", spec);
     ASSERT_EQ(out.invalid.size(), 1u);
-    EXPECT_NE(out.invalid[0].find("min-tls-version"), std::string::npos);
+    EXPECT_EQ(out.invalid[0].rfind("spec.options[min-tls-version]: ", 0), 0u) << out.invalid[0];
 }
 
 TEST(PolicyOptionsTest, RejectsUnknownLastmileKeyNamingKeyAndValue) {
@@ -113,6 +115,143 @@ TEST(PolicyOptionsTest, RejectsBadValuesOfKnownKeys) {
         tls::ProfileSpec spec;
         auto out = apply(c, spec);
         EXPECT_EQ(out.invalid.size(), 1u) << c;
+    }
+}
+
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
+
+// Security issue item 1: each of these reached OpenSSL's cipher-list parser and was Accepted;
+// several enable suites without a certificate or without encryption.
+TEST(PolicyOptionsTest, RefusesCipherListSyntaxNamingTheFieldPathAndTheEntry) {
+    const char* hostile[] = {
+        "ADH-AES256-GCM-SHA384@SECLEVEL=0", "aNULL@SECLEVEL=0", "ALL@SECLEVEL=0",
+        "ECDHE-ECDSA-NULL-SHA@SECLEVEL=0", "eNULL@SECLEVEL=0",
+        "ECDHE-ECDSA-AES128-GCM-SHA256;ADH-AES128-SHA", "ECDHE-ECDSA-AES128-GCM-SHA256:eNULL",
+        "ALL", "DEFAULT", "HIGH", "aNULL", "eNULL", "COMPLEMENTOFALL", "!aNULL", "+aNULL",
+        "-ALL", "@SECLEVEL=0", "ECDHE-ECDSA-AES128-GCM-SHA256 ADH-AES128-SHA",
+    };
+    for (const char* entry : hostile) {
+        for (const std::string& value :
+             {std::string(entry), "TLS_AES_128_GCM_SHA256, " + std::string(entry)}) {
+            tls::ProfileSpec spec;
+            Json options = Json::object();
+            options["lastmile.dev/cipher-suites"] = value;
+            auto out = applyPolicyOptions(options, spec);
+            ASSERT_EQ(out.invalid.size(), 1u) << value;
+            EXPECT_EQ(out.invalid[0].rfind("spec.options[lastmile.dev/cipher-suites]: ", 0), 0u)
+                << out.invalid[0];
+            EXPECT_TRUE(contains(out.invalid[0], "\"" + std::string(entry) + "\""))
+                << out.invalid[0];
+            EXPECT_FALSE(contains(out.invalid[0], "TLS_AES_128_GCM_SHA256")) << out.invalid[0];
+            EXPECT_TRUE(spec.cipherSuites.empty()) << value;
+        }
+    }
+}
+
+TEST(PolicyOptionsTest, RefusesSuitesWithoutAuthenticationOrEncryptionByNameAndReason) {
+    tls::ProfileSpec spec;
+    Json options = Json::object();
+    options["lastmile.dev/cipher-suites"] =
+        "ECDHE-ECDSA-AES128-GCM-SHA256, ADH-AES256-GCM-SHA384, TLS_AES_128_GCM_SHA256, "
+        "ECDHE-ECDSA-NULL-SHA, TLS_RSA_WITH_NULL_SHA256, PSK-AES128-GCM-SHA256";
+    auto out = applyPolicyOptions(options, spec);
+    ASSERT_EQ(out.invalid.size(), 1u);
+    const std::string& m = out.invalid[0];
+    EXPECT_TRUE(contains(m, "\"ADH-AES256-GCM-SHA384\" does not authenticate the server")) << m;
+    EXPECT_TRUE(contains(m, "\"PSK-AES128-GCM-SHA256\" does not authenticate the server")) << m;
+    EXPECT_TRUE(contains(m, "\"ECDHE-ECDSA-NULL-SHA\" does not encrypt")) << m;
+    EXPECT_TRUE(contains(m, "\"TLS_RSA_WITH_NULL_SHA256\" does not encrypt")) << m;
+    EXPECT_TRUE(spec.cipherSuites.empty());
+}
+
+TEST(PolicyOptionsTest, AcceptsExactSuiteNamesInOpensslAndIanaForm) {
+    tls::ProfileSpec spec;
+    Json options = Json::object();
+    options["lastmile.dev/cipher-suites"] =
+        "ECDHE-ECDSA-AES128-GCM-SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_AES_256_GCM_SHA384";
+    auto out = applyPolicyOptions(options, spec);
+    EXPECT_TRUE(out.invalid.empty()) << out.invalid[0];
+    EXPECT_EQ(spec.cipherSuites,
+              (std::vector<std::string>{"ECDHE-ECDSA-AES128-GCM-SHA256",
+                                        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                                        "TLS_AES_256_GCM_SHA384"}));
+}
+
+TEST(PolicyOptionsTest, CurvesSignatureAlgorithmsAndAlpnTakeExactNamesOnly) {
+    struct Case {
+        const char* key;
+        const char* value;
+        const char* refused;  // nullptr: accepted
+    } cases[] = {
+        {"lastmile.dev/ecdh-curves", "X25519, P-256, secp384r1, ffdhe2048", nullptr},
+        {"lastmile.dev/ecdh-curves", "X25519:P-256", "X25519:P-256"},
+        {"lastmile.dev/ecdh-curves", "X25519;P-256", "X25519;P-256"},
+        {"lastmile.dev/ecdh-curves", "X25519, -P-256", "-P-256"},
+        {"lastmile.dev/ecdh-curves", "X25519, notacurve", "notacurve"},
+        {"lastmile.dev/signature-algorithms", "ecdsa_secp256r1_sha256,rsa_pss_rsae_sha256,ed25519",
+         nullptr},
+        {"lastmile.dev/signature-algorithms", "RSA+SHA256", "RSA+SHA256"},
+        {"lastmile.dev/signature-algorithms", "ed25519:ed448", "ed25519:ed448"},
+        {"lastmile.dev/signature-algorithms", "ed25519, nope_sha1", "nope_sha1"},
+        {"lastmile.dev/alpn-protocols", "h2, http/1.1", nullptr},
+        {"lastmile.dev/alpn-protocols", "h2, h 2", "h 2"},
+        {"lastmile.dev/alpn-protocols", "h2;http/1.1", nullptr},  // one odd but printable name
+    };
+    for (const auto& c : cases) {
+        tls::ProfileSpec spec;
+        Json options = Json::object();
+        options[c.key] = c.value;
+        auto out = applyPolicyOptions(options, spec);
+        if (c.refused == nullptr) {
+            EXPECT_TRUE(out.invalid.empty()) << c.value << ": " << out.invalid[0];
+            continue;
+        }
+        ASSERT_EQ(out.invalid.size(), 1u) << c.value;
+        EXPECT_EQ(out.invalid[0].rfind("spec.options[" + std::string(c.key) + "]: ", 0), 0u)
+            << out.invalid[0];
+        EXPECT_TRUE(contains(out.invalid[0], "\"" + std::string(c.refused) + "\""))
+            << out.invalid[0];
+        EXPECT_EQ(spec, tls::ProfileSpec{}) << c.value;
+    }
+}
+
+// Spaces around a value or a list entry are dropped for every option; inside, values are exact.
+TEST(PolicyOptionsTest, EveryOptionToleratesSurroundingSpacesAndNothingElse) {
+    struct Case {
+        const char* key;
+        const char* value;
+        bool valid;
+    } cases[] = {
+        {"lastmile.dev/min-tls-version", " 1.3 ", true},
+        {"lastmile.dev/min-tls-version", "1.3;", false},
+        {"lastmile.dev/min-tls-version", "TLSv1.3", false},
+        {"lastmile.dev/max-tls-version", "1.2\t", true},
+        {"lastmile.dev/max-tls-version", "1 .2", false},
+        {"lastmile.dev/session-resumption", " false", true},
+        {"lastmile.dev/session-resumption", "False", false},
+        {"lastmile.dev/session-resumption", "false,true", false},
+        {"lastmile.dev/offload", "userspace ", true},
+        {"lastmile.dev/offload", "user space", false},
+        {"lastmile.dev/offload", "kernel,nic", false},
+        {"lastmile.dev/warm-pool", " 4 ", true},
+        {"lastmile.dev/warm-pool", "4 4", false},
+        {"lastmile.dev/cipher-suites", " TLS_AES_128_GCM_SHA256 ", true},
+        {"lastmile.dev/cipher-suites", "TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384", false},
+        {"lastmile.dev/ecdh-curves", " X25519 , P-256 ", true},
+        {"lastmile.dev/ecdh-curves", "X 25519", false},
+    };
+    for (const auto& c : cases) {
+        tls::ProfileSpec spec;
+        Json options = Json::object();
+        options[c.key] = c.value;
+        auto out = applyPolicyOptions(options, spec);
+        EXPECT_EQ(out.invalid.empty(), c.valid) << c.key << "=" << c.value;
+        if (!c.valid && !out.invalid.empty()) {
+            EXPECT_EQ(out.invalid[0].rfind("spec.options[" + std::string(c.key) + "]: ", 0), 0u)
+                << out.invalid[0];
+        }
     }
 }
 

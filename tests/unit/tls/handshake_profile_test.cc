@@ -102,6 +102,14 @@ protected:
     }
 
     static Connection connect(const HandshakeProfile& profile, SSL_CTX* serverCtx) {
+        auto session = profile.newSession();
+        if (!session) {
+            throw std::runtime_error("newSession failed");
+        }
+        return connect(std::move(*session), serverCtx);
+    }
+
+    static Connection connect(SslPtr client, SSL_CTX* serverCtx) {
         int fds[2];
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
             throw std::runtime_error("socketpair failed");
@@ -109,11 +117,11 @@ protected:
         Connection c;
         c.clientFd.reset(fds[0]);
         c.serverFd.reset(fds[1]);
-        auto session = profile.newSession();
-        if (!session || SSL_set_fd(session->get(), c.clientFd.get()) != 1) {
-            throw std::runtime_error("newSession failed");
+        if (SSL_set_fd(client.get(), c.clientFd.get()) != 1) {
+            throw std::runtime_error("client SSL setup failed");
         }
-        c.client = std::move(*session);
+        SSL_set_connect_state(client.get());
+        c.client = std::move(client);
         c.server.reset(SSL_new(serverCtx));
         if (!c.server || SSL_set_fd(c.server.get(), c.serverFd.get()) != 1) {
             throw std::runtime_error("server SSL setup failed");
@@ -386,6 +394,117 @@ TEST_F(HandshakeProfileTest, RejectsUnknownCipherSuitesNamingEach) {
     EXPECT_FALSE(contains(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256")) << ctx;
 }
 
+// Security issue item 1: OpenSSL's cipher-list syntax reached the context and could enable
+// suites without a certificate or without encryption.
+TEST_F(HandshakeProfileTest, RefusesCipherEntriesThatCouldSwitchOffAuthenticationOrEncryption) {
+    for (const char* entry :
+         {"ADH-AES256-GCM-SHA384@SECLEVEL=0", "aNULL@SECLEVEL=0", "ALL@SECLEVEL=0",
+          "ECDHE-ECDSA-NULL-SHA@SECLEVEL=0", "eNULL@SECLEVEL=0", "ADH-AES256-GCM-SHA384",
+          "ECDHE-ECDSA-NULL-SHA", "ALL", "DEFAULT", "!aNULL", "+ALL", "-ALL",
+          "ECDHE-ECDSA-AES128-GCM-SHA256;ADH-AES128-SHA", "ECDHE-ECDSA-AES128-GCM-SHA256:eNULL"}) {
+        ProfileSpec spec = specFor("echo.default.svc");
+        spec.cipherSuites = {"ECDHE-ECDSA-AES128-GCM-SHA256", entry};
+        auto profile = HandshakeProfile::compile(spec);
+        ASSERT_FALSE(profile) << entry;
+        EXPECT_EQ(profile.error().code(), make_error_code(Errc::Invalid)) << entry;
+        EXPECT_TRUE(contains(profile.error().context(), std::string("\"") + entry + "\""))
+            << profile.error().context();
+    }
+}
+
+TEST_F(HandshakeProfileTest, RefusesListSyntaxInCurvesSignatureAlgorithmsAndAlpn) {
+    for (const char* curve : {"X25519:P-256", "-X25519", "DEFAULT"}) {
+        ProfileSpec spec = specFor("echo.default.svc");
+        spec.ecdhCurves = {curve};
+        EXPECT_FALSE(HandshakeProfile::compile(spec)) << curve;
+    }
+    for (const char* sigalg : {"RSA+SHA256", "ed25519:ed448"}) {
+        ProfileSpec spec = specFor("echo.default.svc");
+        spec.signatureAlgorithms = {sigalg};
+        EXPECT_FALSE(HandshakeProfile::compile(spec)) << sigalg;
+    }
+    for (const char* alpn : {"h2,http/1.1", "h 2"}) {
+        ProfileSpec spec = specFor("echo.default.svc");
+        spec.alpnProtocols = {alpn};
+        EXPECT_FALSE(HandshakeProfile::compile(spec)) << alpn;
+    }
+}
+
+// A server that offers only `cipherList` over TLS 1.2 (TLS 1.3 has neither kind), at
+// security level 0 so that anonymous and NULL suites are allowed on its side.
+SslCtxPtr weakServer(SslCtxPtr server, const char* cipherList) {
+    if (SSL_CTX_set_max_proto_version(server.get(), TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(server.get(), cipherList) != 1 ||
+        SSL_CTX_set_dh_auto(server.get(), 1) != 1) {
+        throw std::runtime_error(std::string("weak server setup failed: ") + cipherList);
+    }
+    SSL_CTX_set_security_level(server.get(), 0);
+    return server;
+}
+
+TEST_F(HandshakeProfileTest, NeverCompletesAHandshakeWithAnAnonymousOrNullOnlyServer) {
+    for (const char* list : {"aNULL:@SECLEVEL=0", "eNULL:@SECLEVEL=0"}) {
+        auto profile = compileOrThrow(specFor("echo.default.svc"));
+        auto server = weakServer(makeServerContext(pki_.issueServer("echo.default.svc")), list);
+        auto c = connect(*profile, server.get());
+        EXPECT_NE(c.clientState, 1) << list;
+        EXPECT_FALSE(peerVerified(c.client.get())) << list;
+    }
+}
+
+// Defence in depth: even a context something lowered (here a hook standing in for a future
+// bug) leaves compile() at level 2 or above.
+TEST_F(HandshakeProfileTest, CompiledProfilesRunAtSecurityLevelTwoOrAbove) {
+    HandshakeProfile::setContextHook(
+        [](SSL_CTX* ctx, const ProfileSpec&) { SSL_CTX_set_security_level(ctx, 0); });
+    ProfileSpec plain = specFor("echo.default.svc");
+    ProfileSpec everyOption = specFor("echo.default.svc");
+    everyOption.maxVersion = TlsVersion::Tls12;
+    everyOption.cipherSuites = {"ECDHE-ECDSA-AES128-GCM-SHA256", "TLS_AES_128_GCM_SHA256"};
+    everyOption.ecdhCurves = {"X25519", "P-256"};
+    everyOption.signatureAlgorithms = {"ecdsa_secp256r1_sha256"};
+    everyOption.alpnProtocols = {"h2"};
+    everyOption.sessionResumption = false;
+    std::vector<int> levels;
+    for (const auto& spec : {plain, everyOption}) {
+        auto profile = HandshakeProfile::compile(spec);
+        ASSERT_TRUE(profile) << profile.error().message();
+        auto session = (*profile)->newSession();
+        ASSERT_TRUE(session) << session.error().message();
+        levels.push_back(SSL_get_security_level(session->get()));
+    }
+    auto anonymous = compileOrThrow(plain);
+    HandshakeProfile::setContextHook(nullptr);
+    for (int level : levels) {
+        EXPECT_GE(level, 2);
+    }
+    auto server = weakServer(makeServerContext(pki_.issueServer("echo.default.svc")),
+                             "aNULL:@SECLEVEL=0");
+    EXPECT_NE(connect(*anonymous, server.get()).clientState, 1);
+}
+
+TEST_F(HandshakeProfileTest, PeerIsVerifiedOnlyWithACertificateThatVerified) {
+    auto c = handshake(specFor("echo.default.svc"), pki_.issueServer("echo.default.svc"));
+    ASSERT_TRUE(c.ok()) << verifyFailureReason(c.client.get());
+    EXPECT_TRUE(peerVerified(c.client.get()));
+    EXPECT_EQ(verifyFailureReason(c.client.get()), "");
+    EXPECT_FALSE(peerVerified(nullptr));
+
+    // A client that bypassed compile(): the handshake completes without a certificate, and
+    // OpenSSL's verify result still says X509_V_OK.
+    SslCtxPtr weakClient(SSL_CTX_new(TLS_client_method()));
+    ASSERT_EQ(SSL_CTX_set_cipher_list(weakClient.get(), "aNULL:@SECLEVEL=0"), 1);
+    SSL_CTX_set_verify(weakClient.get(), SSL_VERIFY_PEER, nullptr);
+    auto server = weakServer(makeServerContext(pki_.issueServer("echo.default.svc")),
+                             "aNULL:@SECLEVEL=0");
+    auto anon = connect(SslPtr(SSL_new(weakClient.get())), server.get());
+    ASSERT_TRUE(anon.ok());
+    EXPECT_EQ(SSL_get_verify_result(anon.client.get()), X509_V_OK);
+    EXPECT_FALSE(peerVerified(anon.client.get()));
+    EXPECT_TRUE(contains(verifyFailureReason(anon.client.get()), "no certificate"))
+        << verifyFailureReason(anon.client.get());
+}
+
 TEST_F(HandshakeProfileTest, RestrictsEcdhCurves) {
     ProfileSpec spec = specFor("echo.default.svc");
     spec.ecdhCurves = {"secp384r1"};
@@ -412,7 +531,7 @@ TEST_F(HandshakeProfileTest, RejectsUnknownCurveAndSignatureAlgorithmNamingThem)
 
 TEST_F(HandshakeProfileTest, NegotiatesWithinTheConfiguredSignatureAlgorithms) {
     ProfileSpec spec = specFor("echo.default.svc");
-    spec.signatureAlgorithms = {"ECDSA+SHA256"};
+    spec.signatureAlgorithms = {"ecdsa_secp256r1_sha256"};
     auto c = handshake(spec, pki_.issueServer("echo.default.svc"));
     ASSERT_TRUE(c.ok()) << verifyFailureReason(c.client.get());
     int nid = 0;
