@@ -180,7 +180,7 @@ Json conditionsJson(const std::vector<Cond>& conds, std::int64_t generation, con
 struct ServicePort {
     std::string name;
     int port = 0;
-    std::string protocol;  // TCP, UDP, SCTP
+    std::string protocol;  // TCP, UDP, SCTP (as written: any other value is not TCP either)
     std::optional<int> targetPort;  // only a numeric targetPort; a named one needs the slice
 };
 
@@ -190,9 +190,11 @@ struct Service {
     std::vector<ServicePort> ports;
     std::string externalName;  // non-empty for `type: ExternalName`
 
-    const ServicePort* byNumber(int number) const {
+    // A backendRef's port is dialled over TCP, so only a TCP port answers to its number: a
+    // Service may also have an SCTP or UDP port of that number, which is never dialled.
+    const ServicePort* tcpPort(int number) const {
         for (const auto& p : ports) {
-            if (p.port == number) {
+            if (p.port == number && p.protocol == "TCP") {
                 return &p;
             }
         }
@@ -265,7 +267,7 @@ private:
         std::string kind;
         std::string name;
         std::string section;
-        enum class State { Ok, NotFound, Udp } state = State::Ok;
+        enum class State { Ok, NotFound, NotTcp } state = State::Ok;
         std::string problem;
         std::string conflictWinner;  // non-empty: this policy lost the target to that policy
         std::set<std::size_t> gateways;
@@ -511,9 +513,14 @@ Cond Pass::routeResolvedRefs(const std::vector<BackendRef>& refs,
         } else if (!r.port) {
             reason = "BackendNotFound";
             problems.push_back("backendRef to " + what + " has no port");
-        } else if (services_.at({r.ns, r.name}).byNumber(*r.port) == nullptr) {
-            reason = "BackendNotFound";
-            problems.push_back(what + " has no port " + std::to_string(*r.port));
+        } else if (const Service& svc = services_.at({r.ns, r.name});
+                   svc.tcpPort(*r.port) == nullptr) {
+            bool other = std::any_of(svc.ports.begin(), svc.ports.end(),
+                                     [&](const ServicePort& sp) { return sp.port == *r.port; });
+            reason = other ? "UnsupportedProtocol" : "BackendNotFound";
+            problems.push_back(what + " has no " + (other ? "TCP " : "") + "port " +
+                               std::to_string(*r.port) +
+                               (other ? ": traffic is only forwarded over TCP" : ""));
         }
         if (!reason.empty() && resolved.status) {
             resolved = Cond{"ResolvedRefs", false, reason, ""};
@@ -737,21 +744,21 @@ void Pass::resolveTargets(Policy& p) const {
                 target.problem = "target " + what + " has no port named " + target.section;
                 target.gateways = gatewaysReaching(p.key.ns, target.name, std::nullopt);
             } else {
-                if (port->protocol == "UDP") {
-                    target.state = Target::State::Udp;
-                    target.problem = "target " + what + " port " + target.section +
-                                     " is UDP: TLS is only originated over TCP";
+                if (port->protocol != "TCP") {
+                    target.state = Target::State::NotTcp;
+                    target.problem = "target " + what + " port " + target.section + " is " +
+                                     port->protocol + ": TLS is only originated over TCP";
                 }
                 target.gateways = gatewaysReaching(p.key.ns, target.name, port->port);
             }
         } else {
             const auto& ports = svc->second.ports;
             if (!ports.empty() && std::all_of(ports.begin(), ports.end(), [](const auto& sp) {
-                    return sp.protocol == "UDP";
+                    return sp.protocol != "TCP";
                 })) {
-                target.state = Target::State::Udp;
-                target.problem =
-                    "every port of target " + what + " is UDP: TLS is only originated over TCP";
+                target.state = Target::State::NotTcp;
+                target.problem = "no port of target " + what +
+                                 " is TCP (UDP or SCTP only): TLS is only originated over TCP";
             }
             target.gateways = gatewaysReaching(p.key.ns, target.name, std::nullopt);
         }
@@ -849,7 +856,7 @@ Cond Pass::acceptedFor(const Policy& p, std::size_t gateway) const {
         }
         if (t.state == Target::State::NotFound) {
             notFound.push_back(t.problem);
-        } else if (t.state == Target::State::Udp) {
+        } else if (t.state == Target::State::NotTcp) {
             invalid.push_back(t.problem);
         }
     }
@@ -880,7 +887,7 @@ Cond Pass::acceptedFor(const Policy& p, std::size_t gateway) const {
 }
 
 // Every (Service, port) an accepted Route sends traffic to, with the Gateways reaching it
-// (sorted, so the first is stable). UDP ports never get a profile.
+// (sorted, so the first is stable). Only TCP ports get a profile.
 std::map<tls::BackendKey, std::set<std::size_t>> Pass::reachedBackends() const {
     std::map<tls::BackendKey, std::set<std::size_t>> backends;
     for (const auto& u : uses_) {
@@ -888,8 +895,8 @@ std::map<tls::BackendKey, std::set<std::size_t>> Pass::reachedBackends() const {
         if (svc == services_.end() || !u.port) {
             continue;
         }
-        const ServicePort* port = svc->second.byNumber(*u.port);
-        if (port == nullptr || port->protocol == "UDP" || port->port <= 0 || port->port > 65535) {
+        const ServicePort* port = svc->second.tcpPort(*u.port);
+        if (port == nullptr || port->port <= 0 || port->port > 65535) {
             continue;
         }
         backends[tls::BackendKey{u.ns, u.service, static_cast<std::uint16_t>(port->port)}].insert(
@@ -913,7 +920,7 @@ std::vector<Pass::Planned> Pass::planProfiles() const {
     std::vector<Planned> planned;
     for (const auto& [backend, gws] : reachedBackends()) {
         const ServicePort* port =
-            services_.at({backend.ns, backend.service}).byNumber(backend.port);
+            services_.at({backend.ns, backend.service}).tcpPort(backend.port);
         auto it = governs.end();
         if (!port->name.empty()) {
             it = governs.find({backend.ns, backend.service, port->name});
@@ -1087,7 +1094,7 @@ std::vector<route::Endpoint> Pass::endpointsOf(const Service& svc, const Service
 // A (Service, port) named by several backendRefs of the listener's Routes is one backend
 // whose weight is the sum of theirs: each reference asks for its share of the traffic.
 // References the Route already reports (BackendNotFound, RefNotPermitted, InvalidKind) and
-// UDP ports carry no traffic here.
+// ports that are not TCP carry no traffic here.
 void Pass::buildListenerPlans(ReconcileOutput& out) const {
     std::map<tls::BackendKey, std::shared_ptr<const tls::HandshakeProfile>> profiles;
     for (const auto& p : out.profiles) {
@@ -1118,9 +1125,8 @@ void Pass::buildListenerPlans(ReconcileOutput& out) const {
                     if (svc == services_.end()) {
                         continue;
                     }
-                    const ServicePort* sp = svc->second.byNumber(*r.port);
-                    if (sp == nullptr || sp->protocol == "UDP" || sp->port <= 0 ||
-                        sp->port > 65535) {
+                    const ServicePort* sp = svc->second.tcpPort(*r.port);
+                    if (sp == nullptr || sp->port <= 0 || sp->port > 65535) {
                         continue;
                     }
                     tls::BackendKey key{r.ns, r.name, static_cast<std::uint16_t>(sp->port)};

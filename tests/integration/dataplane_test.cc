@@ -996,6 +996,50 @@ TEST_F(DataplaneE2eTest, PortSpecificAndWholeServicePoliciesEachGovernTheirOwnPo
     EXPECT_EQ(admin->observations().front().sni, "admin.example.com");
 }
 
+// A Service numbering an SCTP port like its TCP one: the Route to that number dials the TCP
+// port, which the policy on its name governs. The backend is a raw socket, so what arrives is
+// seen as it is on the wire: a TLS ClientHello, never the client's bytes.
+TEST_F(DataplaneE2eTest, PolicyOnTheTcpPortSharingItsNumberWithAnSctpPortIsHonoured) {
+    UniqueFd backend(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(backend.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    ASSERT_EQ(::listen(backend.get(), 4), 0);
+    socklen_t len = sizeof(a);
+    ASSERT_EQ(::getsockname(backend.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+    startDaemon();
+    const std::uint16_t port = freePort();
+    PolicySpec p;
+    p.sectionName = "https";
+    apply(join({gatewayYaml({{"tcp", port, "TCP"}}), routeYaml("TCPRoute", "t", "tcp", "svc", 443),
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc\nspec:\n  ports:\n"
+                "  - name: other\n    port: 443\n    protocol: SCTP\n"
+                "  - name: https\n    port: 443\n    protocol: TCP\n",
+                // Both names at the one backend: a wrong choice shows as plaintext there.
+                sliceYaml("svc-1", "svc", {{"other", ntohs(a.sin_port)}, {"https", ntohs(a.sin_port)}}),
+                caConfigMapYaml(pki_.caPem()), policyYaml(p)}));
+    ASSERT_TRUE(eventually([&] { return gatewayProgrammed(); }));
+    const std::string secret = "plaintext that must only travel inside TLS";
+    UniqueFd client = dial("127.0.0.1:" + std::to_string(port));
+    ASSERT_TRUE(sendAll(client.get(), secret));
+    timeval timeout{5, 0};
+    ::setsockopt(backend.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    UniqueFd conn(::accept4(backend.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_TRUE(conn.valid()) << "lastmiled never dialled the TCP port";
+    ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    // The record header and the handshake type: 0x16 (handshake), 0x03 (TLS), then after
+    // the length, 0x01 (ClientHello).
+    const std::string hello = readExactly(conn.get(), 6);
+    ASSERT_EQ(hello.size(), 6u);
+    EXPECT_EQ(static_cast<unsigned char>(hello[0]), 0x16);
+    EXPECT_EQ(static_cast<unsigned char>(hello[1]), 0x03);
+    EXPECT_EQ(static_cast<unsigned char>(hello[5]), 0x01);
+    // Nothing answers the handshake; lastmiled gives up after handshakeTimeout and closes.
+    const std::string rest = hello + readToEnd(conn.get()).data;
+    EXPECT_EQ(rest.find(secret), std::string::npos) << "the client's bytes reached the backend";
+}
+
 // ---- Live changes.
 
 TEST_F(DataplaneE2eTest, EmptiedCaConfigMapFailsNewConnectionsClosedWhileAnOpenOneKeepsEchoing) {

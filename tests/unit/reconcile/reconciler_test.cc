@@ -1456,5 +1456,55 @@ TEST_F(ListenerPlanTest, ProgrammedTransitionStampsTheTime) {
     EXPECT_EQ(cond(listenerStatus("http"), "Programmed")["lastTransitionTime"], "2027-01-15T09:00:00Z");
 }
 
+// A Service may number an SCTP (or UDP) port like its TCP one. A Route dials the TCP port,
+// so the policy on that port's name governs it: the SCTP port listed first used to be taken,
+// and its backend was dialled in plaintext although the policy said Accepted.
+TEST_F(ListenerPlanTest, RouteToAPortNumberDialsTheTcpPortThatThePolicyGoverns) {
+    addGateway("default", "gw");
+    addService("default", "echo", R"([{"name": "other", "port": 443, "protocol": "SCTP"},
+                                      {"name": "https", "port": 443, "protocol": "TCP"}])");
+    add(R"({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute",
+            "metadata": {"namespace": "default", "name": "t", "generation": 1},
+            "spec": {"parentRefs": [{"name": "gw"}],
+                     "rules": [{"backendRefs": [{"name": "echo", "port": 443}]}]}})");
+    addCaConfigMap("ca", pki_.caPem());
+    addPolicy("p", R"([{"group": "", "kind": "Service", "name": "echo", "sectionName": "https"}])");
+    addSlice("echo-1", "echo",
+             R"([{"name": "other", "port": 7000, "protocol": "SCTP"}, {"name": "https", "port": 8443}])",
+             R"([{"addresses": ["10.0.0.1"]}])");
+    run();
+    expectCond(ancestor("p"), "Accepted", "True", "Accepted");
+    expectCond((*status("TCPRoute", "default", "t"))["parents"][0], "ResolvedRefs", "True",
+               "ResolvedRefs");
+    ASSERT_NE(profile("echo", 443), nullptr);
+    EXPECT_FALSE(profile("echo", 443)->isFailClosed());
+    ASSERT_EQ(plan("tcp").backends.size(), 1u);
+    EXPECT_EQ(plan("tcp").backends[0].profile.get(), profile("echo", 443));
+    EXPECT_EQ(backendsOf("tcp"), std::vector<std::string>{"echo:443*1=10.0.0.1:8443,"});
+}
+
+TEST_F(ListenerPlanTest, RouteToAPortNumberWithoutATcpPortIsUnresolvedAndCarriesNoTraffic) {
+    addGateway("default", "gw");
+    addService("default", "echo", R"([{"name": "other", "port": 443, "protocol": "SCTP"},
+                                      {"name": "dns", "port": 53, "protocol": "UDP"}])");
+    add(R"({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute",
+            "metadata": {"namespace": "default", "name": "t", "generation": 1},
+            "spec": {"parentRefs": [{"name": "gw"}],
+                     "rules": [{"backendRefs": [{"name": "echo", "port": 443},
+                                                {"name": "echo", "port": 53}]}]}})");
+    addCaConfigMap("ca", pki_.caPem());
+    addPolicy("p", R"([{"group": "", "kind": "Service", "name": "echo", "sectionName": "other"}])");
+    run();
+    const Json& parent = (*status("TCPRoute", "default", "t"))["parents"][0];
+    expectCond(parent, "ResolvedRefs", "False", "UnsupportedProtocol");
+    EXPECT_TRUE(contains(message(parent, "ResolvedRefs"), "no TCP port 443"))
+        << message(parent, "ResolvedRefs");
+    EXPECT_TRUE(contains(message(parent, "ResolvedRefs"), "no TCP port 53"));
+    EXPECT_TRUE(plan("tcp").backends.empty());
+    EXPECT_TRUE(out_.profiles.empty());
+    expectCond(ancestor("p"), "Accepted", "False", "Invalid");
+    EXPECT_TRUE(contains(message(ancestor("p"), "Accepted"), "SCTP"));
+}
+
 }  // namespace
 }  // namespace lastmile::ctrl
