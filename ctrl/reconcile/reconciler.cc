@@ -215,7 +215,11 @@ struct Listener {
     std::string protocol;
     int port = 0;
     std::string from;  // Same, All, Selector
+    std::string hostname;
     std::set<ObjectKey> attached;
+    // Why the listener is not served (Accepted=False with `refusalReason`); empty: it is.
+    std::string refusal;
+    std::string refusalReason;
 };
 
 struct ClientCertCheck {
@@ -293,7 +297,8 @@ private:
     void readGateways();
     Cond routeResolvedRefs(const std::vector<BackendRef>& refs, const std::string& routeNs) const;
     Cond attachToParent(const ObjectKey& route, const Json& parent,
-                        const std::vector<BackendRef>& refs, std::size_t gi);
+                        const std::vector<BackendRef>& refs, const std::string& unsupported,
+                        std::size_t gi);
     void readRoutes();
     void readPolicies();
     void resolveConflicts();
@@ -460,11 +465,27 @@ void Pass::readGateways() {
         }
         for (const auto& l : array(path(*obj, {"spec"}), "listeners")) {
             std::string from = text(path(l, {"allowedRoutes", "namespaces"}), "from", "Same");
-            gw.listeners.push_back(Listener{text(l, "name"),
-                                            text(l, "protocol"),
-                                            static_cast<int>(integer(l, "port")),
-                                            from,
-                                            {}});
+            Listener listener{text(l, "name"),
+                              text(l, "protocol"),
+                              static_cast<int>(integer(l, "port")),
+                              from,
+                              text(l, "hostname"),
+                              {},
+                              {},
+                              {}};
+            // Traffic is bridged without looking at the request, so a listener that would
+            // serve only some host names cannot be honoured: serving it would hand every
+            // host's requests to its Routes.
+            if (listener.protocol != "HTTP" && listener.protocol != "TCP") {
+                listener.refusalReason = "UnsupportedProtocol";
+                listener.refusal =
+                    "protocol " + listener.protocol + " is not supported (only HTTP and TCP)";
+            } else if (!listener.hostname.empty()) {
+                listener.refusalReason = "UnsupportedValue";
+                listener.refusal = "hostname \"" + listener.hostname +
+                                   "\" is not supported: lastmile does not route by host name";
+            }
+            gw.listeners.push_back(std::move(listener));
         }
         gw.clientCert = checkClientCertificate(gw);
         gatewayIndex_[{key.ns, key.name}] = gateways_.size();
@@ -487,6 +508,39 @@ std::vector<BackendRef> backendRefsOf(const Json& routeSpec, const std::string& 
         }
     }
     return refs;
+}
+
+// A match every request satisfies: no header, query or method condition, and a path that is
+// absent or the prefix "/".
+bool catchAll(const Json& match) {
+    const Json& p = path(match, {"path"});
+    return array(match, "headers").empty() && array(match, "queryParams").empty() &&
+           text(match, "method").empty() && text(p, "type", "PathPrefix") == "PathPrefix" &&
+           text(p, "value", "/") == "/";
+}
+
+// The fields of an HTTPRoute spec lastmile cannot honour, as the Accepted=False message; empty
+// when there are none. Connections are bridged without reading the request, so hostnames and
+// matches that select some requests cannot select anything: accepting them would send every
+// request to every such Route's backends.
+std::string unsupportedMatching(const Json& spec) {
+    std::vector<std::string> fields;
+    if (!array(spec, "hostnames").empty()) {
+        fields.push_back("spec.hostnames");
+    }
+    const Json& rules = array(spec, "rules");
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+        const Json& matches = array(rules[i], "matches");
+        if (!matches.empty() && std::none_of(matches.begin(), matches.end(), catchAll)) {
+            fields.push_back("spec.rules[" + std::to_string(i) + "].matches");
+        }
+    }
+    if (fields.empty()) {
+        return "";
+    }
+    return join(fields, ", ") +
+           ": not supported, lastmile does not route by host name, path, header, query or "
+           "method (only catch-all rules are)";
 }
 
 // ResolvedRefs is a property of the Route, the same for every parent: the reason of the first
@@ -536,7 +590,8 @@ Cond Pass::routeResolvedRefs(const std::vector<BackendRef>& refs,
 // Route is counted on the listeners that take it and its same-namespace Service refs become
 // backend uses, the source of every policy ancestor.
 Cond Pass::attachToParent(const ObjectKey& route, const Json& parent,
-                          const std::vector<BackendRef>& refs, std::size_t gi) {
+                          const std::vector<BackendRef>& refs, const std::string& unsupported,
+                          std::size_t gi) {
     bool http = route.kind == "HTTPRoute";
     Gateway& gw = gateways_[gi];
     std::string section = text(parent, "sectionName");
@@ -578,6 +633,19 @@ Cond Pass::attachToParent(const ObjectKey& route, const Json& parent,
                 "the listeners of " + gwName + " do not allow Routes from namespace " + route.ns +
                     " (allowedRoutes Selector is not supported)"};
     }
+    if (!unsupported.empty()) {
+        return {"Accepted", false, "UnsupportedValue", unsupported};
+    }
+    std::vector<std::string> refused;
+    std::erase_if(allowed, [&](const Listener* l) {
+        if (!l->refusal.empty()) {
+            refused.push_back("listener " + l->name + " of " + gwName + ": " + l->refusal);
+        }
+        return !l->refusal.empty();
+    });
+    if (allowed.empty()) {
+        return {"Accepted", false, "UnsupportedValue", join(refused, "; ")};
+    }
     for (auto* l : allowed) {
         l->attached.insert(route);
     }
@@ -598,6 +666,7 @@ void Pass::readRoutes() {
         std::int64_t generation = integer(path(*obj, {"metadata"}), "generation");
         std::vector<BackendRef> refs = backendRefsOf(spec, key.ns);
         Cond resolved = routeResolvedRefs(refs, key.ns);
+        std::string unsupported = key.kind == "HTTPRoute" ? unsupportedMatching(spec) : "";
 
         const Json& prevParents = array(path(*obj, {"status"}), "parents");
         std::vector<Json> ours;
@@ -610,7 +679,7 @@ void Pass::readRoutes() {
             if (gi == gatewayIndex_.end()) {
                 continue;
             }
-            Cond accepted = attachToParent(key, parent, refs, gi->second);
+            Cond accepted = attachToParent(key, parent, refs, unsupported, gi->second);
             // Previous conditions of the same parentRef, for lastTransitionTime.
             const Json* prevConds = nullptr;
             for (const auto& pp : prevParents) {
@@ -1033,10 +1102,6 @@ void Pass::buildProfiles(ReconcileOutput& out) {
 // dataplane has not reported on stays Pending.
 constexpr const char* kNoDataplane = "listeners are not served yet: this build has no dataplane";
 
-bool supportedProtocol(const std::string& protocol) {
-    return protocol == "HTTP" || protocol == "TCP";
-}
-
 std::string hostPort(const std::string& address, int port) {
     return (address.find(':') != std::string::npos ? "[" + address + "]" : address) + ":" +
            std::to_string(port);
@@ -1104,7 +1169,7 @@ void Pass::buildListenerPlans(ReconcileOutput& out) const {
     }
     for (const auto& gw : gateways_) {
         for (const auto& l : gw.listeners) {
-            if (!supportedProtocol(l.protocol) || l.port <= 0 || l.port > 65535) {
+            if (!l.refusal.empty() || l.port <= 0 || l.port > 65535) {
                 continue;
             }
             route::ListenerPlan plan;
@@ -1185,9 +1250,11 @@ Cond Pass::listenerProgrammed(const Gateway& gw, const Listener& l) const {
 Cond Pass::gatewayProgrammed(const Gateway& gw) const {
     std::vector<std::string> failed;
     std::vector<std::string> pending;
+    std::vector<std::string> refused;
     std::size_t supported = 0;
     for (const auto& l : gw.listeners) {
-        if (!supportedProtocol(l.protocol)) {
+        if (!l.refusal.empty()) {
+            refused.push_back("listener " + l.name + ": " + l.refusal);
             continue;
         }
         ++supported;
@@ -1201,7 +1268,7 @@ Cond Pass::gatewayProgrammed(const Gateway& gw) const {
     }
     if (supported == 0) {
         return {"Programmed", false, "Invalid",
-                "no listener has a supported protocol (HTTP or TCP)"};
+                "no listener can be served: " + join(refused, "; ")};
     }
     if (!failed.empty()) {
         return {"Programmed", false, "AddressNotUsable", join(failed, "; ")};
@@ -1240,17 +1307,18 @@ Json Pass::gatewayStatus(const Gateway& gw) const {
         entry["name"] = l.name;
         Json kinds = Json::array();
         std::vector<Cond> conds;
-        if (supportedProtocol(l.protocol)) {
+        if (l.protocol == "HTTP" || l.protocol == "TCP") {
             kinds.push_back(Json{{"group", kGatewayGroup},
                                  {"kind", l.protocol == "HTTP" ? "HTTPRoute" : "TCPRoute"}});
+        }
+        if (l.refusal.empty()) {
             conds = {{"Accepted", true, "Accepted", "Listener accepted"},
                      {"ResolvedRefs", true, "ResolvedRefs", "All references resolved"},
                      listenerProgrammed(gw, l)};
         } else {
-            std::string why = "protocol " + l.protocol + " is not supported (only HTTP and TCP)";
-            conds = {{"Accepted", false, "UnsupportedProtocol", why},
+            conds = {{"Accepted", false, l.refusalReason, l.refusal},
                      {"ResolvedRefs", true, "ResolvedRefs", "All references resolved"},
-                     {"Programmed", false, "Invalid", why}};
+                     {"Programmed", false, "Invalid", l.refusal}};
         }
         entry["supportedKinds"] = std::move(kinds);
         entry["attachedRoutes"] = l.attached.size();

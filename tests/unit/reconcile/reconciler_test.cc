@@ -1506,5 +1506,70 @@ TEST_F(ListenerPlanTest, RouteToAPortNumberWithoutATcpPortIsUnresolvedAndCarries
     EXPECT_TRUE(contains(message(ancestor("p"), "Accepted"), "SCTP"));
 }
 
+// Connections are bridged without reading the request: a Route that would take only some
+// requests (by host name, path, header, query or method) must say it is not honoured, and
+// its backends must not be merged into the listener, where they would get every request.
+TEST_F(ListenerPlanTest, HttpRouteHostnamesAndSelectiveMatchesAreUnsupportedAndCarryNoTraffic) {
+    addWorld();
+    addService("default", "b");
+    struct Case {
+        const char* name;
+        const char* spec;     // merged into the Route's spec
+        const char* field;    // named in the message; nullptr: accepted
+    } cases[] = {
+        {"hosts", R"({"hostnames": ["a.example"]})", "spec.hostnames"},
+        {"path", R"({"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                               "backendRefs": [{"name": "b", "port": 443}]}]})",
+         "spec.rules[0].matches"},
+        {"header", R"({"rules": [{"backendRefs": [{"name": "b", "port": 443}]},
+                                 {"matches": [{"headers": [{"name": "x", "value": "1"}]}],
+                                  "backendRefs": [{"name": "b", "port": 443}]}]})",
+         "spec.rules[1].matches"},
+        {"method", R"({"rules": [{"matches": [{"method": "GET"}],
+                                  "backendRefs": [{"name": "b", "port": 443}]}]})",
+         "spec.rules[0].matches"},
+        {"catch-all", R"({"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                                     "backendRefs": [{"name": "b", "port": 443}]},
+                                    {"matches": [{"path": {"value": "/x"}}, {}],
+                                     "backendRefs": [{"name": "b", "port": 443}]}]})",
+         nullptr},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        remove("HTTPRoute", "extra");
+        addHttpRoute("default", "extra", "gw", "b", 443);
+        object("HTTPRoute", "default", "extra")["spec"].update(Json::parse(c.spec));
+        run();
+        const Json& parent = (*status("HTTPRoute", "default", "extra"))["parents"][0];
+        if (c.field == nullptr) {
+            expectCond(parent, "Accepted", "True", "Accepted");
+            EXPECT_EQ(backendsOf("http"), (std::vector<std::string>{"b:443*2=", "echo:443*1="}));
+            continue;
+        }
+        expectCond(parent, "Accepted", "False", "UnsupportedValue");
+        EXPECT_TRUE(contains(message(parent, "Accepted"), c.field)) << message(parent, "Accepted");
+        EXPECT_EQ(backendsOf("http"), std::vector<std::string>{"echo:443*1="});
+        EXPECT_EQ(listenerStatus("http")["attachedRoutes"], 1);
+    }
+}
+
+TEST_F(ListenerPlanTest, ListenerHostnameIsUnsupportedUnboundAndRefusesItsRoutes) {
+    addWorld();
+    object("Gateway", "default", "gw")["spec"]["listeners"][0]["hostname"] = "a.example";
+    setState("tcp", true);
+    run();
+    expectCond(listenerStatus("http"), "Accepted", "False", "UnsupportedValue");
+    expectCond(listenerStatus("http"), "Programmed", "False", "Invalid");
+    EXPECT_TRUE(contains(message(listenerStatus("http"), "Accepted"), "hostname"));
+    EXPECT_EQ(listenerStatus("http")["attachedRoutes"], 0);
+    const Json& parent = (*status("HTTPRoute", "default", "r"))["parents"][0];
+    expectCond(parent, "Accepted", "False", "UnsupportedValue");
+    EXPECT_TRUE(contains(message(parent, "Accepted"), "listener http"))
+        << message(parent, "Accepted");
+    ASSERT_EQ(out_.listeners.size(), 1u) << "the http listener is not bound";
+    EXPECT_EQ(out_.listeners[0].id.listener, "tcp");
+    expectCond(*status("Gateway", "default", "gw"), "Programmed", "True", "Programmed");
+}
+
 }  // namespace
 }  // namespace lastmile::ctrl
