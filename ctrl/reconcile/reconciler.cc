@@ -3,9 +3,6 @@
 // profiles.
 #include "ctrl/reconcile/reconciler.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <ctime>
@@ -78,27 +75,6 @@ const Json& path(const Json& j, std::initializer_list<const char*> keys) {
 
 // Policies without a parseable creationTimestamp lose every tie: they sort last.
 constexpr std::int64_t kUnknownCreation = INT64_MAX;
-
-// Besides what inet_pton accepts, a name whose last label is a number is an IPv4 address to
-// inet_aton and to URL parsers ("10.1", "10.0.0.010", "167772161"), while no DNS name ends in
-// a numeric label.
-bool isIpLiteral(const std::string& host) {
-    unsigned char buf[sizeof(in6_addr)];
-    if (inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1) {
-        return true;
-    }
-    auto dot = host.rfind('.');
-    std::string_view last = std::string_view(host).substr(dot == std::string::npos ? 0 : dot + 1);
-    return !last.empty() && std::all_of(last.begin(), last.end(), [](char c) {
-        return c >= '0' && c <= '9';
-    });
-}
-
-// Only what inet_pton takes: endpoints and bind addresses are dialled and bound as is.
-bool isIpAddress(const std::string& s) {
-    unsigned char buf[sizeof(in6_addr)];
-    return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
 
 bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
 

@@ -435,9 +435,9 @@ TEST_F(ReconcilerTest, IpLiteralHostnameIsInvalidAndFailsClosed) {
 }
 
 // The hostname pattern admits forms that resolvers and URL parsers read as IPv4 (a last label
-// that is a number: "10.0.0.010", "10.1", "167772161"); no DNS name ends in a numeric label.
+// that is a number: "10.0.0.010", "10.1", "167772161", or hex: "0x7f000001", "0x7f.1").
 TEST_F(ReconcilerTest, IpLiteralHostnameInShortOrZeroPaddedFormIsInvalid) {
-    for (const char* host : {"10.0.0.010", "10.1", "167772161"}) {
+    for (const char* host : {"10.0.0.010", "10.1", "167772161", "0x7f000001", "127.1", "0x7f.1"}) {
         objects_.clear();
         addWorld();
         addPolicyWithValidation("p", std::string(R"({"hostname": ")") + host + R"(",
