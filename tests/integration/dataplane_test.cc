@@ -362,17 +362,18 @@ protected:
         return test::runProcess(args, {{"LASTMILE_SERVER", "unix://" + socketPath()}});
     }
 
-    void apply(const std::string& yaml) {
+    void apply(const std::string& yaml, const std::string& project = "default") {
         const std::string file = dir_.write("apply-" + std::to_string(++applied_) + ".yaml", yaml);
-        auto r = ctl({"apply", "-f", file});
+        auto r = ctl({"apply", "-f", file, "--project", project});
         if (r.exitCode != 0) {
             // Nothing after a refused apply means anything: stop the test here.
             throw std::runtime_error("lastmilectl apply failed: " + r.out + r.err + "\n" + yaml);
         }
     }
 
-    json getJson(const std::string& kind, const std::string& name) {
-        auto r = ctl({"get", kind, name, "-o", "json"});
+    json getJson(const std::string& kind, const std::string& name,
+                 const std::string& project = "default") {
+        auto r = ctl({"get", kind, name, "-o", "json", "--project", project});
         if (r.exitCode != 0) {
             return json();
         }
@@ -1456,6 +1457,58 @@ TEST_F(DataplaneE2eTest, ListenerPortTakenByAnotherProcessIsNotProgrammedAndSays
     }));
     EXPECT_EQ(programmed.value("status", ""), "False") << gw.dump(2);
     EXPECT_NE(programmed.value("message", "").find("in use"), std::string::npos) << gw.dump(2);
+}
+
+// Project A's wildcard listener on P and project B's later 127.0.0.1 on P: B is refused
+// (it would take A's clients' connections to 127.0.0.1:P) without naming A, and a client of
+// 127.0.0.1:P still reaches A's backend, on every connection.
+TEST_F(DataplaneE2eTest, AnotherProjectsSpecificAddressCannotCaptureAWildcardListener) {
+    TlsBackendOptions o;
+    o.plain = true;
+    auto backendA = startBackend(o);
+    auto backendB = startBackend(o);
+    startDaemon();
+    const std::uint16_t port = freePort();
+    auto topologyFor = [&](const std::string& gateway, const std::string& address,
+                           std::uint16_t backendPort) {
+        return join({"apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n"
+                     "  name: " + gateway + "\nspec:\n  gatewayClassName: lastmile\n"
+                     "  addresses:\n  - type: IPAddress\n    value: " + address + "\n"
+                     "  listeners:\n  - name: tcp\n    port: " + std::to_string(port) +
+                         "\n    protocol: TCP\n",
+                     "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata:\n"
+                     "  name: r\nspec:\n  parentRefs:\n  - name: " + gateway +
+                         "\n  rules:\n  - backendRefs:\n    - name: svc\n      port: 443\n",
+                     serviceYaml("svc", {{"https", 443}}),
+                     sliceYaml("svc-1", "svc", {{"https", backendPort}})});
+    };
+    apply(topologyFor("tenant-a-gw", "0.0.0.0", backendA->port()), "tenant-a");
+    auto programmed = [&](const std::string& project, const std::string& gateway) {
+        json gw = getJson("gateway", gateway, project);
+        for (const auto& c : gw.value("status", json::object()).value("conditions", json::array())) {
+            if (c.value("type", "") == "Programmed") {
+                return c;
+            }
+        }
+        return json();
+    };
+    ASSERT_TRUE(eventually([&] { return programmed("tenant-a", "tenant-a-gw").value("status", "") == "True"; }));
+    apply(topologyFor("edge", "127.0.0.1", backendB->port()), "tenant-b");
+    json refused;
+    ASSERT_TRUE(eventually([&] {
+        refused = programmed("tenant-b", "edge");
+        return refused.value("reason", "") == "AddressNotUsable";
+    })) << refused.dump(2);
+    EXPECT_EQ(refused.value("status", ""), "False");
+    const std::string message = refused.value("message", "");
+    EXPECT_NE(message.find("already claimed by another Gateway"), std::string::npos) << message;
+    EXPECT_EQ(message.find("tenant-a"), std::string::npos) << message;
+    for (int i = 0; i < 8; ++i) {
+        EXPECT_EQ(echoOnce("127.0.0.1:" + std::to_string(port), "for a"), "for a") << i;
+    }
+    EXPECT_EQ(backendB->observations().size(), 0u) << "project B captured project A's clients";
+    EXPECT_GE(backendA->observations().size(), 8u);
+    EXPECT_EQ(programmed("tenant-a", "tenant-a-gw").value("status", ""), "True");
 }
 
 TEST_F(DataplaneE2eTest, PolicyChurnWhileTrafficFlowsDropsNoConnection) {
