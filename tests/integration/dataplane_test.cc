@@ -109,6 +109,22 @@ std::string body(const std::string& response) {
     return end == std::string::npos ? std::string() : response.substr(end + 4);
 }
 
+// A blocking socket listening on 127.0.0.1 at a port the kernel picks, written to `port`.
+UniqueFd listenOnLoopback(std::uint16_t& port) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (!fd.valid() || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        ::listen(fd.get(), 4) != 0 ||
+        ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        throw std::runtime_error(std::string("listening on 127.0.0.1: ") + std::strerror(errno));
+    }
+    port = ntohs(a.sin_port);
+    return fd;
+}
+
 // ---- Manifests.
 
 std::string indentBlock(const std::string& text, const std::string& prefix) {
@@ -1001,14 +1017,8 @@ TEST_F(DataplaneE2eTest, PortSpecificAndWholeServicePoliciesEachGovernTheirOwnPo
 // port, which the policy on its name governs. The backend is a raw socket, so what arrives is
 // seen as it is on the wire: a TLS ClientHello, never the client's bytes.
 TEST_F(DataplaneE2eTest, PolicyOnTheTcpPortSharingItsNumberWithAnSctpPortIsHonoured) {
-    UniqueFd backend(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::bind(backend.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    ASSERT_EQ(::listen(backend.get(), 4), 0);
-    socklen_t len = sizeof(a);
-    ASSERT_EQ(::getsockname(backend.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+    std::uint16_t backendPort = 0;
+    UniqueFd backend = listenOnLoopback(backendPort);
     startDaemon();
     const std::uint16_t port = freePort();
     PolicySpec p;
@@ -1018,7 +1028,7 @@ TEST_F(DataplaneE2eTest, PolicyOnTheTcpPortSharingItsNumberWithAnSctpPortIsHonou
                 "  - name: other\n    port: 443\n    protocol: SCTP\n"
                 "  - name: https\n    port: 443\n    protocol: TCP\n",
                 // Both names at the one backend: a wrong choice shows as plaintext there.
-                sliceYaml("svc-1", "svc", {{"other", ntohs(a.sin_port)}, {"https", ntohs(a.sin_port)}}),
+                sliceYaml("svc-1", "svc", {{"other", backendPort}, {"https", backendPort}}),
                 caConfigMapYaml(pki_.caPem()), policyYaml(p)}));
     ASSERT_TRUE(eventually([&] { return gatewayProgrammed(); }));
     const std::string secret = "plaintext that must only travel inside TLS";
@@ -1431,16 +1441,10 @@ TEST_F(DataplaneE2eTest, ListenerWhoseRouteIsDeletedAnswers503NoBackend) {
 }
 
 TEST_F(DataplaneE2eTest, ListenerPortTakenByAnotherProcessIsNotProgrammedAndSaysWhy) {
-    UniqueFd squatter(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::bind(squatter.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    ASSERT_EQ(::listen(squatter.get(), 4), 0);
-    socklen_t len = sizeof(a);
-    ::getsockname(squatter.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    std::uint16_t port = 0;
+    UniqueFd squatter = listenOnLoopback(port);
     startDaemon();
-    apply(gatewayYaml({{"tcp", ntohs(a.sin_port), "TCP"}}));
+    apply(gatewayYaml({{"tcp", port, "TCP"}}));
     json gw;
     json programmed;
     ASSERT_TRUE(eventually([&] {
