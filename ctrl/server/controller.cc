@@ -347,7 +347,8 @@ Status Controller::reconcileLocked(const std::string& project, bool settleOthers
     // plans could unbind live ones, so the dataplane keeps what it has.
     if (binder_ && out.internalErrors.empty()) {
         auto plans = plansFor(project, out.listeners, nextProfiles(*current, project, out));
-        setClaims(claims_, project, claimsOf(project, out.listeners, *objects, defaultBindAddress_));
+        setClaims(claims_, project,
+                  claimsOf(project, out.listeners, *objects, defaultBindAddress_));
         std::set<std::string> displaced;  // to reconcile before this project binds
         std::set<std::string> released;   // to reconcile after
         const auto before = std::exchange(losers_, arbitrate(claims_));

@@ -70,8 +70,8 @@ std::optional<std::int64_t> parseRfc3339(std::string_view text) {
 bool isIpAddress(std::string_view text) {
     const std::string s(text);
     unsigned char buf[sizeof(in6_addr)];
-    return s.find('\0') == std::string::npos &&
-           (::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1);
+    return s.find('\0') == std::string::npos && (::inet_pton(AF_INET, s.c_str(), buf) == 1 ||
+                                                  ::inet_pton(AF_INET6, s.c_str(), buf) == 1);
 }
 
 bool isIpLiteral(std::string_view host) {

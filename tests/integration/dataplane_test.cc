@@ -1489,14 +1489,16 @@ TEST_F(DataplaneE2eTest, AnotherProjectsSpecificAddressCannotCaptureAWildcardLis
     apply(topologyFor("tenant-a-gw", "0.0.0.0", backendA->port()), "tenant-a");
     auto programmed = [&](const std::string& project, const std::string& gateway) {
         json gw = getJson("gateway", gateway, project);
-        for (const auto& c : gw.value("status", json::object()).value("conditions", json::array())) {
+        const json status = gw.value("status", json::object());
+        for (const auto& c : status.value("conditions", json::array())) {
             if (c.value("type", "") == "Programmed") {
                 return c;
             }
         }
         return json();
     };
-    ASSERT_TRUE(eventually([&] { return programmed("tenant-a", "tenant-a-gw").value("status", "") == "True"; }));
+    ASSERT_TRUE(eventually(
+        [&] { return programmed("tenant-a", "tenant-a-gw").value("status", "") == "True"; }));
     apply(topologyFor("edge", "127.0.0.1", backendB->port()), "tenant-b");
     json refused;
     ASSERT_TRUE(eventually([&] {

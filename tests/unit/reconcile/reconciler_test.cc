@@ -1470,7 +1470,8 @@ TEST_F(ListenerPlanTest, RouteToAPortNumberDialsTheTcpPortThatThePolicyGoverns) 
     addCaConfigMap("ca", pki_.caPem());
     addPolicy("p", R"([{"group": "", "kind": "Service", "name": "echo", "sectionName": "https"}])");
     addSlice("echo-1", "echo",
-             R"([{"name": "other", "port": 7000, "protocol": "SCTP"}, {"name": "https", "port": 8443}])",
+             R"([{"name": "other", "port": 7000, "protocol": "SCTP"},
+                 {"name": "https", "port": 8443}])",
              R"([{"addresses": ["10.0.0.1"]}])");
     run();
     expectCond(ancestor("p"), "Accepted", "True", "Accepted");

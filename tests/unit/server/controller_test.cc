@@ -165,7 +165,8 @@ protected:
     }
 
     Json gateway(const std::string& project = "default", const std::string& name = "gw") {
-        auto g = controller_->get(project, ObjectKey{"gateway.networking.k8s.io", "Gateway", "default", name});
+        auto g = controller_->get(
+            project, ObjectKey{"gateway.networking.k8s.io", "Gateway", "default", name});
         EXPECT_TRUE(g);
         return g ? *g : Json();
     }
@@ -201,7 +202,8 @@ protected:
         gw["metadata"] = Json{{"name", name}};
         gw["spec"]["listeners"][0]["port"] = port;
         if (!address.empty()) {
-            gw["spec"]["addresses"] = Json::array({Json{{"type", "IPAddress"}, {"value", address}}});
+            gw["spec"]["addresses"] =
+                Json::array({Json{{"type", "IPAddress"}, {"value", address}}});
         }
         return apply(gw.dump(), project);
     }
@@ -334,7 +336,8 @@ TEST_F(BinderTest, NewerSpecificAddressBesideAnotherProjectsWildcardIsNotBound) 
     EXPECT_EQ(programmed["status"], "False");
     EXPECT_EQ(programmed["reason"], "AddressNotUsable");
     const std::string message = programmed["message"];
-    EXPECT_NE(message.find("127.0.0.1:9000 is already claimed by another Gateway"), std::string::npos)
+    EXPECT_NE(message.find("127.0.0.1:9000 is already claimed by another Gateway"),
+              std::string::npos)
         << message;
     EXPECT_EQ(message.find("tenant-a"), std::string::npos) << message;
     EXPECT_EQ(message.find("secret-gw"), std::string::npos) << message;
