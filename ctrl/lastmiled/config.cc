@@ -2,8 +2,6 @@
 // Configuration file parsing with yaml-cpp; exceptions stay inside this file.
 #include "ctrl/lastmiled/config.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -11,6 +9,8 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+
+#include "dataplane/base/text.h"
 
 namespace lastmile::ctrl {
 namespace {
@@ -28,11 +28,6 @@ Result<log::Level> parseLevel(const std::string& value) {
         return fail(Errc::Invalid, "logLevel \"" + value + "\": use error, warning, notice, info or debug");
     }
     return it->second;
-}
-
-bool isIpLiteral(const std::string& s) {
-    unsigned char buf[sizeof(in6_addr)];
-    return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
 // Ten years: far beyond any sensible timeout, and far from overflowing milliseconds.
@@ -131,7 +126,7 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                 base.dataplane.workers = static_cast<unsigned>(n);
             } else if (key == "bindAddress") {
                 auto address = value.as<std::string>();
-                if (!isIpLiteral(address)) {
+                if (!isIpAddress(address)) {
                     return fail(Errc::Invalid, at + ": \"" + address +
                                                    "\" is not an IPv4 or IPv6 address literal");
                 }

@@ -243,7 +243,8 @@ int run(const Flags& flags) {
         clock, reconcile,
         [&workers](const std::string& project, const std::vector<route::ListenerPlan>& plans) {
             return workers.bind(project, plans);
-        });
+        },
+        config->dataplane.bindAddress);
     // The first reconcile binds every stored Gateway's listeners and publishes their plans.
     if (auto s = controller.start(); !s) {
         LM_LOG(Error, kLog, "initial reconcile: " << s.error().message());

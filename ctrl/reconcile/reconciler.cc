@@ -3,9 +3,6 @@
 // profiles.
 #include "ctrl/reconcile/reconciler.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <ctime>
@@ -78,27 +75,6 @@ const Json& path(const Json& j, std::initializer_list<const char*> keys) {
 
 // Policies without a parseable creationTimestamp lose every tie: they sort last.
 constexpr std::int64_t kUnknownCreation = INT64_MAX;
-
-// Besides what inet_pton accepts, a name whose last label is a number is an IPv4 address to
-// inet_aton and to URL parsers ("10.1", "10.0.0.010", "167772161"), while no DNS name ends in
-// a numeric label.
-bool isIpLiteral(const std::string& host) {
-    unsigned char buf[sizeof(in6_addr)];
-    if (inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1) {
-        return true;
-    }
-    auto dot = host.rfind('.');
-    std::string_view last = std::string_view(host).substr(dot == std::string::npos ? 0 : dot + 1);
-    return !last.empty() && std::all_of(last.begin(), last.end(), [](char c) {
-        return c >= '0' && c <= '9';
-    });
-}
-
-// Only what inet_pton takes: endpoints and bind addresses are dialled and bound as is.
-bool isIpAddress(const std::string& s) {
-    unsigned char buf[sizeof(in6_addr)];
-    return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
 
 bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
 
@@ -180,7 +156,7 @@ Json conditionsJson(const std::vector<Cond>& conds, std::int64_t generation, con
 struct ServicePort {
     std::string name;
     int port = 0;
-    std::string protocol;  // TCP, UDP, SCTP
+    std::string protocol;  // TCP, UDP, SCTP (as written: any other value is not TCP either)
     std::optional<int> targetPort;  // only a numeric targetPort; a named one needs the slice
 };
 
@@ -190,9 +166,11 @@ struct Service {
     std::vector<ServicePort> ports;
     std::string externalName;  // non-empty for `type: ExternalName`
 
-    const ServicePort* byNumber(int number) const {
+    // A backendRef's port is dialled over TCP, so only a TCP port answers to its number: a
+    // Service may also have an SCTP or UDP port of that number, which is never dialled.
+    const ServicePort* tcpPort(int number) const {
         for (const auto& p : ports) {
-            if (p.port == number) {
+            if (p.port == number && p.protocol == "TCP") {
                 return &p;
             }
         }
@@ -213,7 +191,11 @@ struct Listener {
     std::string protocol;
     int port = 0;
     std::string from;  // Same, All, Selector
+    std::string hostname;
     std::set<ObjectKey> attached;
+    // Why the listener is not served (Accepted=False with `refusalReason`); empty: it is.
+    std::string refusal;
+    std::string refusalReason;
 };
 
 struct ClientCertCheck {
@@ -265,7 +247,7 @@ private:
         std::string kind;
         std::string name;
         std::string section;
-        enum class State { Ok, NotFound, Udp } state = State::Ok;
+        enum class State { Ok, NotFound, NotTcp } state = State::Ok;
         std::string problem;
         std::string conflictWinner;  // non-empty: this policy lost the target to that policy
         std::set<std::size_t> gateways;
@@ -291,7 +273,8 @@ private:
     void readGateways();
     Cond routeResolvedRefs(const std::vector<BackendRef>& refs, const std::string& routeNs) const;
     Cond attachToParent(const ObjectKey& route, const Json& parent,
-                        const std::vector<BackendRef>& refs, std::size_t gi);
+                        const std::vector<BackendRef>& refs, const std::string& unsupported,
+                        std::size_t gi);
     void readRoutes();
     void readPolicies();
     void resolveConflicts();
@@ -458,11 +441,27 @@ void Pass::readGateways() {
         }
         for (const auto& l : array(path(*obj, {"spec"}), "listeners")) {
             std::string from = text(path(l, {"allowedRoutes", "namespaces"}), "from", "Same");
-            gw.listeners.push_back(Listener{text(l, "name"),
-                                            text(l, "protocol"),
-                                            static_cast<int>(integer(l, "port")),
-                                            from,
-                                            {}});
+            Listener listener{text(l, "name"),
+                              text(l, "protocol"),
+                              static_cast<int>(integer(l, "port")),
+                              from,
+                              text(l, "hostname"),
+                              {},
+                              {},
+                              {}};
+            // Traffic is bridged without looking at the request, so a listener that would
+            // serve only some host names cannot be honoured: serving it would hand every
+            // host's requests to its Routes.
+            if (listener.protocol != "HTTP" && listener.protocol != "TCP") {
+                listener.refusalReason = "UnsupportedProtocol";
+                listener.refusal =
+                    "protocol " + listener.protocol + " is not supported (only HTTP and TCP)";
+            } else if (!listener.hostname.empty()) {
+                listener.refusalReason = "UnsupportedValue";
+                listener.refusal = "hostname \"" + listener.hostname +
+                                   "\" is not supported: lastmile does not route by host name";
+            }
+            gw.listeners.push_back(std::move(listener));
         }
         gw.clientCert = checkClientCertificate(gw);
         gatewayIndex_[{key.ns, key.name}] = gateways_.size();
@@ -485,6 +484,39 @@ std::vector<BackendRef> backendRefsOf(const Json& routeSpec, const std::string& 
         }
     }
     return refs;
+}
+
+// A match every request satisfies: no header, query or method condition, and a path that is
+// absent or the prefix "/".
+bool catchAll(const Json& match) {
+    const Json& p = path(match, {"path"});
+    return array(match, "headers").empty() && array(match, "queryParams").empty() &&
+           text(match, "method").empty() && text(p, "type", "PathPrefix") == "PathPrefix" &&
+           text(p, "value", "/") == "/";
+}
+
+// The fields of an HTTPRoute spec lastmile cannot honour, as the Accepted=False message; empty
+// when there are none. Connections are bridged without reading the request, so hostnames and
+// matches that select some requests cannot select anything: accepting them would send every
+// request to every such Route's backends.
+std::string unsupportedMatching(const Json& spec) {
+    std::vector<std::string> fields;
+    if (!array(spec, "hostnames").empty()) {
+        fields.push_back("spec.hostnames");
+    }
+    const Json& rules = array(spec, "rules");
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+        const Json& matches = array(rules[i], "matches");
+        if (!matches.empty() && std::none_of(matches.begin(), matches.end(), catchAll)) {
+            fields.push_back("spec.rules[" + std::to_string(i) + "].matches");
+        }
+    }
+    if (fields.empty()) {
+        return "";
+    }
+    return join(fields, ", ") +
+           ": not supported, lastmile does not route by host name, path, header, query or "
+           "method (only catch-all rules are)";
 }
 
 // ResolvedRefs is a property of the Route, the same for every parent: the reason of the first
@@ -511,9 +543,14 @@ Cond Pass::routeResolvedRefs(const std::vector<BackendRef>& refs,
         } else if (!r.port) {
             reason = "BackendNotFound";
             problems.push_back("backendRef to " + what + " has no port");
-        } else if (services_.at({r.ns, r.name}).byNumber(*r.port) == nullptr) {
-            reason = "BackendNotFound";
-            problems.push_back(what + " has no port " + std::to_string(*r.port));
+        } else if (const Service& svc = services_.at({r.ns, r.name});
+                   svc.tcpPort(*r.port) == nullptr) {
+            bool other = std::any_of(svc.ports.begin(), svc.ports.end(),
+                                     [&](const ServicePort& sp) { return sp.port == *r.port; });
+            reason = other ? "UnsupportedProtocol" : "BackendNotFound";
+            problems.push_back(what + " has no " + (other ? "TCP " : "") + "port " +
+                               std::to_string(*r.port) +
+                               (other ? ": traffic is only forwarded over TCP" : ""));
         }
         if (!reason.empty() && resolved.status) {
             resolved = Cond{"ResolvedRefs", false, reason, ""};
@@ -529,7 +566,8 @@ Cond Pass::routeResolvedRefs(const std::vector<BackendRef>& refs,
 // Route is counted on the listeners that take it and its same-namespace Service refs become
 // backend uses, the source of every policy ancestor.
 Cond Pass::attachToParent(const ObjectKey& route, const Json& parent,
-                          const std::vector<BackendRef>& refs, std::size_t gi) {
+                          const std::vector<BackendRef>& refs, const std::string& unsupported,
+                          std::size_t gi) {
     bool http = route.kind == "HTTPRoute";
     Gateway& gw = gateways_[gi];
     std::string section = text(parent, "sectionName");
@@ -571,6 +609,19 @@ Cond Pass::attachToParent(const ObjectKey& route, const Json& parent,
                 "the listeners of " + gwName + " do not allow Routes from namespace " + route.ns +
                     " (allowedRoutes Selector is not supported)"};
     }
+    if (!unsupported.empty()) {
+        return {"Accepted", false, "UnsupportedValue", unsupported};
+    }
+    std::vector<std::string> refused;
+    std::erase_if(allowed, [&](const Listener* l) {
+        if (!l->refusal.empty()) {
+            refused.push_back("listener " + l->name + " of " + gwName + ": " + l->refusal);
+        }
+        return !l->refusal.empty();
+    });
+    if (allowed.empty()) {
+        return {"Accepted", false, "UnsupportedValue", join(refused, "; ")};
+    }
     for (auto* l : allowed) {
         l->attached.insert(route);
     }
@@ -591,6 +642,7 @@ void Pass::readRoutes() {
         std::int64_t generation = integer(path(*obj, {"metadata"}), "generation");
         std::vector<BackendRef> refs = backendRefsOf(spec, key.ns);
         Cond resolved = routeResolvedRefs(refs, key.ns);
+        std::string unsupported = key.kind == "HTTPRoute" ? unsupportedMatching(spec) : "";
 
         const Json& prevParents = array(path(*obj, {"status"}), "parents");
         std::vector<Json> ours;
@@ -603,7 +655,7 @@ void Pass::readRoutes() {
             if (gi == gatewayIndex_.end()) {
                 continue;
             }
-            Cond accepted = attachToParent(key, parent, refs, gi->second);
+            Cond accepted = attachToParent(key, parent, refs, unsupported, gi->second);
             // Previous conditions of the same parentRef, for lastTransitionTime.
             const Json* prevConds = nullptr;
             for (const auto& pp : prevParents) {
@@ -737,21 +789,21 @@ void Pass::resolveTargets(Policy& p) const {
                 target.problem = "target " + what + " has no port named " + target.section;
                 target.gateways = gatewaysReaching(p.key.ns, target.name, std::nullopt);
             } else {
-                if (port->protocol == "UDP") {
-                    target.state = Target::State::Udp;
-                    target.problem = "target " + what + " port " + target.section +
-                                     " is UDP: TLS is only originated over TCP";
+                if (port->protocol != "TCP") {
+                    target.state = Target::State::NotTcp;
+                    target.problem = "target " + what + " port " + target.section + " is " +
+                                     port->protocol + ": TLS is only originated over TCP";
                 }
                 target.gateways = gatewaysReaching(p.key.ns, target.name, port->port);
             }
         } else {
             const auto& ports = svc->second.ports;
             if (!ports.empty() && std::all_of(ports.begin(), ports.end(), [](const auto& sp) {
-                    return sp.protocol == "UDP";
+                    return sp.protocol != "TCP";
                 })) {
-                target.state = Target::State::Udp;
-                target.problem =
-                    "every port of target " + what + " is UDP: TLS is only originated over TCP";
+                target.state = Target::State::NotTcp;
+                target.problem = "no port of target " + what +
+                                 " is TCP (UDP or SCTP only): TLS is only originated over TCP";
             }
             target.gateways = gatewaysReaching(p.key.ns, target.name, std::nullopt);
         }
@@ -849,7 +901,7 @@ Cond Pass::acceptedFor(const Policy& p, std::size_t gateway) const {
         }
         if (t.state == Target::State::NotFound) {
             notFound.push_back(t.problem);
-        } else if (t.state == Target::State::Udp) {
+        } else if (t.state == Target::State::NotTcp) {
             invalid.push_back(t.problem);
         }
     }
@@ -880,7 +932,7 @@ Cond Pass::acceptedFor(const Policy& p, std::size_t gateway) const {
 }
 
 // Every (Service, port) an accepted Route sends traffic to, with the Gateways reaching it
-// (sorted, so the first is stable). UDP ports never get a profile.
+// (sorted, so the first is stable). Only TCP ports get a profile.
 std::map<tls::BackendKey, std::set<std::size_t>> Pass::reachedBackends() const {
     std::map<tls::BackendKey, std::set<std::size_t>> backends;
     for (const auto& u : uses_) {
@@ -888,8 +940,8 @@ std::map<tls::BackendKey, std::set<std::size_t>> Pass::reachedBackends() const {
         if (svc == services_.end() || !u.port) {
             continue;
         }
-        const ServicePort* port = svc->second.byNumber(*u.port);
-        if (port == nullptr || port->protocol == "UDP" || port->port <= 0 || port->port > 65535) {
+        const ServicePort* port = svc->second.tcpPort(*u.port);
+        if (port == nullptr || port->port <= 0 || port->port > 65535) {
             continue;
         }
         backends[tls::BackendKey{u.ns, u.service, static_cast<std::uint16_t>(port->port)}].insert(
@@ -913,7 +965,7 @@ std::vector<Pass::Planned> Pass::planProfiles() const {
     std::vector<Planned> planned;
     for (const auto& [backend, gws] : reachedBackends()) {
         const ServicePort* port =
-            services_.at({backend.ns, backend.service}).byNumber(backend.port);
+            services_.at({backend.ns, backend.service}).tcpPort(backend.port);
         auto it = governs.end();
         if (!port->name.empty()) {
             it = governs.find({backend.ns, backend.service, port->name});
@@ -1026,10 +1078,6 @@ void Pass::buildProfiles(ReconcileOutput& out) {
 // dataplane has not reported on stays Pending.
 constexpr const char* kNoDataplane = "listeners are not served yet: this build has no dataplane";
 
-bool supportedProtocol(const std::string& protocol) {
-    return protocol == "HTTP" || protocol == "TCP";
-}
-
 std::string hostPort(const std::string& address, int port) {
     return (address.find(':') != std::string::npos ? "[" + address + "]" : address) + ":" +
            std::to_string(port);
@@ -1087,7 +1135,7 @@ std::vector<route::Endpoint> Pass::endpointsOf(const Service& svc, const Service
 // A (Service, port) named by several backendRefs of the listener's Routes is one backend
 // whose weight is the sum of theirs: each reference asks for its share of the traffic.
 // References the Route already reports (BackendNotFound, RefNotPermitted, InvalidKind) and
-// UDP ports carry no traffic here.
+// ports that are not TCP carry no traffic here.
 void Pass::buildListenerPlans(ReconcileOutput& out) const {
     std::map<tls::BackendKey, std::shared_ptr<const tls::HandshakeProfile>> profiles;
     for (const auto& p : out.profiles) {
@@ -1097,7 +1145,7 @@ void Pass::buildListenerPlans(ReconcileOutput& out) const {
     }
     for (const auto& gw : gateways_) {
         for (const auto& l : gw.listeners) {
-            if (!supportedProtocol(l.protocol) || l.port <= 0 || l.port > 65535) {
+            if (!l.refusal.empty() || l.port <= 0 || l.port > 65535) {
                 continue;
             }
             route::ListenerPlan plan;
@@ -1118,9 +1166,8 @@ void Pass::buildListenerPlans(ReconcileOutput& out) const {
                     if (svc == services_.end()) {
                         continue;
                     }
-                    const ServicePort* sp = svc->second.byNumber(*r.port);
-                    if (sp == nullptr || sp->protocol == "UDP" || sp->port <= 0 ||
-                        sp->port > 65535) {
+                    const ServicePort* sp = svc->second.tcpPort(*r.port);
+                    if (sp == nullptr || sp->port <= 0 || sp->port > 65535) {
                         continue;
                     }
                     tls::BackendKey key{r.ns, r.name, static_cast<std::uint16_t>(sp->port)};
@@ -1179,9 +1226,11 @@ Cond Pass::listenerProgrammed(const Gateway& gw, const Listener& l) const {
 Cond Pass::gatewayProgrammed(const Gateway& gw) const {
     std::vector<std::string> failed;
     std::vector<std::string> pending;
+    std::vector<std::string> refused;
     std::size_t supported = 0;
     for (const auto& l : gw.listeners) {
-        if (!supportedProtocol(l.protocol)) {
+        if (!l.refusal.empty()) {
+            refused.push_back("listener " + l.name + ": " + l.refusal);
             continue;
         }
         ++supported;
@@ -1195,7 +1244,7 @@ Cond Pass::gatewayProgrammed(const Gateway& gw) const {
     }
     if (supported == 0) {
         return {"Programmed", false, "Invalid",
-                "no listener has a supported protocol (HTTP or TCP)"};
+                "no listener can be served: " + join(refused, "; ")};
     }
     if (!failed.empty()) {
         return {"Programmed", false, "AddressNotUsable", join(failed, "; ")};
@@ -1234,17 +1283,18 @@ Json Pass::gatewayStatus(const Gateway& gw) const {
         entry["name"] = l.name;
         Json kinds = Json::array();
         std::vector<Cond> conds;
-        if (supportedProtocol(l.protocol)) {
+        if (l.protocol == "HTTP" || l.protocol == "TCP") {
             kinds.push_back(Json{{"group", kGatewayGroup},
                                  {"kind", l.protocol == "HTTP" ? "HTTPRoute" : "TCPRoute"}});
+        }
+        if (l.refusal.empty()) {
             conds = {{"Accepted", true, "Accepted", "Listener accepted"},
                      {"ResolvedRefs", true, "ResolvedRefs", "All references resolved"},
                      listenerProgrammed(gw, l)};
         } else {
-            std::string why = "protocol " + l.protocol + " is not supported (only HTTP and TCP)";
-            conds = {{"Accepted", false, "UnsupportedProtocol", why},
+            conds = {{"Accepted", false, l.refusalReason, l.refusal},
                      {"ResolvedRefs", true, "ResolvedRefs", "All references resolved"},
-                     {"Programmed", false, "Invalid", why}};
+                     {"Programmed", false, "Invalid", l.refusal}};
         }
         entry["supportedKinds"] = std::move(kinds);
         entry["attachedRoutes"] = l.attached.size();

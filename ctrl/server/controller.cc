@@ -3,11 +3,14 @@
 #include "ctrl/server/controller.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <exception>
+#include <set>
 #include <utility>
 
 #include "ctrl/api/admission.h"
 #include "dataplane/base/log.h"
+#include "dataplane/base/text.h"
 
 namespace lastmile::ctrl {
 namespace {
@@ -145,6 +148,71 @@ ListenerStates toStates(const std::map<route::ListenerId, route::ListenerState>&
     return states;
 }
 
+// What the listeners of `plans` ask to bind, aged by their Gateway's creationTimestamp (a
+// Gateway without one loses every tie).
+std::vector<ListenerClaim> claimsOf(const std::string& project,
+                                    const std::vector<route::ListenerPlan>& plans,
+                                    const std::vector<Json>& objects,
+                                    const std::string& defaultAddress) {
+    std::map<std::pair<std::string, std::string>, std::int64_t> created;
+    for (const auto& object : objects) {
+        const ObjectKey key = keyOf(object);
+        if (key.group == "gateway.networking.k8s.io" && key.kind == "Gateway") {
+            const Json& stamp = object.at("metadata").value("creationTimestamp", Json());
+            created[{key.ns, key.name}] =
+                parseRfc3339(stamp.is_string() ? stamp.get<std::string>() : "").value_or(INT64_MAX);
+        }
+    }
+    std::vector<ListenerClaim> claims;
+    for (const auto& plan : plans) {
+        auto age = created.find({plan.id.gatewayNamespace, plan.id.gateway});
+        claims.push_back(ListenerClaim{route::ListenerId{project, plan.id.gatewayNamespace,
+                                                         plan.id.gateway, plan.id.listener},
+                                       plan.address.empty() ? defaultAddress : plan.address,
+                                       plan.port,
+                                       age == created.end() ? INT64_MAX : age->second});
+    }
+    return claims;
+}
+
+using ClaimsByProject = std::map<std::string, std::vector<ListenerClaim>>;
+
+void setClaims(ClaimsByProject& all, const std::string& project,
+               std::vector<ListenerClaim> claims) {
+    if (claims.empty()) {
+        all.erase(project);
+    } else {
+        all[project] = std::move(claims);
+    }
+}
+
+std::map<route::ListenerId, std::string> arbitrate(const ClaimsByProject& all) {
+    std::vector<ListenerClaim> claims;
+    for (const auto& [project, own] : all) {
+        claims.insert(claims.end(), own.begin(), own.end());
+    }
+    return arbitrateClaims(std::move(claims));
+}
+
+// Projects other than `project` whose listeners `before` and `after` treat differently:
+// in `lost`, those with a listener that loses now; in `won`, those with one that no longer does.
+void changedProjects(const std::map<route::ListenerId, std::string>& before,
+                     const std::map<route::ListenerId, std::string>& after,
+                     const std::string& project, std::set<std::string>& lost,
+                     std::set<std::string>& won) {
+    for (const auto& [id, why] : after) {
+        auto was = before.find(id);
+        if (id.project != project && (was == before.end() || was->second != why)) {
+            lost.insert(id.project);
+        }
+    }
+    for (const auto& [id, why] : before) {
+        if (id.project != project && after.count(id) == 0) {
+            won.insert(id.project);
+        }
+    }
+}
+
 std::string displayName(const Json& object) {
     std::string kind = object.value("kind", "object");
     std::string name;
@@ -172,13 +240,15 @@ private:
 };
 
 Controller::Controller(Store& store, ReconcilerConfig config, tls::ProfileRegistry& profiles,
-                       Clock clock, ReconcileFn reconciler, BindFn binder)
+                       Clock clock, ReconcileFn reconciler, BindFn binder,
+                       std::string defaultBindAddress)
     : store_(store),
       config_(std::move(config)),
       profiles_(profiles),
       clock_(std::move(clock)),
       reconcile_(std::move(reconciler)),
-      binder_(std::move(binder)) {}
+      binder_(std::move(binder)),
+      defaultBindAddress_(std::move(defaultBindAddress)) {}
 
 Status Controller::start() { return reconcileAll(false); }
 
@@ -188,8 +258,22 @@ Status Controller::reconcileAll(bool freshSystemTrust) {
     Busy busy(*this);
     auto projects = store_.projects();
     LM_TRY(projects);
+    // Every project's claims are known before the first bind: a listener that an older
+    // Gateway of a later project displaces must never be bound, not even for a moment.
+    if (binder_) {
+        for (const auto& project : *projects) {
+            auto objects = store_.listProject(project);
+            LM_TRY(objects);
+            ReconcileOutput out = reconcile_(*objects, config_, clock_(), {});
+            if (out.internalErrors.empty()) {
+                setClaims(claims_, project,
+                          claimsOf(project, out.listeners, *objects, defaultBindAddress_));
+            }
+        }
+        losers_ = arbitrate(claims_);
+    }
     for (const auto& project : *projects) {
-        LM_TRY(reconcileLocked(project, freshSystemTrust));
+        LM_TRY(reconcileLocked(project, {.freshSystemTrust = freshSystemTrust}));
     }
     return {};
 }
@@ -269,7 +353,11 @@ Result<std::vector<Json>> Controller::list(const std::string& project, const std
 // With a binder, the first pass's plans are bound and, when that changes what is known of
 // the listeners, a second pass turns the bind results into status before anything is
 // written: a client reading after its write sees whether its listener is bound.
-Status Controller::reconcileLocked(const std::string& project, bool freshSystemTrust) {
+Status Controller::reconcileLocked(const std::string& project) {
+    return reconcileLocked(project, PassOptions{});
+}
+
+Status Controller::reconcileLocked(const std::string& project, PassOptions options) {
     auto objects = store_.listProject(project);
     LM_TRY(objects);
     const auto now = clock_();
@@ -284,10 +372,30 @@ Status Controller::reconcileLocked(const std::string& project, bool freshSystemT
     // plans could unbind live ones, so the dataplane keeps what it has.
     if (binder_ && out.internalErrors.empty()) {
         auto plans = plansFor(project, out.listeners,
-                              nextProfiles(*current, project, out, freshSystemTrust));
+                              nextProfiles(*current, project, out, options.freshSystemTrust));
+        setClaims(claims_, project,
+                  claimsOf(project, out.listeners, *objects, defaultBindAddress_));
+        std::set<std::string> displaced;  // to reconcile before this project binds
+        std::set<std::string> released;   // to reconcile after
+        const auto before = std::exchange(losers_, arbitrate(claims_));
+        if (options.settleOthers) {
+            changedProjects(before, losers_, project, displaced, released);
+        }
+        settleLocked(displaced);
+        std::vector<route::ListenerPlan> winners;
+        std::map<route::ListenerId, route::ListenerState> lost;
+        for (auto& plan : plans) {
+            if (auto loser = losers_.find(plan.id); loser != losers_.end()) {
+                lost[plan.id] = {false, loser->second};
+            } else {
+                winners.push_back(std::move(plan));
+            }
+        }
         std::optional<ListenerStates> answer;
         try {
-            answer = toStates(binder_(project, plans));
+            auto bound = binder_(project, winners);
+            bound.insert(lost.begin(), lost.end());
+            answer = toStates(bound);
         } catch (const std::exception& e) {
             LM_LOG(Error, kLog, "project " << project << ": binding listeners: " << e.what());
         } catch (...) {
@@ -302,6 +410,9 @@ Status Controller::reconcileLocked(const std::string& project, bool freshSystemT
             }
             out = reconcile_(*objects, config_, now, states);
         }
+        settleLocked(released);
+        // Other projects may have published meanwhile: this project's publish builds on theirs.
+        current = profiles_.snapshot();
     }
 
     std::map<ObjectKey, const Json*> stored;
@@ -320,7 +431,7 @@ Status Controller::reconcileLocked(const std::string& project, bool freshSystemT
         LM_TRY(store_.updateStatus(project, update.key, std::move(update.status)));
     }
 
-    ProfileMap next = nextProfiles(*current, project, out, freshSystemTrust);
+    ProfileMap next = nextProfiles(*current, project, out, options.freshSystemTrust);
     std::vector<route::ListenerPlan> plans;
     auto oldPlans = current->listeners.find(project);
     if (!out.internalErrors.empty()) {
@@ -357,6 +468,14 @@ Status Controller::reconcileLocked(const std::string& project, bool freshSystemT
            "published profile generation " << set->generation << " (project " << project << ")");
     profiles_.publish(std::move(set));
     return {};
+}
+
+void Controller::settleLocked(const std::set<std::string>& projects) {
+    for (const auto& project : projects) {
+        if (auto s = reconcileLocked(project, {.settleOthers = false}); !s) {
+            LM_LOG(Error, kLog, "reconciling project " << project << ": " << s.error().message());
+        }
+    }
 }
 
 Json Controller::describeProfiles(const std::string& project) const {

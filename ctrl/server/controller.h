@@ -10,12 +10,14 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "ctrl/api/diagnostic.h"
 #include "ctrl/api/json.h"
 #include "ctrl/api/object_key.h"
+#include "ctrl/reconcile/listener_claims.h"
 #include "ctrl/reconcile/reconciler.h"
 #include "ctrl/store/store.h"
 #include "dataplane/base/result.h"
@@ -44,9 +46,14 @@ public:
         const std::string& project, const std::vector<route::ListenerPlan>& plans)>;
 
     // `reconciler` is ctrl::reconcile; tests substitute one that fails in ways OpenSSL won't.
-    // Without a `binder` (no dataplane) listeners stay Programmed=False/Pending.
+    // Without a `binder` (no dataplane) listeners stay Programmed=False/Pending. The binder
+    // only ever gets listeners whose address no other Gateway of any project holds: every
+    // project's claims are arbitrated together (see arbitrateClaims), and a listener that
+    // loses is reported not bound with the loser's message. `defaultBindAddress` is where the
+    // dataplane binds a Gateway without spec.addresses.
     Controller(Store& store, ReconcilerConfig config, tls::ProfileRegistry& profiles, Clock clock,
-               ReconcileFn reconciler = reconcile, BindFn binder = {});
+               ReconcileFn reconciler = reconcile, BindFn binder = {},
+               std::string defaultBindAddress = "0.0.0.0");
 
     // Reconciles every stored project and publishes the first ProfileSet. Call once at start.
     Status start();
@@ -88,9 +95,20 @@ private:
     // Holds mu_ for one write or reconcile and stamps when it started (busyFor()).
     class Busy;
 
+    struct PassOptions {
+        // Other projects whose listeners the new claims displace are reconciled first (so
+        // their sockets are closed before this project binds) and those whose listeners
+        // they release are reconciled after (so they bind).
+        bool settleOthers = true;
+        // Profiles that trust the system store are compiled anew, not reused (SIGHUP).
+        bool freshSystemTrust = false;
+    };
     Status reconcileAll(bool freshSystemTrust);
-    // Caller holds mu_. `freshSystemTrust`: system-store profiles are not reused.
-    Status reconcileLocked(const std::string& project, bool freshSystemTrust = false);
+    // Caller holds mu_. Without options: settle others, reuse unchanged profiles.
+    Status reconcileLocked(const std::string& project, PassOptions options);
+    Status reconcileLocked(const std::string& project);
+    // Reconciles each of `projects` without settling further ones; errors are logged.
+    void settleLocked(const std::set<std::string>& projects);
 
     Store& store_;
     const ReconcilerConfig config_;
@@ -98,8 +116,13 @@ private:
     Clock clock_;
     ReconcileFn reconcile_;
     BindFn binder_;
+    const std::string defaultBindAddress_;
     // Per project, the binder's last answer (guarded by mu_).
     std::map<std::string, ListenerStates> bound_;
+    // Per project, the listener claims of its last complete pass, and the listeners of all
+    // projects that lost theirs, with why (guarded by mu_).
+    std::map<std::string, std::vector<ListenerClaim>> claims_;
+    std::map<route::ListenerId, std::string> losers_;
 
     std::mutex mu_;  // serializes writes with the reconcile that follows them
     // steady_clock ticks when the current holder of mu_ took it; 0 when nobody holds it.

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// join and RFC 3339 through strftime/strptime/timegm.
+// join, RFC 3339 through strftime/strptime/timegm, IP literals through inet_pton/inet_aton.
 #include "dataplane/base/text.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
 #include <cctype>
 
 namespace lastmile {
@@ -61,6 +65,32 @@ std::optional<std::int64_t> parseRfc3339(std::string_view text) {
         return std::nullopt;
     }
     return static_cast<std::int64_t>(timegm(&tm)) - offset;
+}
+
+bool isIpAddress(std::string_view text) {
+    const std::string s(text);
+    unsigned char buf[sizeof(in6_addr)];
+    return s.find('\0') == std::string::npos && (::inet_pton(AF_INET, s.c_str(), buf) == 1 ||
+                                                  ::inet_pton(AF_INET6, s.c_str(), buf) == 1);
+}
+
+bool isIpLiteral(std::string_view host) {
+    in_addr v4{};
+    if (isIpAddress(host) || ::inet_aton(std::string(host).c_str(), &v4) != 0) {
+        return true;
+    }
+    // URL parsers drop one trailing dot before looking at the last label.
+    if (!host.empty() && host.back() == '.') {
+        host.remove_suffix(1);
+    }
+    const auto dot = host.rfind('.');
+    const std::string_view last = host.substr(dot == std::string_view::npos ? 0 : dot + 1);
+    const bool hex = last.size() >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X');
+    const std::string_view digits = hex ? last.substr(2) : last;
+    return (hex || !digits.empty()) && std::all_of(digits.begin(), digits.end(), [hex](char c) {
+               const auto u = static_cast<unsigned char>(c);
+               return hex ? std::isxdigit(u) != 0 : std::isdigit(u) != 0;
+           });
 }
 
 }  // namespace lastmile

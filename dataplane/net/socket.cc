@@ -3,6 +3,7 @@
 #include "dataplane/net/socket.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -58,14 +59,13 @@ std::string SocketAddress::toString() const {
     return std::string(buf) + ":" + std::to_string(port());
 }
 
-Result<UniqueFd> listenTcp(const SocketAddress& address, bool reusePort, int backlog) {
+Result<UniqueFd> listenTcp(const SocketAddress& address, int backlog) {
     UniqueFd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd.valid()) {
         return failErrno("socket for " + address.toString());
     }
     const int one = 1;
-    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-        (reusePort && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)) {
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1) {
         return failErrno("socket options for " + address.toString());
     }
     if (address.family() == AF_INET6 &&
@@ -79,6 +79,20 @@ Result<UniqueFd> listenTcp(const SocketAddress& address, bool reusePort, int bac
         return failErrno("listening on " + address.toString());
     }
     return fd;
+}
+
+Result<UniqueFd> duplicate(int fd) {
+    UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (!copy.valid()) {
+        return failErrno("duplicating a listening socket");
+    }
+    return copy;
+}
+
+bool isListening(int fd) noexcept {
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0;
 }
 
 Result<UniqueFd> tcpSocket(int family) {

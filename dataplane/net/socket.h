@@ -32,9 +32,16 @@ private:
     socklen_t length_ = 0;
 };
 
-// A non-blocking listening TCP socket on `address`. With `reusePort` every worker binds its
-// own socket to the same address and the kernel spreads connections across them.
-Result<UniqueFd> listenTcp(const SocketAddress& address, bool reusePort, int backlog = 4096);
+// A non-blocking listening TCP socket on `address`, without SO_REUSEPORT: a listener binds
+// once and its workers share that one socket (dup), so no other socket, of this process or
+// another of the same user, can join it and be handed its connections.
+Result<UniqueFd> listenTcp(const SocketAddress& address, int backlog = 4096);
+
+// Another descriptor (close-on-exec) of the socket `fd`.
+Result<UniqueFd> duplicate(int fd);
+
+// False once `fd` no longer listens, e.g. after shutdown() of a listening socket.
+bool isListening(int fd) noexcept;
 
 // A non-blocking TCP socket for connecting to `family` addresses, TCP_NODELAY set.
 Result<UniqueFd> tcpSocket(int family);

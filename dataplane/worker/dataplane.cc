@@ -2,6 +2,8 @@
 // Dataplane: starting workers, binding listeners for them, draining, summing counters.
 #include "dataplane/worker/dataplane.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -150,6 +152,9 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
             for (auto& worker : workers_) {
                 worker->removeListener(it->first);
             }
+            // The workers close their duplicates when their accepts have ended; shutting the
+            // socket down stops it listening now, so its address can be bound again at once.
+            ::shutdown(it->second.socket.get(), SHUT_RD);
             LM_LOG(Info, kLog, "closed listener " << it->second.address);
             owners_.erase(it->second.address);
             it = bound_.erase(it);
@@ -169,23 +174,20 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
         }
         std::vector<UniqueFd> sockets;
         Status opened;
-        net::SocketAddress address = requested;
         std::string actual = text;
-        for (std::size_t i = 0; i < workers_.size(); ++i) {
-            auto fd = net::listenTcp(address, /*reusePort=*/true);
+        auto listening = net::listenTcp(requested);
+        if (!listening) {
+            opened = fail(std::move(listening).error());
+        } else if (auto local = net::SocketAddress::localOf(listening->get()); !local) {
+            opened = fail(std::move(local).error());
+        } else {
+            actual = local->toString();  // the port the kernel picked for port 0 (tests)
+        }
+        for (std::size_t i = 0; opened && i < workers_.size(); ++i) {
+            auto fd = net::duplicate(listening->get());
             if (!fd) {
                 opened = fail(std::move(fd).error());
                 break;
-            }
-            if (i == 0 && address.port() == 0) {
-                // Port 0 (tests): the other workers join the port the kernel picked.
-                auto local = net::SocketAddress::localOf(fd->get());
-                if (!local) {
-                    opened = fail(std::move(local).error());
-                    break;
-                }
-                address = *local;
-                actual = address.toString();
             }
             sockets.push_back(std::move(*fd));
         }
@@ -198,7 +200,7 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
         for (std::size_t i = 0; i < workers_.size(); ++i) {
             workers_[i]->addListener(id, std::move(sockets[i]));
         }
-        bound_[id] = Bound{text, actual};
+        bound_[id] = Bound{text, actual, std::move(*listening)};
         owners_[text] = id;
         states[id] = {true, "bound to " + actual};
         LM_LOG(Info, kLog, "listening on " << actual << " for " << id.gatewayNamespace << "/"

@@ -47,10 +47,12 @@ public:
     Dataplane(const Dataplane&) = delete;
     Dataplane& operator=(const Dataplane&) = delete;
 
-    // Makes `project`'s bound listeners exactly `plans`: binds new ones (one SO_REUSEPORT
-    // socket per worker), keeps unchanged ones, closes the rest. Returns the state of each
-    // plan's listener. An address another listener holds is refused, without naming it
-    // (tenants do not see each other). Thread-safe.
+    // Makes `project`'s bound listeners exactly `plans`: binds new ones (one socket per
+    // listener, shared by every worker; never SO_REUSEPORT, so the kernel cannot split one
+    // address's connections between two listeners), keeps unchanged ones, closes the rest:
+    // their address is free again when this returns. Returns the state of each plan's
+    // listener. An address another listener holds is refused, without naming it (tenants do
+    // not see each other); the caller arbitrates who may ask for which. Thread-safe.
     std::map<route::ListenerId, route::ListenerState> bind(
         const std::string& project, const std::vector<route::ListenerPlan>& plans);
 
@@ -81,6 +83,7 @@ private:
     struct Bound {
         std::string address;  // as asked: "127.0.0.1:8443" (port 0 in tests)
         std::string actual;   // as bound, with the port the kernel picked for port 0
+        UniqueFd socket;      // the workers accept on duplicates of it
     };
     mutable std::mutex mu_;
     std::map<route::ListenerId, Bound> bound_;

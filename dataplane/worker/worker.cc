@@ -354,8 +354,11 @@ struct Worker::Impl {
         if ((flags & IORING_CQE_F_MORE) == 0) {
             l.armed = false;
         }
+        const bool shutDown = res == -EINVAL && !net::isListening(l.fd.get());
         if (res >= 0) {
             newClient(l, UniqueFd(res));
+        } else if (shutDown) {
+            // The dataplane shut the socket down to free its address; the removal follows.
         } else if (res == -EINVAL && ring_->features().multishotAccept) {
             LM_LOG(Warning, kLog, "multishot accept refused by the kernel; accepting one at a time");
             ring_->disableMultishotAccept();
@@ -366,7 +369,7 @@ struct Worker::Impl {
         if (!l.armed) {
             if (l.removing) {
                 std::erase_if(retiring_, [&l](const auto& r) { return r.get() == &l; });
-            } else if (!draining_) {
+            } else if (!draining_ && !shutDown) {
                 armAccept(l);
             }
         }

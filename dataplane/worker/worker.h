@@ -43,7 +43,8 @@ public:
     // Starts the thread and returns once its ring is set up (or why it could not be).
     Status start();
 
-    // Accepts on `fd` (one of the listener's SO_REUSEPORT sockets) for listener `id`.
+    // Accepts on `fd` (a duplicate of the listener's one socket, shared by every worker) for
+    // listener `id`.
     void addListener(const route::ListenerId& id, UniqueFd fd);
     void removeListener(const route::ListenerId& id);
     // A new ProfileSet was published: new connections use it, open ones keep theirs.

@@ -109,6 +109,22 @@ std::string body(const std::string& response) {
     return end == std::string::npos ? std::string() : response.substr(end + 4);
 }
 
+// A blocking socket listening on 127.0.0.1 at a port the kernel picks, written to `port`.
+UniqueFd listenOnLoopback(std::uint16_t& port) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (!fd.valid() || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        ::listen(fd.get(), 4) != 0 ||
+        ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        throw std::runtime_error(std::string("listening on 127.0.0.1: ") + std::strerror(errno));
+    }
+    port = ntohs(a.sin_port);
+    return fd;
+}
+
 // ---- Manifests.
 
 std::string indentBlock(const std::string& text, const std::string& prefix) {
@@ -365,17 +381,18 @@ protected:
         return test::runProcess(args, {{"LASTMILE_SERVER", "unix://" + socketPath()}});
     }
 
-    void apply(const std::string& yaml) {
+    void apply(const std::string& yaml, const std::string& project = "default") {
         const std::string file = dir_.write("apply-" + std::to_string(++applied_) + ".yaml", yaml);
-        auto r = ctl({"apply", "-f", file});
+        auto r = ctl({"apply", "-f", file, "--project", project});
         if (r.exitCode != 0) {
             // Nothing after a refused apply means anything: stop the test here.
             throw std::runtime_error("lastmilectl apply failed: " + r.out + r.err + "\n" + yaml);
         }
     }
 
-    json getJson(const std::string& kind, const std::string& name) {
-        auto r = ctl({"get", kind, name, "-o", "json"});
+    json getJson(const std::string& kind, const std::string& name,
+                 const std::string& project = "default") {
+        auto r = ctl({"get", kind, name, "-o", "json", "--project", project});
         if (r.exitCode != 0) {
             return json();
         }
@@ -1026,6 +1043,44 @@ TEST_F(DataplaneE2eTest, PortSpecificAndWholeServicePoliciesEachGovernTheirOwnPo
     EXPECT_EQ(admin->observations().front().sni, "admin.example.com");
 }
 
+// A Service numbering an SCTP port like its TCP one: the Route to that number dials the TCP
+// port, which the policy on its name governs. The backend is a raw socket, so what arrives is
+// seen as it is on the wire: a TLS ClientHello, never the client's bytes.
+TEST_F(DataplaneE2eTest, PolicyOnTheTcpPortSharingItsNumberWithAnSctpPortIsHonoured) {
+    std::uint16_t backendPort = 0;
+    UniqueFd backend = listenOnLoopback(backendPort);
+    startDaemon();
+    const std::uint16_t port = freePort();
+    PolicySpec p;
+    p.sectionName = "https";
+    apply(join({gatewayYaml({{"tcp", port, "TCP"}}), routeYaml("TCPRoute", "t", "tcp", "svc", 443),
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc\nspec:\n  ports:\n"
+                "  - name: other\n    port: 443\n    protocol: SCTP\n"
+                "  - name: https\n    port: 443\n    protocol: TCP\n",
+                // Both names at the one backend: a wrong choice shows as plaintext there.
+                sliceYaml("svc-1", "svc", {{"other", backendPort}, {"https", backendPort}}),
+                caConfigMapYaml(pki_.caPem()), policyYaml(p)}));
+    ASSERT_TRUE(eventually([&] { return gatewayProgrammed(); }));
+    const std::string secret = "plaintext that must only travel inside TLS";
+    UniqueFd client = dial("127.0.0.1:" + std::to_string(port));
+    ASSERT_TRUE(sendAll(client.get(), secret));
+    timeval timeout{5, 0};
+    ::setsockopt(backend.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    UniqueFd conn(::accept4(backend.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_TRUE(conn.valid()) << "lastmiled never dialled the TCP port";
+    ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    // The record header and the handshake type: 0x16 (handshake), 0x03 (TLS), then after
+    // the length, 0x01 (ClientHello).
+    const std::string hello = readExactly(conn.get(), 6);
+    ASSERT_EQ(hello.size(), 6u);
+    EXPECT_EQ(static_cast<unsigned char>(hello[0]), 0x16);
+    EXPECT_EQ(static_cast<unsigned char>(hello[1]), 0x03);
+    EXPECT_EQ(static_cast<unsigned char>(hello[5]), 0x01);
+    // Nothing answers the handshake; lastmiled gives up after handshakeTimeout and closes.
+    const std::string rest = hello + readToEnd(conn.get()).data;
+    EXPECT_EQ(rest.find(secret), std::string::npos) << "the client's bytes reached the backend";
+}
+
 // ---- Live changes.
 
 TEST_F(DataplaneE2eTest, EmptiedCaConfigMapFailsNewConnectionsClosedWhileAnOpenOneKeepsEchoing) {
@@ -1416,16 +1471,10 @@ TEST_F(DataplaneE2eTest, ListenerWhoseRouteIsDeletedAnswers503NoBackend) {
 }
 
 TEST_F(DataplaneE2eTest, ListenerPortTakenByAnotherProcessIsNotProgrammedAndSaysWhy) {
-    UniqueFd squatter(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::bind(squatter.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    ASSERT_EQ(::listen(squatter.get(), 4), 0);
-    socklen_t len = sizeof(a);
-    ::getsockname(squatter.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    std::uint16_t port = 0;
+    UniqueFd squatter = listenOnLoopback(port);
     startDaemon();
-    apply(gatewayYaml({{"tcp", ntohs(a.sin_port), "TCP"}}));
+    apply(gatewayYaml({{"tcp", port, "TCP"}}));
     json gw;
     json programmed;
     ASSERT_TRUE(eventually([&] {
@@ -1442,6 +1491,60 @@ TEST_F(DataplaneE2eTest, ListenerPortTakenByAnotherProcessIsNotProgrammedAndSays
     }));
     EXPECT_EQ(programmed.value("status", ""), "False") << gw.dump(2);
     EXPECT_NE(programmed.value("message", "").find("in use"), std::string::npos) << gw.dump(2);
+}
+
+// Project A's wildcard listener on P and project B's later 127.0.0.1 on P: B is refused
+// (it would take A's clients' connections to 127.0.0.1:P) without naming A, and a client of
+// 127.0.0.1:P still reaches A's backend, on every connection.
+TEST_F(DataplaneE2eTest, AnotherProjectsSpecificAddressCannotCaptureAWildcardListener) {
+    TlsBackendOptions o;
+    o.plain = true;
+    auto backendA = startBackend(o);
+    auto backendB = startBackend(o);
+    startDaemon();
+    const std::uint16_t port = freePort();
+    auto topologyFor = [&](const std::string& gateway, const std::string& address,
+                           std::uint16_t backendPort) {
+        return join({"apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n"
+                     "  name: " + gateway + "\nspec:\n  gatewayClassName: lastmile\n"
+                     "  addresses:\n  - type: IPAddress\n    value: " + address + "\n"
+                     "  listeners:\n  - name: tcp\n    port: " + std::to_string(port) +
+                         "\n    protocol: TCP\n",
+                     "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata:\n"
+                     "  name: r\nspec:\n  parentRefs:\n  - name: " + gateway +
+                         "\n  rules:\n  - backendRefs:\n    - name: svc\n      port: 443\n",
+                     serviceYaml("svc", {{"https", 443}}),
+                     sliceYaml("svc-1", "svc", {{"https", backendPort}})});
+    };
+    apply(topologyFor("tenant-a-gw", "0.0.0.0", backendA->port()), "tenant-a");
+    auto programmed = [&](const std::string& project, const std::string& gateway) {
+        json gw = getJson("gateway", gateway, project);
+        const json status = gw.value("status", json::object());
+        for (const auto& c : status.value("conditions", json::array())) {
+            if (c.value("type", "") == "Programmed") {
+                return c;
+            }
+        }
+        return json();
+    };
+    ASSERT_TRUE(eventually(
+        [&] { return programmed("tenant-a", "tenant-a-gw").value("status", "") == "True"; }));
+    apply(topologyFor("edge", "127.0.0.1", backendB->port()), "tenant-b");
+    json refused;
+    ASSERT_TRUE(eventually([&] {
+        refused = programmed("tenant-b", "edge");
+        return refused.value("reason", "") == "AddressNotUsable";
+    })) << refused.dump(2);
+    EXPECT_EQ(refused.value("status", ""), "False");
+    const std::string message = refused.value("message", "");
+    EXPECT_NE(message.find("already claimed by another Gateway"), std::string::npos) << message;
+    EXPECT_EQ(message.find("tenant-a"), std::string::npos) << message;
+    for (int i = 0; i < 8; ++i) {
+        EXPECT_EQ(echoOnce("127.0.0.1:" + std::to_string(port), "for a"), "for a") << i;
+    }
+    EXPECT_EQ(backendB->observations().size(), 0u) << "project B captured project A's clients";
+    EXPECT_GE(backendA->observations().size(), 8u);
+    EXPECT_EQ(programmed("tenant-a", "tenant-a-gw").value("status", ""), "True");
 }
 
 TEST_F(DataplaneE2eTest, PolicyChurnWhileTrafficFlowsDropsNoConnection) {

@@ -374,6 +374,57 @@ TEST_F(DataplaneTest, ListenerMovingBetweenPortsKeepsServing) {
     EXPECT_EQ(echoed, "moved");
 }
 
+// Defence in depth under the controller's arbitration: a listener's socket is its own, so
+// neither another listener (another tenant's) nor any other socket of this user can join it
+// and be handed its connections, as SO_REUSEPORT groups allowed.
+TEST_F(DataplaneTest, NoOtherSocketCanShareAListenersAddress) {
+    startDataplane(2);
+    const std::uint16_t port = freePort();
+    auto plan = [&](const std::string& project, const std::string& address) {
+        route::ListenerPlan p;
+        p.id = {project, "default", "gw", "l1"};
+        p.address = address;
+        p.port = port;
+        return p;
+    };
+    auto a = dataplane_->bind("a", {plan("a", "0.0.0.0")});
+    ASSERT_TRUE(a.begin()->second.bound) << a.begin()->second.message;
+    auto b = dataplane_->bind("b", {plan("b", "127.0.0.1")});
+    EXPECT_FALSE(b.begin()->second.bound) << "a specific address joined a wildcard's port";
+    EXPECT_NE(b.begin()->second.message.find("in use"), std::string::npos)
+        << b.begin()->second.message;
+    EXPECT_EQ(b.begin()->second.message.find("0.0.0.0"), std::string::npos)
+        << "the other listener's address is not shown";
+
+    UniqueFd squatter(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int one = 1;
+    ASSERT_EQ(::setsockopt(squatter.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+    ASSERT_EQ(::setsockopt(squatter.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(squatter.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), -1)
+        << "an SO_REUSEPORT socket of the same user joined the listener";
+}
+
+// A closed listener's address is free when bind returns, though the workers' accepts on it
+// end later: another listener (another project's) binds it at once.
+TEST_F(DataplaneTest, ClosedListenersAddressIsFreeForAnotherListenerAtOnce) {
+    startDataplane(2);
+    const std::uint16_t port = freePort();
+    for (int i = 0; i < 10; ++i) {
+        const std::string project = i % 2 == 0 ? "a" : "b";
+        route::ListenerPlan p;
+        p.id = {project, "default", "gw", "l1"};
+        p.address = "127.0.0.1";
+        p.port = port;
+        auto states = dataplane_->bind(project, {p});
+        ASSERT_TRUE(states[p.id].bound) << i << ": " << states[p.id].message;
+        dataplane_->bind(project, {});
+    }
+}
+
 TEST_F(DataplaneTest, ExternalNameIsResolvedOffTheWorkersAndConnected) {
     startDataplane();
     auto backend = startBackend(backendFor("echo.test"));

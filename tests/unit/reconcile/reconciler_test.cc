@@ -435,9 +435,9 @@ TEST_F(ReconcilerTest, IpLiteralHostnameIsInvalidAndFailsClosed) {
 }
 
 // The hostname pattern admits forms that resolvers and URL parsers read as IPv4 (a last label
-// that is a number: "10.0.0.010", "10.1", "167772161"); no DNS name ends in a numeric label.
+// that is a number: "10.0.0.010", "10.1", "167772161", or hex: "0x7f000001", "0x7f.1").
 TEST_F(ReconcilerTest, IpLiteralHostnameInShortOrZeroPaddedFormIsInvalid) {
-    for (const char* host : {"10.0.0.010", "10.1", "167772161"}) {
+    for (const char* host : {"10.0.0.010", "10.1", "167772161", "0x7f000001", "127.1", "0x7f.1"}) {
         objects_.clear();
         addWorld();
         addPolicyWithValidation("p", std::string(R"({"hostname": ")") + host + R"(",
@@ -1454,6 +1454,122 @@ TEST_F(ListenerPlanTest, ProgrammedTransitionStampsTheTime) {
     setState("tcp", true);
     run();
     EXPECT_EQ(cond(listenerStatus("http"), "Programmed")["lastTransitionTime"], "2027-01-15T09:00:00Z");
+}
+
+// A Service may number an SCTP (or UDP) port like its TCP one. A Route dials the TCP port,
+// so the policy on that port's name governs it: the SCTP port listed first used to be taken,
+// and its backend was dialled in plaintext although the policy said Accepted.
+TEST_F(ListenerPlanTest, RouteToAPortNumberDialsTheTcpPortThatThePolicyGoverns) {
+    addGateway("default", "gw");
+    addService("default", "echo", R"([{"name": "other", "port": 443, "protocol": "SCTP"},
+                                      {"name": "https", "port": 443, "protocol": "TCP"}])");
+    add(R"({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute",
+            "metadata": {"namespace": "default", "name": "t", "generation": 1},
+            "spec": {"parentRefs": [{"name": "gw"}],
+                     "rules": [{"backendRefs": [{"name": "echo", "port": 443}]}]}})");
+    addCaConfigMap("ca", pki_.caPem());
+    addPolicy("p", R"([{"group": "", "kind": "Service", "name": "echo", "sectionName": "https"}])");
+    addSlice("echo-1", "echo",
+             R"([{"name": "other", "port": 7000, "protocol": "SCTP"},
+                 {"name": "https", "port": 8443}])",
+             R"([{"addresses": ["10.0.0.1"]}])");
+    run();
+    expectCond(ancestor("p"), "Accepted", "True", "Accepted");
+    expectCond((*status("TCPRoute", "default", "t"))["parents"][0], "ResolvedRefs", "True",
+               "ResolvedRefs");
+    ASSERT_NE(profile("echo", 443), nullptr);
+    EXPECT_FALSE(profile("echo", 443)->isFailClosed());
+    ASSERT_EQ(plan("tcp").backends.size(), 1u);
+    EXPECT_EQ(plan("tcp").backends[0].profile.get(), profile("echo", 443));
+    EXPECT_EQ(backendsOf("tcp"), std::vector<std::string>{"echo:443*1=10.0.0.1:8443,"});
+}
+
+TEST_F(ListenerPlanTest, RouteToAPortNumberWithoutATcpPortIsUnresolvedAndCarriesNoTraffic) {
+    addGateway("default", "gw");
+    addService("default", "echo", R"([{"name": "other", "port": 443, "protocol": "SCTP"},
+                                      {"name": "dns", "port": 53, "protocol": "UDP"}])");
+    add(R"({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute",
+            "metadata": {"namespace": "default", "name": "t", "generation": 1},
+            "spec": {"parentRefs": [{"name": "gw"}],
+                     "rules": [{"backendRefs": [{"name": "echo", "port": 443},
+                                                {"name": "echo", "port": 53}]}]}})");
+    addCaConfigMap("ca", pki_.caPem());
+    addPolicy("p", R"([{"group": "", "kind": "Service", "name": "echo", "sectionName": "other"}])");
+    run();
+    const Json& parent = (*status("TCPRoute", "default", "t"))["parents"][0];
+    expectCond(parent, "ResolvedRefs", "False", "UnsupportedProtocol");
+    EXPECT_TRUE(contains(message(parent, "ResolvedRefs"), "no TCP port 443"))
+        << message(parent, "ResolvedRefs");
+    EXPECT_TRUE(contains(message(parent, "ResolvedRefs"), "no TCP port 53"));
+    EXPECT_TRUE(plan("tcp").backends.empty());
+    EXPECT_TRUE(out_.profiles.empty());
+    expectCond(ancestor("p"), "Accepted", "False", "Invalid");
+    EXPECT_TRUE(contains(message(ancestor("p"), "Accepted"), "SCTP"));
+}
+
+// Connections are bridged without reading the request: a Route that would take only some
+// requests (by host name, path, header, query or method) must say it is not honoured, and
+// its backends must not be merged into the listener, where they would get every request.
+TEST_F(ListenerPlanTest, HttpRouteHostnamesAndSelectiveMatchesAreUnsupportedAndCarryNoTraffic) {
+    addWorld();
+    addService("default", "b");
+    struct Case {
+        const char* name;
+        const char* spec;     // merged into the Route's spec
+        const char* field;    // named in the message; nullptr: accepted
+    } cases[] = {
+        {"hosts", R"({"hostnames": ["a.example"]})", "spec.hostnames"},
+        {"path", R"({"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                               "backendRefs": [{"name": "b", "port": 443}]}]})",
+         "spec.rules[0].matches"},
+        {"header", R"({"rules": [{"backendRefs": [{"name": "b", "port": 443}]},
+                                 {"matches": [{"headers": [{"name": "x", "value": "1"}]}],
+                                  "backendRefs": [{"name": "b", "port": 443}]}]})",
+         "spec.rules[1].matches"},
+        {"method", R"({"rules": [{"matches": [{"method": "GET"}],
+                                  "backendRefs": [{"name": "b", "port": 443}]}]})",
+         "spec.rules[0].matches"},
+        {"catch-all", R"({"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                                     "backendRefs": [{"name": "b", "port": 443}]},
+                                    {"matches": [{"path": {"value": "/x"}}, {}],
+                                     "backendRefs": [{"name": "b", "port": 443}]}]})",
+         nullptr},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        remove("HTTPRoute", "extra");
+        addHttpRoute("default", "extra", "gw", "b", 443);
+        object("HTTPRoute", "default", "extra")["spec"].update(Json::parse(c.spec));
+        run();
+        const Json& parent = (*status("HTTPRoute", "default", "extra"))["parents"][0];
+        if (c.field == nullptr) {
+            expectCond(parent, "Accepted", "True", "Accepted");
+            EXPECT_EQ(backendsOf("http"), (std::vector<std::string>{"b:443*2=", "echo:443*1="}));
+            continue;
+        }
+        expectCond(parent, "Accepted", "False", "UnsupportedValue");
+        EXPECT_TRUE(contains(message(parent, "Accepted"), c.field)) << message(parent, "Accepted");
+        EXPECT_EQ(backendsOf("http"), std::vector<std::string>{"echo:443*1="});
+        EXPECT_EQ(listenerStatus("http")["attachedRoutes"], 1);
+    }
+}
+
+TEST_F(ListenerPlanTest, ListenerHostnameIsUnsupportedUnboundAndRefusesItsRoutes) {
+    addWorld();
+    object("Gateway", "default", "gw")["spec"]["listeners"][0]["hostname"] = "a.example";
+    setState("tcp", true);
+    run();
+    expectCond(listenerStatus("http"), "Accepted", "False", "UnsupportedValue");
+    expectCond(listenerStatus("http"), "Programmed", "False", "Invalid");
+    EXPECT_TRUE(contains(message(listenerStatus("http"), "Accepted"), "hostname"));
+    EXPECT_EQ(listenerStatus("http")["attachedRoutes"], 0);
+    const Json& parent = (*status("HTTPRoute", "default", "r"))["parents"][0];
+    expectCond(parent, "Accepted", "False", "UnsupportedValue");
+    EXPECT_TRUE(contains(message(parent, "Accepted"), "listener http"))
+        << message(parent, "Accepted");
+    ASSERT_EQ(out_.listeners.size(), 1u) << "the http listener is not bound";
+    EXPECT_EQ(out_.listeners[0].id.listener, "tcp");
+    expectCond(*status("Gateway", "default", "gw"), "Programmed", "True", "Programmed");
 }
 
 }  // namespace

@@ -155,20 +155,34 @@ TEST_F(ControllerTest, InternalErrorKeepsThePreviousListeners) {
     EXPECT_EQ(registry_.snapshot()->listeners.at("default")[0].port, 8080);
 }
 
-// The real reconciler with a fake dataplane.
+// The real reconciler with a fake dataplane, which remembers what every project has bound and
+// counts binds that overlap a listener still bound (the kernel would split connections).
 class BinderTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        auto clock = [] { return std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000)); };
-        auto opened = openSqliteStore(dir_.path() + "/db", clock);
+        auto opened = openSqliteStore(dir_.path() + "/db", clock());
         ASSERT_TRUE(opened) << opened.error().message();
         store_ = std::move(*opened);
-        controller_ = std::make_unique<Controller>(
-            *store_, ReconcilerConfig{}, registry_, clock, reconcile,
+        controller_ = makeController();
+    }
+
+    Clock clock() {
+        return [this] { return now_; };
+    }
+
+    std::unique_ptr<Controller> makeController() {
+        return std::make_unique<Controller>(
+            *store_, ReconcilerConfig{}, registry_, clock(), reconcile,
             [this](const std::string& project, const std::vector<route::ListenerPlan>& plans) {
                 calls_.push_back({project, plans});
+                std::erase_if(live_, [&](const auto& l) { return l.first.project == project; });
                 std::map<route::ListenerId, route::ListenerState> states;
                 for (const auto& p : plans) {
+                    ListenerClaim mine{p.id, p.address.empty() ? "0.0.0.0" : p.address, p.port, 0};
+                    for (const auto& [id, other] : live_) {
+                        overlaps_ += claimsOverlap(mine, other) ? 1 : 0;
+                    }
+                    live_[p.id] = mine;
                     auto failure = failing_.find(p.id.listener);
                     states[p.id] = failure == failing_.end()
                                        ? route::ListenerState{true, ""}
@@ -178,9 +192,9 @@ protected:
             });
     }
 
-    Json apply(const std::string& json) {
+    Json apply(const std::string& json, const std::string& project = "default") {
         Diagnostics findings;
-        auto r = controller_->apply("default", Json::parse(json), findings);
+        auto r = controller_->apply(project, Json::parse(json), findings);
         EXPECT_TRUE(r) << r.error().message() << " " << json;
         return r ? r->object : Json();
     }
@@ -195,8 +209,9 @@ protected:
         gateway_ = apply(kGateway);
     }
 
-    Json gateway() {
-        auto g = controller_->get("default", ObjectKey{"gateway.networking.k8s.io", "Gateway", "default", "gw"});
+    Json gateway(const std::string& project = "default", const std::string& name = "gw") {
+        auto g = controller_->get(
+            project, ObjectKey{"gateway.networking.k8s.io", "Gateway", "default", name});
         EXPECT_TRUE(g);
         return g ? *g : Json();
     }
@@ -221,10 +236,34 @@ protected:
         std::vector<route::ListenerPlan> plans;
     };
 
+    // A Gateway `name` of one TCP listener on `port`, bound to `address` ("" for the default),
+    // created now + `age` seconds.
+    Json applyGateway(const std::string& project, const std::string& name,
+                      const std::string& address, int age, int port = 9000) {
+        now_ = std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000 + age));
+        Json gw = Json::parse(R"({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "spec": {"gatewayClassName": "lastmile",
+                     "listeners": [{"name": "tcp", "protocol": "TCP"}]}})");
+        gw["metadata"] = Json{{"name", name}};
+        gw["spec"]["listeners"][0]["port"] = port;
+        if (!address.empty()) {
+            gw["spec"]["addresses"] =
+                Json::array({Json{{"type", "IPAddress"}, {"value", address}}});
+        }
+        return apply(gw.dump(), project);
+    }
+
+    bool isLive(const std::string& project, const std::string& gw) const {
+        return live_.count(route::ListenerId{project, "default", gw, "tcp"}) != 0;
+    }
+
     test::TempDir dir_;
     std::unique_ptr<Store> store_;
     tls::ProfileRegistry registry_;
+    std::chrono::system_clock::time_point now_{std::chrono::seconds(1'800'000'000)};
     std::map<std::string, std::string> failing_;  // listener name -> bind error
+    std::map<route::ListenerId, ListenerClaim> live_;  // what the fake dataplane has bound
+    int overlaps_ = 0;
     std::vector<Call> calls_;
     std::unique_ptr<Controller> controller_;
     Json gateway_;
@@ -323,13 +362,109 @@ TEST_F(BinderTest, DeletingEverythingUnbinds) {
 }
 
 TEST_F(BinderTest, WithoutBinderListenersStayPendingButArePublished) {
-    controller_ = std::make_unique<Controller>(
-        *store_, ReconcilerConfig{}, registry_,
-        [] { return std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000)); });
+    controller_ = std::make_unique<Controller>(*store_, ReconcilerConfig{}, registry_, clock());
     addTopology();
     EXPECT_EQ(cond(gateway_["status"], "Programmed")["reason"], "Pending");
     EXPECT_EQ(registry_.snapshot()->listeners.at("default").size(), 2u);
     EXPECT_TRUE(calls_.empty());
+}
+
+// Project B's specific address next to project A's older wildcard: B is never bound (the
+// kernel would hand B connections meant for A) and says why without naming A.
+TEST_F(BinderTest, NewerSpecificAddressBesideAnotherProjectsWildcardIsNotBound) {
+    applyGateway("tenant-a", "secret-gw", "", 0);
+    Json b = applyGateway("tenant-b", "gw", "127.0.0.1", 10);
+    EXPECT_TRUE(isLive("tenant-a", "secret-gw"));
+    EXPECT_FALSE(isLive("tenant-b", "gw"));
+    EXPECT_EQ(overlaps_, 0);
+    const Json programmed = cond(b["status"], "Programmed");
+    EXPECT_EQ(programmed["status"], "False");
+    EXPECT_EQ(programmed["reason"], "AddressNotUsable");
+    const std::string message = programmed["message"];
+    EXPECT_NE(message.find("127.0.0.1:9000 is already claimed by another Gateway"),
+              std::string::npos)
+        << message;
+    EXPECT_EQ(message.find("tenant-a"), std::string::npos) << message;
+    EXPECT_EQ(message.find("secret-gw"), std::string::npos) << message;
+    EXPECT_EQ(cond(b["status"]["listeners"][0], "Programmed")["status"], "False");
+    EXPECT_EQ(cond(gateway("tenant-a", "secret-gw")["status"], "Programmed")["status"], "True");
+}
+
+TEST_F(BinderTest, WildcardBesideAnotherProjectsOlderSpecificAddressIsNotBound) {
+    applyGateway("tenant-b", "gw", "127.0.0.1", 0);
+    Json a = applyGateway("tenant-a", "gw", "0.0.0.0", 10);
+    EXPECT_TRUE(isLive("tenant-b", "gw"));
+    EXPECT_FALSE(isLive("tenant-a", "gw"));
+    EXPECT_EQ(cond(a["status"], "Programmed")["reason"], "AddressNotUsable");
+    // Another port, or another specific address, is no conflict.
+    applyGateway("tenant-c", "gw", "127.0.0.2", 20);
+    applyGateway("tenant-d", "gw", "", 30, 9001);
+    EXPECT_TRUE(isLive("tenant-c", "gw"));
+    EXPECT_TRUE(isLive("tenant-d", "gw"));
+    EXPECT_EQ(overlaps_, 0);
+}
+
+// The older Gateway takes an address a newer one of another project holds: the newer one is
+// unbound before the older one binds, and its status says so at once.
+TEST_F(BinderTest, OlderGatewayMovingOntoABoundAddressDisplacesTheNewerOne) {
+    applyGateway("tenant-a", "gw", "127.0.0.2", 0);
+    applyGateway("tenant-b", "gw", "127.0.0.1", 10);
+    ASSERT_TRUE(isLive("tenant-b", "gw"));
+    applyGateway("tenant-a", "gw", "::", 20);  // an update keeps the creationTimestamp
+    EXPECT_TRUE(isLive("tenant-a", "gw"));
+    EXPECT_FALSE(isLive("tenant-b", "gw"));
+    EXPECT_EQ(overlaps_, 0) << "the displaced listener was still bound when the older one bound";
+    EXPECT_EQ(cond(gateway("tenant-b")["status"], "Programmed")["reason"], "AddressNotUsable");
+    // And when the older one lets go, the newer one binds without a write of its own.
+    applyGateway("tenant-a", "gw", "127.0.0.2", 30);
+    EXPECT_TRUE(isLive("tenant-b", "gw"));
+    EXPECT_EQ(cond(gateway("tenant-b")["status"], "Programmed")["status"], "True");
+    EXPECT_EQ(overlaps_, 0);
+}
+
+TEST_F(BinderTest, DeletingTheWinnerBindsTheListenerItKeptOut) {
+    applyGateway("tenant-a", "gw", "", 0);
+    applyGateway("tenant-b", "gw", "::ffff:127.0.0.1", 10);
+    ASSERT_FALSE(isLive("tenant-b", "gw"));
+    ASSERT_TRUE(controller_->remove("tenant-a", ObjectKey{"gateway.networking.k8s.io", "Gateway",
+                                                          "default", "gw"}));
+    EXPECT_TRUE(isLive("tenant-b", "gw"));
+    EXPECT_EQ(cond(gateway("tenant-b")["status"], "Programmed")["status"], "True");
+    EXPECT_EQ(overlaps_, 0);
+}
+
+TEST_F(BinderTest, SameAgeTieGoesToTheFirstProjectAndWithinOneProjectNamesTheWinner) {
+    applyGateway("b", "gw", "127.0.0.1", 0);
+    Json a = applyGateway("a", "gw", "127.0.0.1", 0);
+    EXPECT_TRUE(isLive("a", "gw"));
+    EXPECT_FALSE(isLive("b", "gw"));
+    EXPECT_EQ(cond(a["status"], "Programmed")["status"], "True");
+    EXPECT_EQ(cond(gateway("b")["status"], "Programmed")["reason"], "AddressNotUsable");
+    Json second = applyGateway("a", "second", "0.0.0.0", 0);
+    EXPECT_FALSE(isLive("a", "second"));
+    const std::string message = cond(second["status"], "Programmed")["message"];
+    EXPECT_NE(message.find("listener tcp of Gateway default/gw"), std::string::npos) << message;
+    EXPECT_EQ(overlaps_, 0);
+}
+
+// After a restart every project's claims are known before the first bind: the loser of a
+// project reconciled first is never bound, not even for a moment.
+TEST_F(BinderTest, RestartNeverBindsALoserEvenForAMoment) {
+    applyGateway("a-newer", "gw", "", 10);
+    applyGateway("z-older", "gw", "127.0.0.1", 0);
+    // The older Gateway came second, displacing the newer one; now restart.
+    live_.clear();
+    calls_.clear();
+    controller_ = makeController();
+    ASSERT_TRUE(controller_->start());
+    for (const auto& call : calls_) {
+        for (const auto& plan : call.plans) {
+            EXPECT_NE(plan.id.project, "a-newer") << "the loser was handed to the dataplane";
+        }
+    }
+    EXPECT_TRUE(isLive("z-older", "gw"));
+    EXPECT_EQ(cond(gateway("a-newer")["status"], "Programmed")["reason"], "AddressNotUsable");
+    EXPECT_EQ(overlaps_, 0);
 }
 
 }  // namespace
