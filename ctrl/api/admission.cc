@@ -15,6 +15,7 @@
 
 #include "ctrl/api/base64.h"
 #include "ctrl/api/kinds.h"
+#include "dataplane/net/address_filter.h"
 
 namespace lastmile::ctrl {
 
@@ -209,6 +210,11 @@ bool isIpAny(const std::string& s) { return isIp(s, AF_INET) || isIp(s, AF_INET6
 bool isPlainIpv6(const std::string& s) {
     in6_addr addr{};
     return inet_pton(AF_INET6, s.c_str(), &addr) == 1 && !IN6_IS_ADDR_V4MAPPED(&addr);
+}
+
+std::optional<std::string_view> specialUseOf(const std::string& ip) {
+    auto address = net::IpAddress::parse(ip);
+    return address ? net::specialUse(*address) : std::nullopt;
 }
 
 class Checker {
@@ -771,6 +777,9 @@ void checkEndpointSlice(Checker& c, const Json& object) {
                 c.invalid(path, a, "must be a valid IPv4 address");
             } else if (type == "IPv6" && !isPlainIpv6(s)) {
                 c.invalid(path, a, "must be a valid IPv6 address");
+            } else if (auto use = type == "FQDN" ? std::nullopt : specialUseOf(s)) {
+                // As the API server refuses them: these never name a backend.
+                c.invalid(path, a, "may not be " + std::string(*use));
             } else if (type == "FQDN" && !isFullyQualified(s)) {
                 c.invalid(path, a,
                           "must be a fully qualified domain name: a lowercase RFC 1123 subdomain "
