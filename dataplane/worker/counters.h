@@ -49,6 +49,7 @@ namespace lastmile::dataplane {
     X(FailClosed, "fail_closed")                                                                 \
     X(NoBackend, "no_backend")                                                                   \
     X(ConnectFailed, "connect_failed")                                                           \
+    X(NotPermitted, "backend_not_permitted")                                                     \
     X(VerifyFailed, "verify_failed")                                                             \
     X(HandshakeFailed, "handshake_failed")                                                       \
     X(HandshakeTimeout, "handshake_timeout")                                                     \

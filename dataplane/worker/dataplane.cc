@@ -87,6 +87,8 @@ Result<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneOptions& opti
     d->shared_.registry = &registry;
     d->shared_.ring = ring;
     d->shared_.resolver = &d->resolver_;
+    d->backendFilter_ = std::make_shared<net::AddressFilter>(options.allowedBackendNetworks);
+    d->shared_.backendFilter = d->backendFilter_.get();
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     d->shared_.workerCount = options.workers == 0 ? cores : options.workers;
 
@@ -152,6 +154,7 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
             }
             LM_LOG(Info, kLog, "closed listener " << it->second.address);
             owners_.erase(it->second.address);
+            backendFilter_->forget(it->second.socket);
             it = bound_.erase(it);
         } else {
             ++it;
@@ -198,8 +201,9 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
         for (std::size_t i = 0; i < workers_.size(); ++i) {
             workers_[i]->addListener(id, std::move(sockets[i]));
         }
-        bound_[id] = Bound{text, actual};
+        bound_[id] = Bound{text, actual, address};
         owners_[text] = id;
+        backendFilter_->listen(address);
         states[id] = {true, "bound to " + actual};
         LM_LOG(Info, kLog, "listening on " << actual << " for " << id.gatewayNamespace << "/"
                                            << id.gateway << " " << id.listener);
