@@ -200,7 +200,8 @@ bool isConfigKey(const std::string& key) {
 
 bool isIp(const std::string& s, int family) {
     unsigned char buf[16];
-    return inet_pton(family, s.c_str(), buf) == 1;
+    // inet_pton stops at a NUL: "10.0.0.1\0junk" is not an address.
+    return s.find('\0') == std::string::npos && inet_pton(family, s.c_str(), buf) == 1;
 }
 
 bool isIpAny(const std::string& s) { return isIp(s, AF_INET) || isIp(s, AF_INET6); }
@@ -209,7 +210,8 @@ bool isIpAny(const std::string& s) { return isIp(s, AF_INET) || isIp(s, AF_INET6
 // IPv6 EndpointSlice may not carry one.
 bool isPlainIpv6(const std::string& s) {
     in6_addr addr{};
-    return inet_pton(AF_INET6, s.c_str(), &addr) == 1 && !IN6_IS_ADDR_V4MAPPED(&addr);
+    return isIp(s, AF_INET6) && inet_pton(AF_INET6, s.c_str(), &addr) == 1 &&
+           !IN6_IS_ADDR_V4MAPPED(&addr);
 }
 
 std::optional<std::string_view> specialUseOf(const std::string& ip) {

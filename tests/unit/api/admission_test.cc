@@ -643,6 +643,11 @@ std::vector<KindCase> kindCases() {
          "endpoints[0].addresses[0]", "FieldValueInvalid"},
         {"SliceIpv4Compatible", kSlice, both(set("/addressType", "IPv6"), set("/endpoints/0/addresses/0", "::127.0.0.1")),
          "endpoints[0].addresses[0]", "FieldValueInvalid"},
+        // inet_pton would stop at the NUL and read only the address before it.
+        {"SliceAddressWithNul", kSlice, set("/endpoints/0/addresses/0", std::string("169.254.169.254\0x", 17)),
+         "endpoints[0].addresses[0]", "FieldValueInvalid"},
+        {"SliceIpv6AddressWithNul", kSlice, both(set("/addressType", "IPv6"), set("/endpoints/0/addresses/0", std::string("fd00::1\0x", 9))),
+         "endpoints[0].addresses[0]", "FieldValueInvalid"},
         // Loopback stays admissible: allowedBackendNetworks decides whether it is dialled.
         {"SliceLoopbackIsAdmitted", kSlice, set("/endpoints/0/addresses/0", "127.0.0.2"), "", ""},
         {"ConfigMapIsValid", kConfigMap, [](Json&) {}, "", ""},
