@@ -182,7 +182,9 @@ spec:
       name: backend-ca
 YAML
 } >"$manifests/demo.yaml"
-printf 'workers: 2\nbindAddress: 127.0.0.1\nlogLevel: info\n' >"$demo/lastmiled.yaml"
+# The backend runs on this host: loopback must be allowed explicitly.
+printf '%s\n' 'workers: 2' 'bindAddress: 127.0.0.1' 'logLevel: info' \
+    'allowedBackendNetworks: ["127.0.0.0/8", "::1/128"]' >"$demo/lastmiled.yaml"
 
 echo "== starting lastmiled (state in $state, admin http://$admin)"
 "$lastmiled" --config "$demo/lastmiled.yaml" --state-dir "$state" --api-socket "$socket" \

@@ -15,6 +15,7 @@
 
 #include "ctrl/api/base64.h"
 #include "ctrl/api/kinds.h"
+#include "dataplane/net/address_filter.h"
 
 namespace lastmile::ctrl {
 
@@ -199,7 +200,8 @@ bool isConfigKey(const std::string& key) {
 
 bool isIp(const std::string& s, int family) {
     unsigned char buf[16];
-    return inet_pton(family, s.c_str(), buf) == 1;
+    // inet_pton stops at a NUL: "10.0.0.1\0junk" is not an address.
+    return s.find('\0') == std::string::npos && inet_pton(family, s.c_str(), buf) == 1;
 }
 
 bool isIpAny(const std::string& s) { return isIp(s, AF_INET) || isIp(s, AF_INET6); }
@@ -208,7 +210,13 @@ bool isIpAny(const std::string& s) { return isIp(s, AF_INET) || isIp(s, AF_INET6
 // IPv6 EndpointSlice may not carry one.
 bool isPlainIpv6(const std::string& s) {
     in6_addr addr{};
-    return inet_pton(AF_INET6, s.c_str(), &addr) == 1 && !IN6_IS_ADDR_V4MAPPED(&addr);
+    return isIp(s, AF_INET6) && inet_pton(AF_INET6, s.c_str(), &addr) == 1 &&
+           !IN6_IS_ADDR_V4MAPPED(&addr);
+}
+
+std::optional<std::string_view> specialUseOf(const std::string& ip) {
+    auto address = net::IpAddress::parse(ip);
+    return address ? net::specialUse(*address) : std::nullopt;
 }
 
 class Checker {
@@ -771,6 +779,9 @@ void checkEndpointSlice(Checker& c, const Json& object) {
                 c.invalid(path, a, "must be a valid IPv4 address");
             } else if (type == "IPv6" && !isPlainIpv6(s)) {
                 c.invalid(path, a, "must be a valid IPv6 address");
+            } else if (auto use = type == "FQDN" ? std::nullopt : specialUseOf(s)) {
+                // As the API server refuses them: these never name a backend.
+                c.invalid(path, a, "may not be " + std::string(*use));
             } else if (type == "FQDN" && !isFullyQualified(s)) {
                 c.invalid(path, a,
                           "must be a fully qualified domain name: a lowercase RFC 1123 subdomain "

@@ -30,6 +30,33 @@ Result<log::Level> parseLevel(const std::string& value) {
     return it->second;
 }
 
+// A YAML list of CIDR networks; every bad entry is named, not only the first.
+Result<std::vector<net::Network>> parseNetworks(const YAML::Node& value, const std::string& at) {
+    if (!value.IsSequence()) {
+        return fail(Errc::Invalid,
+                    at + ": expected a list of networks, e.g. [10.0.0.0/8, fd00::/8]");
+    }
+    std::vector<net::Network> out;
+    std::string problems;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        const std::string item = at + "[" + std::to_string(i) + "]: ";
+        if (!value[i].IsScalar()) {
+            problems += (problems.empty() ? "" : "; ") + item + "expected a network";
+            continue;
+        }
+        auto network = net::Network::parse(value[i].Scalar());
+        if (!network) {
+            problems += (problems.empty() ? "" : "; ") + item + network.error().context();
+            continue;
+        }
+        out.push_back(*network);
+    }
+    if (!problems.empty()) {
+        return fail(Errc::Invalid, problems);
+    }
+    return out;
+}
+
 // Ten years: far beyond any sensible timeout, and far from overflowing milliseconds.
 constexpr double kMaxDurationMs = 10.0 * 365 * 24 * 3600 * 1000;
 
@@ -112,6 +139,14 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
         const auto key = entry.first.as<std::string>("");
         const auto& value = entry.second;
         const std::string at = where(path, entry.first.Mark()) + ": " + key;
+        if (key == "allowedBackendNetworks") {
+            auto networks = parseNetworks(value, at);
+            if (!networks) {
+                return fail(std::move(networks).error());
+            }
+            base.dataplane.allowedBackendNetworks = std::move(*networks);
+            continue;
+        }
         if (!value.IsScalar()) {
             return fail(Errc::Invalid, at + ": expected a single value");
         }
@@ -163,7 +198,8 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
             } else {
                 return fail(Errc::Invalid, at + ": unknown key (known: stateDir, apiSocket, adminHttp, "
                                                 "manifests, gatewayClassName, controllerName, "
-                                                "logLevel, workers, bindAddress, connectTimeout, "
+                                                "logLevel, workers, bindAddress, "
+                                                "allowedBackendNetworks, connectTimeout, "
                                                 "handshakeTimeout, idleTimeout, drainTimeout, "
                                                 "maxConnections, errorDetail)");
             }

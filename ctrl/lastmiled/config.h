@@ -18,8 +18,8 @@ struct DaemonConfig {
     std::string manifests;                     // empty: none applied at start
     std::string gatewayClassName = "lastmile";
     std::string controllerName = "lastmile.dev/appliance";
-    // The top-level keys workers, bindAddress, connectTimeout, handshakeTimeout, idleTimeout,
-    // drainTimeout and maxConnections.
+    // The top-level keys workers, bindAddress, allowedBackendNetworks, connectTimeout,
+    // handshakeTimeout, idleTimeout, drainTimeout and maxConnections.
     dataplane::DataplaneOptions dataplane;
     log::Level logLevel = log::Level::Info;
 };
@@ -29,7 +29,8 @@ struct DaemonConfig {
 Result<std::chrono::milliseconds> parseDuration(const std::string& text);
 
 // Reads `path` over `base`: keys present in the file replace base's values. Unknown keys,
-// wrong types and malformed YAML fail with Errc::Invalid naming the file, line and key.
+// wrong types and malformed YAML fail with Errc::Invalid naming the file, line and key;
+// allowedBackendNetworks names every bad entry (see net::Network::parse for the form).
 Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base);
 
 }  // namespace lastmile::ctrl

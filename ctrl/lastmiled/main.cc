@@ -238,9 +238,19 @@ int run(const Flags& flags) {
     }
     dataplane::Dataplane& workers = **dataplane;
     profiles.setOnPublish([&workers] { workers.refresh(); });
+    if (adminListener.valid()) {
+        // Tenants' endpoints must never reach the metrics of every project.
+        auto admin = net::SocketAddress::localOf(adminListener.get());
+        if (!admin) {
+            LM_LOG(Error, kLog, "admin listener: " << admin.error().message());
+            return 1;
+        }
+        workers.backendFilter()->listen(*admin);
+    }
     Controller controller(
-        **store, ReconcilerConfig{config->controllerName, config->gatewayClassName}, profiles,
-        clock, reconcile,
+        **store,
+        ReconcilerConfig{config->controllerName, config->gatewayClassName, workers.backendFilter()},
+        profiles, clock, reconcile,
         [&workers](const std::string& project, const std::vector<route::ListenerPlan>& plans) {
             return workers.bind(project, plans);
         },
@@ -314,8 +324,9 @@ int run(const Flags& flags) {
             log::setThreshold(reloaded->logLevel);
             if (!(reloaded->dataplane == config->dataplane)) {
                 // Workers read these without locks on every connection; a restart applies them.
-                LM_LOG(Warning, kLog, "reload: workers, bindAddress, timeouts and maxConnections "
-                                      "take effect at the next restart");
+                LM_LOG(Warning, kLog, "reload: workers, bindAddress, allowedBackendNetworks, "
+                                      "timeouts and maxConnections take effect at the next "
+                                      "restart");
             }
             applyManifests(controller, reloaded->manifests);
             if (auto s = controller.reloadSystemTrust(); !s) {

@@ -272,6 +272,7 @@ private:
     void index(const std::vector<Json>& objects);
     void readGateways();
     Cond routeResolvedRefs(const std::vector<BackendRef>& refs, const std::string& routeNs) const;
+    std::string undialable(const BackendRef& r, std::vector<std::string>& problems) const;
     Cond attachToParent(const ObjectKey& route, const Json& parent,
                         const std::vector<BackendRef>& refs, const std::string& unsupported,
                         std::size_t gi);
@@ -552,6 +553,9 @@ Cond Pass::routeResolvedRefs(const std::vector<BackendRef>& refs,
                                std::to_string(*r.port) +
                                (other ? ": traffic is only forwarded over TCP" : ""));
         }
+        if (reason.empty()) {
+            reason = undialable(r, problems);
+        }
         if (!reason.empty() && resolved.status) {
             resolved = Cond{"ResolvedRefs", false, reason, ""};
         }
@@ -560,6 +564,34 @@ Cond Pass::routeResolvedRefs(const std::vector<BackendRef>& refs,
         resolved.message = join(problems, "; ");
     }
     return resolved;
+}
+
+// "BackendNotPermitted" when the dataplane will not dial an endpoint of the resolved Service
+// port `r` names (not a Gateway API reason: RefNotPermitted means a missing ReferenceGrant);
+// the problem names the first such endpoint and why. "" when every endpoint may be dialled.
+// ExternalName answers are only known to the dataplane, which refuses them with a 503.
+std::string Pass::undialable(const BackendRef& r, std::vector<std::string>& problems) const {
+    const Service& svc = services_.at({r.ns, r.name});
+    std::size_t refused = 0;
+    std::string first;
+    for (const auto& e : endpointsOf(svc, *svc.tcpPort(*r.port))) {
+        auto address = net::SocketAddress::parse(e.address, e.port);
+        if (!address) {
+            continue;  // endpointsOf keeps IP literals only
+        }
+        if (auto permitted = config_.backendFilter->check(*address); !permitted) {
+            if (refused++ == 0) {
+                first = permitted.error().context();
+            }
+        }
+    }
+    if (refused == 0) {
+        return "";
+    }
+    problems.push_back("Service " + r.ns + "/" + r.name + ": " + first +
+                       (refused > 1 ? " (and " + std::to_string(refused - 1) + " more endpoints)"
+                                    : ""));
+    return "BackendNotPermitted";
 }
 
 // The Accepted condition of one parentRef naming implemented Gateway `gi`. When accepted, the

@@ -11,6 +11,7 @@
 
 #include "ctrl/api/json.h"
 #include "ctrl/api/object_key.h"
+#include "dataplane/net/address_filter.h"
 #include "dataplane/route/plan.h"
 #include "dataplane/tls/handshake_profile.h"
 #include "dataplane/tls/profile_spec.h"
@@ -20,6 +21,10 @@ namespace lastmile::ctrl {
 struct ReconcilerConfig {
     std::string controllerName = "lastmile.dev/appliance";
     std::string gatewayClassName = "lastmile";
+    // The dataplane's dial check: a Route reaching an endpoint it refuses gets ResolvedRefs
+    // False, reason BackendNotPermitted. The default knows no listeners and refuses loopback.
+    std::shared_ptr<const net::AddressFilter> backendFilter =
+        std::make_shared<net::AddressFilter>();
 };
 
 // What the dataplane made of each listener, keyed by (Gateway key, listener name). A

@@ -51,6 +51,7 @@ namespace lastmile::dataplane {
     X(FailClosed, "fail_closed", "the backend's TLS policy cannot be honoured")                 \
     X(NoBackend, "no_backend", "no backend endpoint is available")                              \
     X(ConnectFailed, "connect_failed", "no backend endpoint accepted the connection")           \
+    X(NotPermitted, "backend_not_permitted", "no backend endpoint may be dialled")              \
     X(VerifyFailed, "verify_failed", "the backend's certificate was rejected")                  \
     X(HandshakeFailed, "handshake_failed", "the TLS handshake with the backend failed")          \
     X(HandshakeTimeout, "handshake_timeout", "the TLS handshake with the backend timed out")    \

@@ -89,6 +89,8 @@ Result<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneOptions& opti
     d->shared_.registry = &registry;
     d->shared_.ring = ring;
     d->shared_.resolver = &d->resolver_;
+    d->backendFilter_ = std::make_shared<net::AddressFilter>(options.allowedBackendNetworks);
+    d->shared_.backendFilter = d->backendFilter_.get();
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     d->shared_.workerCount = options.workers == 0 ? cores : options.workers;
 
@@ -157,6 +159,7 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
             ::shutdown(it->second.socket.get(), SHUT_RD);
             LM_LOG(Info, kLog, "closed listener " << it->second.address);
             owners_.erase(it->second.address);
+            backendFilter_->forget(it->second.boundAddress);
             it = bound_.erase(it);
         } else {
             ++it;
@@ -174,6 +177,7 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
         }
         std::vector<UniqueFd> sockets;
         Status opened;
+        net::SocketAddress address = requested;
         std::string actual = text;
         auto listening = net::listenTcp(requested);
         if (!listening) {
@@ -181,7 +185,8 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
         } else if (auto local = net::SocketAddress::localOf(listening->get()); !local) {
             opened = fail(std::move(local).error());
         } else {
-            actual = local->toString();  // the port the kernel picked for port 0 (tests)
+            address = *local;  // with the port the kernel picked for port 0 (tests)
+            actual = address.toString();
         }
         for (std::size_t i = 0; opened && i < workers_.size(); ++i) {
             auto fd = net::duplicate(listening->get());
@@ -200,8 +205,9 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
         for (std::size_t i = 0; i < workers_.size(); ++i) {
             workers_[i]->addListener(id, std::move(sockets[i]));
         }
-        bound_[id] = Bound{text, actual, std::move(*listening)};
+        bound_[id] = Bound{text, actual, std::move(*listening), address};
         owners_[text] = id;
+        backendFilter_->listen(address);
         states[id] = {true, "bound to " + actual};
         LM_LOG(Info, kLog, "listening on " << actual << " for " << id.gatewayNamespace << "/"
                                            << id.gateway << " " << id.listener);

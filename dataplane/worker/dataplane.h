@@ -66,6 +66,12 @@ public:
     // "127.0.0.1:8443" where `id` listens, nullopt when it is not bound.
     std::optional<std::string> boundAddress(const route::ListenerId& id) const;
 
+    // The dial check of every backend connection: options.allowedBackendNetworks, and the
+    // listeners bind() holds. The caller adds its other listening sockets (the admin one).
+    const std::shared_ptr<net::AddressFilter>& backendFilter() const noexcept {
+        return backendFilter_;
+    }
+
     DataplaneStats stats() const;
     const std::vector<EngineStatus>& engines() const noexcept { return engineStatus_; }
     std::vector<std::string> ringSetups() const;
@@ -75,6 +81,7 @@ private:
     Dataplane() = default;
 
     net::Resolver resolver_;
+    std::shared_ptr<net::AddressFilter> backendFilter_;
     WorkerShared shared_;
     std::vector<std::unique_ptr<drivers::RecordEngine>> engineImpls_;  // preferred first
     std::vector<EngineStatus> engineStatus_;
@@ -84,6 +91,7 @@ private:
         std::string address;  // as asked: "127.0.0.1:8443" (port 0 in tests)
         std::string actual;   // as bound, with the port the kernel picked for port 0
         UniqueFd socket;      // the workers accept on duplicates of it
+        net::SocketAddress boundAddress;  // `actual`, as the backend filter knows it
     };
     mutable std::mutex mu_;
     std::map<route::ListenerId, Bound> bound_;

@@ -4,7 +4,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include "dataplane/net/address_filter.h"
 
 namespace lastmile::dataplane {
 
@@ -17,6 +21,8 @@ enum class ErrorDetail {
 struct DataplaneOptions {
     unsigned workers = 0;                   // (workers) 0: one per core
     std::string bindAddress = "0.0.0.0";    // (bindAddress) for Gateways without spec.addresses
+    // (allowedBackendNetworks) what backends may be dialled; nullopt: all but loopback.
+    std::optional<std::vector<net::Network>> allowedBackendNetworks;
     std::chrono::milliseconds connectTimeout{5'000};     // (connectTimeout) TCP connect to a backend
     std::chrono::milliseconds handshakeTimeout{10'000};  // (handshakeTimeout) TLS to the backend
     std::chrono::milliseconds idleTimeout{600'000};      // (idleTimeout) no byte either way

@@ -108,6 +108,7 @@ struct Connection {
     tls::BackendKey backendKey;
     std::shared_ptr<const tls::HandshakeProfile> profile;  // null: no policy, plain TCP
     std::vector<route::Endpoint> tried;
+    std::size_t notPermitted = 0;  // of `tried`, refused by the backend filter
     route::Endpoint endpoint;
     std::optional<net::SocketAddress> endpointAddress;
     std::string lastConnectError;
@@ -467,6 +468,9 @@ struct Worker::Impl {
                            " has no address (not resolved yet, or the lookup failed)");
             } else if (c.tried.empty()) {
                 reject(c, Failure::NoBackend, 503, "no ready endpoint for service " + service);
+            } else if (c.notPermitted == c.tried.size()) {
+                reject(c, Failure::NotPermitted, 503,
+                       "service " + service + ": " + c.lastConnectError);
             } else {
                 reject(c, Failure::ConnectFailed, 503,
                        "no endpoint of service " + service + " accepted a connection (last: " +
@@ -480,6 +484,15 @@ struct Worker::Impl {
         c.tried.push_back(*ep);
         c.endpoint = *ep;
         auto address = net::SocketAddress::parse(ep->address, ep->port);
+        if (auto permitted = address ? shared_.backendFilter->check(*address) : Status{};
+            !permitted) {
+            // Backed off like a refused connect, so refills and later clients try others first.
+            balancer_.failed(c.project, c.endpoint, now_);
+            ++c.notPermitted;
+            c.lastConnectError = permitted.error().context();
+            connectNext(c);
+            return;
+        }
         auto fd = address ? net::tcpSocket(address->family()) : Result<UniqueFd>(fail(address.error()));
         if (!fd) {
             c.lastConnectError = fd.error().message();

@@ -9,6 +9,7 @@
 
 #include "dataplane/base/result.h"
 #include "dataplane/base/unique_fd.h"
+#include "dataplane/net/address_filter.h"
 #include "dataplane/net/resolver.h"
 #include "dataplane/route/plan.h"
 #include "dataplane/tls/profile_set.h"
@@ -29,6 +30,7 @@ struct WorkerShared {
     std::vector<drivers::RecordEngine*> engines;
     uring::RingOptions ring;
     net::Resolver* resolver = nullptr;  // ExternalName Services
+    const net::AddressFilter* backendFilter = nullptr;  // every dial passes it
 };
 
 // All methods but the constructor are thread-safe: the control thread queues commands that

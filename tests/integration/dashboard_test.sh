@@ -177,7 +177,8 @@ spec:
       name: dash-ca
 YAML
 } >"$dir/manifests/dashboard.yaml"
-printf 'workers: 2\nbindAddress: 127.0.0.1\n' >"$dir/lastmiled.yaml"
+printf 'workers: 2\nbindAddress: 127.0.0.1\nallowedBackendNetworks: ["127.0.0.0/8", "::1/128"]\n' \
+    >"$dir/lastmiled.yaml"
 
 "$lastmiled" --config "$dir/lastmiled.yaml" --state-dir "$dir/state" --api-socket "$dir/api.sock" \
     --admin-http 127.0.0.1:0 --manifests "$dir/manifests" 2>"$dir/lastmiled.log" &

@@ -318,6 +318,8 @@ struct DaemonSetup {
     std::string drainTimeout = "5s";
     // Most cases check the names and addresses an error answer gives; the default is reason.
     std::string errorDetail = "full";
+    // The backends are on loopback, which the default refuses; "" leaves the default.
+    std::string allowedBackendNetworks = R"(["127.0.0.0/8", "::1/128"])";
     std::string extraConfig;  // more lines of the config file
     std::vector<std::string> extraArgs;
 };
@@ -358,7 +360,11 @@ protected:
             "workers: 2\nbindAddress: 127.0.0.1\nconnectTimeout: " + setup.timeouts +
                 "\nhandshakeTimeout: " + setup.timeouts + "\nidleTimeout: " + setup.idleTimeout +
                 "\ndrainTimeout: " + setup.drainTimeout + "\nerrorDetail: " + setup.errorDetail +
-                "\n" + setup.extraConfig);
+                "\n" +
+                (setup.allowedBackendNetworks.empty()
+                     ? ""
+                     : "allowedBackendNetworks: " + setup.allowedBackendNetworks + "\n") +
+                setup.extraConfig);
         notify_ = std::make_unique<test::NotifySocket>(dir_.path() + "/notify");
         std::vector<std::string> argv{
             binary("LASTMILED"),    "--config",     config,       "--state-dir",
@@ -1853,6 +1859,97 @@ TEST_F(DataplaneE2eTest, EndpointThatRefusesIsSkipped) {
         EXPECT_EQ(echoOnce(l.tcp, "alive-" + std::to_string(i)), "alive-" + std::to_string(i));
     }
     EXPECT_GE(metric("lastmile_endpoint_retries_total"), 1);
+}
+
+// ---- Backends lastmiled must not dial (allowedBackendNetworks, its own listeners).
+
+// Condition `type` of a Route's first parent entry; null when absent.
+json routeCondition(const json& route, const std::string& type) {
+    if (!route.is_object()) {
+        return json();
+    }
+    const json parents = route.value("status", json::object()).value("parents", json::array());
+    const json conditions =
+        parents.empty() ? json::array() : parents[0].value("conditions", json::array());
+    for (const auto& c : conditions) {
+        if (c.value("type", "") == type) {
+            return c;
+        }
+    }
+    return json();
+}
+
+TEST_F(DataplaneE2eTest, LoopbackBackendIsNeverDialledUnderTheDefaultNetworksAndTheRouteSaysWhy) {
+    auto backend = echoBackend();
+    DaemonSetup setup;
+    setup.allowedBackendNetworks = "";  // the default: every unicast address except loopback
+    startDaemon(setup);
+    auto l = serve({backend->port()});
+    auto r = httpGet(l.http);
+    EXPECT_EQ(statusLine(r.data), "HTTP/1.1 503 Service Unavailable") << r.data;
+    EXPECT_NE(body(r.data).find("endpoint 127.0.0.1 is outside allowedBackendNetworks"),
+              std::string::npos)
+        << r.data;
+    expectClosedWithoutData(l.tcp);
+    EXPECT_EQ(backend->acceptedConnections(), 0u) << "no connection may reach the backend";
+    EXPECT_GE(metric("lastmile_failures_total{reason=\"backend_not_permitted\"}"), 2);
+    const json resolved = routeCondition(getJson("httproute", "http-route"), "ResolvedRefs");
+    EXPECT_EQ(resolved.value("status", ""), "False") << resolved.dump();
+    EXPECT_EQ(resolved.value("reason", ""), "BackendNotPermitted") << resolved.dump();
+    EXPECT_NE(resolved.value("message", "").find("127.0.0.1"), std::string::npos)
+        << resolved.dump();
+}
+
+TEST_F(DataplaneE2eTest, EndpointOnTheAdminOrAListenerAddressIsRefusedEvenWithLoopbackAllowed) {
+    startDaemon();  // allowedBackendNetworks includes 127.0.0.0/8
+    const auto portOf = [](const std::string& address) {
+        return static_cast<std::uint16_t>(std::stoi(address.substr(address.find(':') + 1)));
+    };
+    const std::uint16_t adminPort = portOf(admin_);
+    auto l = serve({adminPort});
+    auto r = httpGet(l.http);
+    EXPECT_EQ(statusLine(r.data), "HTTP/1.1 503 Service Unavailable") << r.data;
+    EXPECT_NE(body(r.data).find("own listening"), std::string::npos) << r.data;
+    EXPECT_EQ(body(r.data).find("lastmile_"), std::string::npos) << "metrics leaked: " << r.data;
+    json resolved = routeCondition(getJson("httproute", "http-route"), "ResolvedRefs");
+    EXPECT_EQ(resolved.value("reason", ""), "BackendNotPermitted") << resolved.dump();
+
+    // The endpoint is the HTTP listener itself: lastmiled would dial into itself.
+    const std::uint16_t httpPort = portOf(l.http);
+    apply(sliceYaml("svc-0", "svc", {{"https", httpPort}}));
+    EXPECT_TRUE(eventually([&] {
+        return body(httpGet(l.http, 2).data).find("port " + std::to_string(httpPort)) !=
+               std::string::npos;
+    })) << httpGet(l.http).data;
+    resolved = routeCondition(getJson("httproute", "http-route"), "ResolvedRefs");
+    EXPECT_EQ(resolved.value("reason", ""), "BackendNotPermitted") << resolved.dump();
+    EXPECT_NE(resolved.value("message", "").find("own listening"), std::string::npos)
+        << resolved.dump();
+    expectClosedWithoutData(l.tcp);
+    EXPECT_GE(metric("lastmile_failures_total{reason=\"backend_not_permitted\"}"), 3);
+}
+
+TEST_F(DataplaneE2eTest, ExternalNameResolvingToLoopbackIsNotDialledUnderTheDefault) {
+    auto backend = echoBackend();
+    DaemonSetup setup;
+    setup.allowedBackendNetworks = "";
+    startDaemon(setup);
+    auto l = serve({});
+    const int port = backend->port();
+    apply(join({"apiVersion: v1\nkind: Service\nmetadata:\n  name: svc\nspec:\n"
+                "  type: ExternalName\n  externalName: localhost\n  ports:\n  - name: https\n"
+                "    port: " + std::to_string(port) + "\n",
+                routeYaml("TCPRoute", "tcp-route", "tcp", "svc", port),
+                routeYaml("HTTPRoute", "http-route", "http", "svc", port)}));
+    std::string answer;
+    EXPECT_TRUE(eventually([&] {
+        answer = httpGet(l.http, 2).data;
+        return body(answer).find("outside allowedBackendNetworks") != std::string::npos;
+    })) << answer;
+    EXPECT_EQ(statusLine(answer), "HTTP/1.1 503 Service Unavailable") << answer;
+    expectClosedWithoutData(l.tcp);
+    EXPECT_EQ(backend->acceptedConnections(), 0u) << "localhost must not be dialled";
+    EXPECT_GE(metric("lastmile_failures_total{reason=\"backend_not_permitted\"}"), 2);
 }
 
 // ---- Process life.

@@ -123,7 +123,11 @@ protected:
                      std::map<std::string, std::string> env = {}) {
         notify_.reset();
         notify_ = std::make_unique<test::NotifySocket>(dir_.path() + "/notify");
-        std::vector<std::string> argv{binary("LASTMILED"), "--state-dir", dir_.path() + "/state",
+        // The topology's backend is on loopback, which the default refuses.
+        const std::string config = dir_.write(
+            "lastmiled.yaml", "allowedBackendNetworks: [\"127.0.0.0/8\", \"::1/128\"]\n");
+        std::vector<std::string> argv{binary("LASTMILED"), "--config", config,
+                                      "--state-dir", dir_.path() + "/state",
                                       "--api-socket", socketPath(), "--admin-http", "127.0.0.1:0"};
         argv.insert(argv.end(), extra.begin(), extra.end());
         env["NOTIFY_SOCKET"] = notify_->path();

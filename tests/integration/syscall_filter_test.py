@@ -186,7 +186,9 @@ def main():
         backend_port = int(backend.stdout.readline().strip().rsplit(":", 1)[1])
 
         with open(f"{d}/lastmiled.yaml", "w") as f:
-            f.write("workers: 2\nbindAddress: 127.0.0.1\n")
+            # The backend is on loopback, which lastmiled refuses to dial by default.
+            f.write("workers: 2\nbindAddress: 127.0.0.1\n"
+                    "allowedBackendNetworks: [\"127.0.0.0/8\", \"::1/128\"]\n")
         log = open(f"{d}/lastmiled.log", "w")
         daemon = subprocess.Popen(
             [lastmiled, "--config", f"{d}/lastmiled.yaml", "--state-dir", f"{d}/state",

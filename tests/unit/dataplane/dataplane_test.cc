@@ -36,6 +36,11 @@ using test::TlsBackendOptions;
 
 constexpr auto kWait = 10s;
 
+// The backends here are on loopback, which the default allowedBackendNetworks refuses.
+std::vector<net::Network> loopbackNetworks() {
+    return {*net::Network::parse("127.0.0.0/8"), *net::Network::parse("::1/128")};
+}
+
 class DataplaneTest : public ::testing::Test {
 protected:
     // Full error detail by default: most cases check the names an answer gives.
@@ -47,6 +52,7 @@ protected:
         options.workers = workers;
         options.maxConnections = maxConnections;
         options.bindAddress = "127.0.0.1";
+        options.allowedBackendNetworks = loopbackNetworks();
         options.connectTimeout = 2s;
         options.handshakeTimeout = 2s;
         auto started = Dataplane::start(options, registry_, ring);
@@ -441,6 +447,19 @@ TEST_F(DataplaneTest, ExternalNameIsResolvedOffTheWorkersAndConnected) {
         echoed = readExactly(fd.get(), 5);
     }
     EXPECT_EQ(echoed, "named");
+}
+
+TEST_F(DataplaneTest, ListenersItBindsAreNeverDialledUntilTheyClose) {
+    startDataplane();
+    auto backend = startBackend(backendFor("echo.test"));
+    const auto where = serve(backendAt({backend->port()}, compile(specFor("echo.test"))));
+    const auto port = static_cast<std::uint16_t>(std::stoi(where.substr(where.find(':') + 1)));
+    const net::AddressFilter& filter = *dataplane_->backendFilter();
+    EXPECT_FALSE(filter.check(*net::SocketAddress::parse("127.0.0.1", port)));
+    EXPECT_FALSE(filter.check(*net::SocketAddress::parse("::ffff:127.0.0.1", port)));
+    EXPECT_TRUE(filter.check(*net::SocketAddress::parse("127.0.0.1", backend->port())));
+    dataplane_->bind("default", {});
+    EXPECT_TRUE(filter.check(*net::SocketAddress::parse("127.0.0.1", port)));
 }
 
 TEST_F(DataplaneTest, WorksWithoutDeferredTaskrunOrMultishotAccept) {

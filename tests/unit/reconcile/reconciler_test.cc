@@ -1572,5 +1572,53 @@ TEST_F(ListenerPlanTest, ListenerHostnameIsUnsupportedUnboundAndRefusesItsRoutes
     expectCond(*status("Gateway", "default", "gw"), "Programmed", "True", "Programmed");
 }
 
+// ---- Endpoints the dataplane will not dial (allowedBackendNetworks, own listeners).
+
+TEST_F(ListenerPlanTest, LoopbackEndpointIsNotPermittedByDefaultAndTheRouteSaysWhy) {
+    addWorld();
+    addSlice("echo-1", "echo", R"([{"name": "https", "port": 8443}])",
+             R"([{"addresses": ["10.0.0.1", "127.0.0.1", "127.0.0.2"]}])");
+    run();
+    const Json& parent = (*status("HTTPRoute", "default", "r"))["parents"][0];
+    expectCond(parent, "ResolvedRefs", "False", "BackendNotPermitted");
+    expectCond(parent, "Accepted", "True", "Accepted");
+    const std::string why = message(parent, "ResolvedRefs");
+    EXPECT_TRUE(contains(why, "endpoint 127.0.0.1 is outside allowedBackendNetworks")) << why;
+    EXPECT_TRUE(contains(why, "1 more")) << why;
+    // The plan keeps them: the dataplane refuses them at dial time, with the reason in the 503.
+    EXPECT_EQ(backendsOf("http"),
+              std::vector<std::string>{"echo:443*1=10.0.0.1:8443,127.0.0.1:8443,127.0.0.2:8443,"});
+}
+
+TEST_F(ListenerPlanTest, AllowedNetworksDecideWhichEndpointsResolve) {
+    addWorld();
+    addSlice("echo-1", "echo", R"([{"name": "https", "port": 8443}])",
+             R"([{"addresses": ["127.0.0.1"]}])");
+    config_.backendFilter = std::make_shared<net::AddressFilter>(
+        std::vector<net::Network>{*net::Network::parse("127.0.0.0/8")});
+    run();
+    expectCond((*status("HTTPRoute", "default", "r"))["parents"][0], "ResolvedRefs", "True",
+               "ResolvedRefs");
+    config_.backendFilter = std::make_shared<net::AddressFilter>(
+        std::vector<net::Network>{*net::Network::parse("10.0.0.0/8")});
+    run();
+    expectCond((*status("HTTPRoute", "default", "r"))["parents"][0], "ResolvedRefs", "False",
+               "BackendNotPermitted");
+}
+
+TEST_F(ListenerPlanTest, EndpointOnOwnListeningAddressIsNotPermittedEvenWhenLoopbackIs) {
+    addWorld();
+    addSlice("echo-1", "echo", R"([{"name": "https", "port": 9090}])",
+             R"([{"addresses": ["127.0.0.1"]}])");
+    auto filter = std::make_shared<net::AddressFilter>(
+        std::vector<net::Network>{*net::Network::parse("127.0.0.0/8")});
+    filter->listen(*net::SocketAddress::parse("127.0.0.1", 9090));  // e.g. the admin listener
+    config_.backendFilter = filter;
+    run();
+    const Json& parent = (*status("HTTPRoute", "default", "r"))["parents"][0];
+    expectCond(parent, "ResolvedRefs", "False", "BackendNotPermitted");
+    EXPECT_TRUE(contains(message(parent, "ResolvedRefs"), "own listening")) << parent.dump();
+}
+
 }  // namespace
 }  // namespace lastmile::ctrl

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "tests/support/process.h"
 
@@ -62,6 +64,7 @@ TEST(DaemonConfigTest, ShippedConfigurationLoads) {
     EXPECT_EQ(config->dataplane.drainTimeout, defaults.drainTimeout);
     EXPECT_EQ(config->dataplane.maxConnections, defaults.maxConnections);
     EXPECT_EQ(config->dataplane.errorDetail, dataplane::ErrorDetail::Reason);
+    EXPECT_EQ(config->dataplane.allowedBackendNetworks, defaults.allowedBackendNetworks);
 }
 
 TEST(DaemonConfigTest, DataplaneKeysReplaceTheirDefaults) {
@@ -81,6 +84,50 @@ TEST(DaemonConfigTest, DataplaneKeysReplaceTheirDefaults) {
     EXPECT_EQ(config->dataplane.maxConnections, 100U);
     EXPECT_EQ(config->dataplane.errorDetail, dataplane::ErrorDetail::Full);
     EXPECT_EQ(config->dataplane.workers, dataplane::DataplaneOptions{}.workers);
+}
+
+TEST(DaemonConfigTest, AllowedBackendNetworksAreCidrLists) {
+    test::TempDir dir;
+    EXPECT_FALSE(DaemonConfig{}.dataplane.allowedBackendNetworks) << "default: all but loopback";
+    auto config = loadConfig(
+        dir.write("c.yaml", "allowedBackendNetworks: [\"127.0.0.0/8\", \"::1/128\", 10.0.0.0/8]\n"),
+        DaemonConfig{});
+    ASSERT_TRUE(config) << config.error().message();
+    ASSERT_TRUE(config->dataplane.allowedBackendNetworks);
+    std::vector<std::string> got;
+    for (const auto& n : *config->dataplane.allowedBackendNetworks) {
+        got.push_back(n.toString());
+    }
+    EXPECT_EQ(got, (std::vector<std::string>{"127.0.0.0/8", "::1/128", "10.0.0.0/8"}));
+    // As packaging/lastmiled.yaml writes it: unquoted, IPv6 included.
+    auto plain = loadConfig(
+        dir.write("p.yaml", "allowedBackendNetworks: [10.0.0.0/8, 192.168.0.0/16, fd00::/8]\n"),
+        DaemonConfig{});
+    ASSERT_TRUE(plain) << plain.error().message();
+    EXPECT_EQ(plain->dataplane.allowedBackendNetworks->size(), 3U);
+    auto none = loadConfig(dir.write("d.yaml", "allowedBackendNetworks: []\n"), DaemonConfig{});
+    ASSERT_TRUE(none) << none.error().message();
+    EXPECT_TRUE(none->dataplane.allowedBackendNetworks && none->dataplane.allowedBackendNetworks->empty());
+}
+
+TEST(DaemonConfigTest, BadNetworksAreAllNamedAndRefused) {
+    test::TempDir dir;
+    auto config = loadConfig(
+        dir.write("c.yaml", "allowedBackendNetworks: [10.0.0.0/8, 127.1/32, 10.0.0.1/8, "
+                            "\"0x7f000001/32\", \"fe80::1%lo/128\", 10.0.0.0/33, [a]]\n"),
+        DaemonConfig{});
+    ASSERT_FALSE(config);
+    EXPECT_EQ(config.error().code(), Errc::Invalid);
+    const std::string& text = config.error().context();
+    for (const char* named : {"c.yaml:1:1: allowedBackendNetworks[1]", "[2]", "[3]", "[4]", "[5]", "[6]"}) {
+        EXPECT_NE(text.find(named), std::string::npos) << named << " in " << text;
+    }
+    EXPECT_EQ(text.find("[0]"), std::string::npos) << text;
+    for (const char* bad : {"allowedBackendNetworks: 10.0.0.0/8\n", "allowedBackendNetworks: {a: b}\n",
+                            "allowedBackendNetworks: [10.0.0.0]\n", "allowedBackendNetworks: [\"\"]\n",
+                            "allowedBackendNetworks: [010.0.0.0/8]\n", "allowedBackendNetworks: [::/0x]\n"}) {
+        EXPECT_FALSE(loadConfig(dir.write("e.yaml", bad), DaemonConfig{})) << bad;
+    }
 }
 
 TEST(DaemonConfigTest, DurationsAreGoStyle) {
