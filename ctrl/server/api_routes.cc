@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ctrl/api/decode.h"
 #include "ctrl/api/kinds.h"
 
 namespace lastmile::ctrl {
@@ -198,10 +199,11 @@ std::optional<std::string> reconcileBodyWithPath(Json& body, const Route& route)
 }
 
 HttpResponse write(Controller& controller, const Route& route, const HttpRequest& request) {
-    Json body = Json::parse(request.body, nullptr, false);
-    if (body.is_discarded()) {
-        return status(400, "BadRequest", "the body is not valid JSON");
+    auto decoded = decodeJson(request.body);
+    if (!decoded) {
+        return status(400, "BadRequest", "the body is " + decoded.error().context());
     }
+    Json& body = *decoded;
     if (auto problem = reconcileBodyWithPath(body, route)) {
         return status(400, "BadRequest", *problem, detailsFor(route));
     }

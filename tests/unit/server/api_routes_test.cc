@@ -102,6 +102,18 @@ TEST_F(ApiRoutesTest, BodyThatContradictsThePathIsABadRequest) {
     EXPECT_EQ(notJson.status, 400);
 }
 
+TEST_F(ApiRoutesTest, DeeplyNestedBodyIsABadRequestStatus) {
+    const std::string deep = R"({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "data": )" + std::string(100'000, '[') + std::string(100'000, ']') + "}";
+    auto r = handleApiRequest(*controller_, {"PUT", kCmPath, deep});
+    EXPECT_EQ(r.status, 400);
+    auto status = Json::parse(r.body);
+    EXPECT_EQ(status["kind"], "Status");
+    EXPECT_EQ(status["reason"], "BadRequest");
+    EXPECT_EQ(status["code"], 400);
+    EXPECT_EQ(call("GET", kCmPath).status, 404);
+}
+
 TEST_F(ApiRoutesTest, StaleResourceVersionIsAConflict) {
     ASSERT_EQ(call("PUT", kCmPath, configMap("a")).status, 201);
     auto stored = Json::parse(call("PUT", kCmPath, configMap("b")).body);
