@@ -222,7 +222,8 @@ HttpResponse write(Controller& controller, const Route& route, const HttpRequest
 
 }  // namespace
 
-HttpResponse handleApiRequest(Controller& controller, const HttpRequest& request) {
+HttpResponse handleApiRequest(Controller& controller, const ApiAccess& access,
+                              const HttpRequest& request) {
     auto parts = split(request.path);
     if (parts == std::vector<std::string>{"healthz"}) {
         return {200, "text/plain", "ok\n"};
@@ -231,6 +232,12 @@ HttpResponse handleApiRequest(Controller& controller, const HttpRequest& request
     auto route = parseRoute(parts, problem);
     if (!route) {
         return status(404, "NotFound", problem);
+    }
+    if (!access.allows(request.peer, route->project)) {
+        std::string who = request.peer ? ApiAccess::describe(*request.peer) : "an unidentified caller";
+        return status(403, "Forbidden",
+                      who + " may not access project \"" + route->project +
+                          "\": no apiAccess grant in lastmiled's configuration covers it");
     }
     if (route->profiles) {
         if (request.method != "GET") {
