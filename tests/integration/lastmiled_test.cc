@@ -4,16 +4,20 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <regex>
 #include <nlohmann/json.hpp>
 
 #include "dataplane/tls/certificate_info.h"
+#include "tests/support/client.h"
 #include "tests/support/process.h"
 #include "tests/support/seed_manifests.h"
 #include "tests/support/test_pki.h"
@@ -109,6 +113,35 @@ std::string caConfigMap(const std::string& pem) {
         start = end + 1;
     }
     return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: backend-ca\ndata:\n  ca.crt: |\n" + indented;
+}
+
+struct RawResponse {
+    int status = 0;  // 0: no HTTP answer (the connection died)
+    std::string body;
+};
+
+// One HTTP/1.1 exchange on the API socket with a body lastmilectl would never send.
+RawResponse rawRequest(const std::string& socketPath, const std::string& method,
+                       const std::string& path, const std::string& body) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    timeval timeout{30, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socketPath.c_str(), sizeof(addr.sun_path) - 1);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == -1) {
+        return {};
+    }
+    test::sendAll(fd.get(), method + " " + path + " HTTP/1.1\r\nHost: lastmile\r\n" +
+                                "Content-Type: application/json\r\nConnection: close\r\n" +
+                                "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    auto answer = test::readToEnd(fd.get()).data;
+    auto headEnd = answer.find("\r\n\r\n");
+    if (answer.rfind("HTTP/1.1 ", 0) != 0 || headEnd == std::string::npos) {
+        return {};
+    }
+    return {std::stoi(answer.substr(9, 3)), answer.substr(headEnd + 4)};
 }
 
 class LastmiledTest : public ::testing::Test {
@@ -287,6 +320,133 @@ TEST_F(LastmiledTest, ProjectsDoNotSeeEachOther) {
     EXPECT_NE(other.err.find("NotFound"), std::string::npos) << other.err;
     auto list = ctl({"get", "configmaps", "-A", "--project", "tenant-b"});
     EXPECT_EQ(list.out.find("secret-plans"), std::string::npos) << list.out;
+}
+
+TEST_F(LastmiledTest, DeeplyNestedBodiesGet400AndTheDaemonKeepsServing) {
+    startDaemon();
+    const std::string path = "/projects/default/api/v1/namespaces/default/configmaps/deep";
+    const std::string head = R"({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "deep"}, "data": )";
+    const std::string open(100'000, '[');
+    for (const auto& body : {head + open + std::string(100'000, ']') + "}", head + open,
+                             head + std::string(65, '[') + std::string(65, ']') + "}"}) {
+        auto r = rawRequest(socketPath(), "PUT", path, body);
+        ASSERT_EQ(r.status, 400) << "the daemon did not answer: " << daemon_->stderrText();
+        auto status = json::parse(r.body);
+        EXPECT_EQ(status["kind"], "Status");
+        EXPECT_EQ(status["reason"], "BadRequest");
+    }
+    EXPECT_EQ(rawRequest(socketPath(), "GET", "/healthz", "").status, 200);
+    EXPECT_EQ(ctl({"apply", "-f", dir_.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n")})
+                  .exitCode,
+              0);
+}
+
+TEST_F(LastmiledTest, DeeplyNestedManifestsAreRefusedAndTheDaemonKeepsServing) {
+    test::TempDir manifests;
+    const std::string head = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\ndata:\n";
+    manifests.write("10-flow.yaml", head + "  k: " + std::string(100'000, '[') + "\n");
+    std::string block = head;
+    for (int i = 1; i <= 100; ++i) {
+        block += std::string(2 * i, ' ') + "k:\n";
+    }
+    manifests.write("20-block.yaml", block);
+    manifests.write("30-fine.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fine\n");
+    startDaemon({"--manifests", manifests.path()});
+    EXPECT_EQ(ctl({"get", "configmap", "fine"}).exitCode, 0);
+    EXPECT_NE(ctl({"get", "configmap", "deep"}).exitCode, 0);
+    auto sent = ctl({"apply", "-f", manifests.path() + "/20-block.yaml"});
+    EXPECT_NE(sent.exitCode, 0);
+    EXPECT_NE(sent.err.find("nests deeper than 64 levels"), std::string::npos) << sent.err;
+}
+
+// Runs lastmilectl as uid/gid 65534 (nobody/nogroup) with no supplementary groups.
+class LastmiledAccessTest : public LastmiledTest {
+protected:
+    void SetUp() override {
+        LastmiledTest::SetUp();
+        if (::geteuid() != 0) {
+            GTEST_SKIP() << "needs root to run a client as another uid";
+        }
+        if (::access("/usr/bin/setpriv", X_OK) != 0) {
+            GTEST_SKIP() << "needs setpriv (util-linux) to drop to another uid";
+        }
+    }
+
+    // The kernel lets nobody connect (the directory and socket are opened up); whether it
+    // gets anything is lastmiled's decision alone.
+    void openSocketToEveryone() {
+        ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+        ASSERT_EQ(::chmod(socketPath().c_str(), 0666), 0);
+    }
+
+    test::Outcome ctlAsNobody(std::vector<std::string> args) {
+        args.insert(args.begin(), {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                                   "--clear-groups", "--", binary("LASTMILECTL")});
+        return test::runProcess(args, {{"LASTMILE_SERVER", "unix://" + socketPath()}});
+    }
+
+    void seed(const std::string& project, const std::string& name) {
+        auto r = ctl({"apply", "--project", project, "-f",
+                      dir_.write(name + ".yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: " +
+                                                     name + "\ndata:\n  key: c2VjcmV0LWJ5dGVz\n")});
+        ASSERT_EQ(r.exitCode, 0) << r.err;
+    }
+
+    static void expectForbidden(const test::Outcome& r, const std::string& hidden) {
+        EXPECT_NE(r.exitCode, 0);
+        EXPECT_NE(r.err.find("Error from server (Forbidden)"), std::string::npos) << r.err;
+        EXPECT_EQ((r.out + r.err).find(hidden), std::string::npos) << r.out << r.err;
+        EXPECT_EQ((r.out + r.err).find("c2VjcmV0LWJ5dGVz"), std::string::npos) << r.out << r.err;
+    }
+};
+
+TEST_F(LastmiledAccessTest, CallerWithoutAGrantIsForbiddenAndSeesNothing) {
+    startDaemon();
+    openSocketToEveryone();
+    seed("default", "db-password");
+    seed("team-a", "team-a-key");
+    expectForbidden(ctlAsNobody({"get", "secret", "db-password"}), "db-password");
+    expectForbidden(ctlAsNobody({"get", "secrets"}), "db-password");
+    expectForbidden(ctlAsNobody({"get", "secrets", "-A", "--project", "team-a"}), "team-a-key");
+    expectForbidden(ctlAsNobody({"get", "secret", "db-password", "-o", "yaml"}), "db-password");
+    expectForbidden(ctlAsNobody({"describe", "secret", "db-password"}), "db-password");
+    expectForbidden(ctlAsNobody({"apply", "-f", dir_.write("mine.yaml", "apiVersion: v1\nkind: "
+                                                                         "ConfigMap\nmetadata:\n  name: mine\n")}),
+                    "db-password");
+    expectForbidden(ctlAsNobody({"delete", "secret", "db-password"}), "db-password");
+    EXPECT_EQ(ctl({"get", "secret", "db-password"}).exitCode, 0);
+    EXPECT_NE(ctl({"get", "configmap", "mine"}).exitCode, 0);
+}
+
+TEST_F(LastmiledAccessTest, GrantedGroupSeesOnlyItsProjects) {
+    auto config = dir_.write("lastmiled.yaml", "apiAccess:\n  - {group: nogroup, projects: [team-a]}\n");
+    startDaemon({"--config", config});
+    openSocketToEveryone();
+    seed("default", "db-password");
+    seed("team-a", "team-a-key");
+    seed("team-b", "team-b-key");
+    auto own = ctlAsNobody({"get", "secrets", "-A", "--project", "team-a"});
+    EXPECT_EQ(own.exitCode, 0) << own.err;
+    EXPECT_NE(own.out.find("team-a-key"), std::string::npos) << own.out;
+    EXPECT_EQ(own.out.find("team-b-key"), std::string::npos) << own.out;
+    EXPECT_EQ(own.out.find("db-password"), std::string::npos) << own.out;
+    auto applied = ctlAsNobody({"apply", "--project", "team-a", "-f",
+                                dir_.write("mine.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine\n")});
+    EXPECT_EQ(applied.exitCode, 0) << applied.err;
+    EXPECT_EQ(ctlAsNobody({"delete", "configmap", "mine", "--project", "team-a"}).exitCode, 0);
+    expectForbidden(ctlAsNobody({"get", "secrets", "-A", "--project", "team-b"}), "team-b-key");
+    expectForbidden(ctlAsNobody({"get", "secret", "db-password"}), "db-password");
+    expectForbidden(ctlAsNobody({"delete", "secret", "team-b-key", "--project", "team-b"}), "team-b-key");
+}
+
+TEST_F(LastmiledTest, UnknownNameInApiAccessStopsTheDaemonAtStart) {
+    auto config = dir_.write("lastmiled.yaml",
+                             "apiAccess:\n  - {user: no-such-user-lm, projects: [team-a]}\n");
+    auto r = test::runProcess({binary("LASTMILED"), "--config", config, "--state-dir",
+                               dir_.path() + "/state", "--api-socket", socketPath(),
+                               "--admin-http", ""});
+    EXPECT_EQ(r.exitCode, 1);
+    EXPECT_NE(r.err.find("unknown user \"no-such-user-lm\""), std::string::npos) << r.err;
 }
 
 TEST_F(LastmiledTest, ManifestsDirectoryIsAppliedAtStart) {
