@@ -56,12 +56,18 @@ const KindInfo* kindFor(const std::string& group, const std::string& version,
     return nullptr;
 }
 
+// Messages quote the request's path and method, which may be any bytes: invalid UTF-8 is
+// replaced (U+FFFD) rather than thrown about, which would take the server thread down.
+std::string render(const Json& body) {
+    return body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
 HttpResponse status(int code, const std::string& reason, const std::string& message,
                     Json details = Json::object()) {
     Json body{{"apiVersion", "v1"}, {"kind", "Status"},   {"metadata", Json::object()},
               {"status", "Failure"}, {"message", message}, {"reason", reason},
               {"details", std::move(details)}, {"code", code}};
-    return {code, "application/json", body.dump() + "\n"};
+    return {code, "application/json", render(body)};
 }
 
 HttpResponse errorResponse(const Error& error, const Diagnostics& findings = {},
@@ -91,7 +97,7 @@ HttpResponse errorResponse(const Error& error, const Diagnostics& findings = {},
     return status(500, "InternalError", error.message(), details);
 }
 
-HttpResponse ok(int code, const Json& body) { return {code, "application/json", body.dump() + "\n"}; }
+HttpResponse ok(int code, const Json& body) { return {code, "application/json", render(body)}; }
 
 // Parses everything after /projects/{p}: api/v1/... or apis/{g}/{v}/...
 std::optional<Route> parseRoute(const std::vector<std::string>& parts, std::string& problem) {

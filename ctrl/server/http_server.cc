@@ -106,9 +106,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::serve(UniqueFd listener, HttpHan
     }
     auto state = std::make_unique<State>(
         State{std::move(handler), std::move(listener), bound.ss_family == AF_UNIX});
-    // One internal polling thread: control-plane requests are few and handled in order.
+    // One internal polling thread: control-plane requests are few and handled in order. poll,
+    // not epoll: libmicrohttpd 0.9.75 with epoll leaves a connection whose client half-closed
+    // mid-request (a truncated upload) open until the 30 s timeout; with poll it sees the
+    // end of input and closes it at once.
     MHD_Daemon* daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, nullptr, nullptr,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG, 0, nullptr, nullptr,
         &onRequest, state.get(), MHD_OPTION_LISTEN_SOCKET, state->listener.get(),
         MHD_OPTION_NOTIFY_COMPLETED, &onCompleted, nullptr, MHD_OPTION_CONNECTION_TIMEOUT,
         30U, MHD_OPTION_END);

@@ -120,23 +120,33 @@ struct RawResponse {
     std::string body;
 };
 
-// One HTTP/1.1 exchange on the API socket with a body lastmilectl would never send.
-RawResponse rawRequest(const std::string& socketPath, const std::string& method,
-                       const std::string& path, const std::string& body) {
+// Sends `bytes` on a new API connection, half-closes it, and reads until the server closes
+// it or `timeoutSeconds` pass (ended = false). Throws when the connect fails.
+test::ReadResult exchangeRaw(const std::string& socketPath, const std::string& bytes,
+                             int timeoutSeconds = 30) {
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    timeval timeout{30, 0};
+    timeval timeout{timeoutSeconds, 0};
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, socketPath.c_str(), sizeof(addr.sun_path) - 1);
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == -1) {
-        return {};
+        throw std::runtime_error("cannot connect to " + socketPath);
     }
-    test::sendAll(fd.get(), method + " " + path + " HTTP/1.1\r\nHost: lastmile\r\n" +
-                                "Content-Type: application/json\r\nConnection: close\r\n" +
-                                "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
-    auto answer = test::readToEnd(fd.get()).data;
+    test::sendAll(fd.get(), bytes);
+    ::shutdown(fd.get(), SHUT_WR);
+    return test::readToEnd(fd.get());
+}
+
+// One HTTP/1.1 exchange on the API socket with a body lastmilectl would never send.
+RawResponse rawRequest(const std::string& socketPath, const std::string& method,
+                       const std::string& path, const std::string& body) {
+    auto answer = exchangeRaw(socketPath, method + " " + path + " HTTP/1.1\r\nHost: lastmile\r\n" +
+                                              "Content-Type: application/json\r\nConnection: close\r\n" +
+                                              "Content-Length: " + std::to_string(body.size()) +
+                                              "\r\n\r\n" + body)
+                      .data;
     auto headEnd = answer.find("\r\n\r\n");
     if (answer.rfind("HTTP/1.1 ", 0) != 0 || headEnd == std::string::npos) {
         return {};
@@ -339,6 +349,26 @@ TEST_F(LastmiledTest, DeeplyNestedBodiesGet400AndTheDaemonKeepsServing) {
     EXPECT_EQ(ctl({"apply", "-f", dir_.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n")})
                   .exitCode,
               0);
+}
+
+TEST_F(LastmiledTest, NonUtf8PathGetsAStatusAndTheDaemonKeepsServing) {
+    startDaemon();
+    auto r = rawRequest(socketPath(), "GET", "/projects/default/api/v1/co%ff%fe", "");
+    ASSERT_EQ(r.status, 404) << "the daemon did not answer: " << daemon_->stderrText();
+    EXPECT_EQ(json::parse(r.body)["kind"], "Status");
+    EXPECT_EQ(rawRequest(socketPath(), "GET", "/healthz", "").status, 200);
+}
+
+TEST_F(LastmiledTest, TruncatedRequestsAreClosedAtOnce) {
+    startDaemon();
+    // Well below the server's 30 s idle timeout: the end of input itself must close them.
+    for (const std::string partial :
+         {"GET /projects/default/api/v1/namesp",
+          "PUT /projects/default/api/v1/namespaces/default/configmaps/c HTTP/1.1\r\nHost: l\r\n"
+          "Content-Length: 100\r\n\r\n{\"apiVersion\""}) {
+        EXPECT_TRUE(exchangeRaw(socketPath(), partial, 10).ended) << partial;
+    }
+    EXPECT_EQ(rawRequest(socketPath(), "GET", "/healthz", "").status, 200);
 }
 
 TEST_F(LastmiledTest, DeeplyNestedManifestsAreRefusedAndTheDaemonKeepsServing) {

@@ -179,6 +179,18 @@ TEST_F(ApiRoutesAccessTest, GrantedCallerSeesOnlyItsProjects) {
     EXPECT_EQ(callAs(*access, "DELETE", teamA).status, 200);
 }
 
+TEST_F(ApiRoutesTest, NonUtf8PathAndMethodGetAStatusNotAnException) {
+    for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+             {"GET", "/projects/default/api/v1/co\xff\xfe"},
+             {"GET", "/projects/d\xc3\x28/api/v1/configmaps"},
+             {"G\xffT", "/projects/default/api/v1/namespaces/default/configmaps"}}) {
+        auto r = handleApiRequest(*controller_, access_, {method, path, "", kRoot});
+        EXPECT_GE(r.status, 400);
+        auto status = Json::parse(r.body);
+        EXPECT_EQ(status["kind"], "Status");
+    }
+}
+
 TEST_F(ApiRoutesTest, StaleResourceVersionIsAConflict) {
     ASSERT_EQ(call("PUT", kCmPath, configMap("a")).status, 201);
     auto stored = Json::parse(call("PUT", kCmPath, configMap("b")).body);
