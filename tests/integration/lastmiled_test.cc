@@ -469,6 +469,28 @@ TEST_F(LastmiledAccessTest, GrantedGroupSeesOnlyItsProjects) {
     expectForbidden(ctlAsNobody({"delete", "secret", "team-b-key", "--project", "team-b"}), "team-b-key");
 }
 
+TEST_F(LastmiledAccessTest, ReloadSwapsTheGrantsAndKeepsThemOnABadName) {
+    auto config = dir_.write("lastmiled.yaml", "logLevel: info\n");
+    startDaemon({"--config", config});
+    openSocketToEveryone();
+    seed("team-a", "team-a-key");
+    expectForbidden(ctlAsNobody({"get", "secrets", "--project", "team-a"}), "team-a-key");
+
+    dir_.write("lastmiled.yaml", "apiAccess:\n  - {user: nobody, projects: [team-a]}\n");
+    daemon_->signal(SIGHUP);
+    notify_->waitFor("READY=1");
+    auto granted = ctlAsNobody({"get", "secrets", "--project", "team-a"});
+    EXPECT_EQ(granted.exitCode, 0) << granted.err;
+    EXPECT_NE(granted.out.find("team-a-key"), std::string::npos) << granted.out;
+
+    // A name the system does not know: the running grants stay, nothing is opened or closed.
+    dir_.write("lastmiled.yaml", "apiAccess:\n  - {user: no-such-user-lm, projects: [\"*\"]}\n");
+    daemon_->signal(SIGHUP);
+    notify_->waitFor("READY=1");
+    EXPECT_EQ(ctlAsNobody({"get", "secrets", "--project", "team-a"}).exitCode, 0);
+    expectForbidden(ctlAsNobody({"get", "secrets", "--project", "default"}), "team-a-key");
+}
+
 TEST_F(LastmiledTest, UnknownNameInApiAccessStopsTheDaemonAtStart) {
     auto config = dir_.write("lastmiled.yaml",
                              "apiAccess:\n  - {user: no-such-user-lm, projects: [team-a]}\n");
