@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 namespace lastmile::ctrl {
 namespace {
@@ -22,9 +23,13 @@ std::size_t initialBuffer(int name) {
     return hint > 0 ? static_cast<std::size_t>(hint) : 1024;
 }
 
-template <typename Entry, typename Fn>
-bool lookup(int sizeHint, Entry& entry, std::vector<char>& buffer, Fn call) {
-    buffer.resize(initialBuffer(sizeHint));
+// One getpw*_r/getgr*_r lookup, with the buffer grown on ERANGE; `field` picks what the
+// caller needs out of the entry before the buffer it points into goes away.
+template <typename Entry, typename Call, typename Field>
+auto lookup(int sizeHint, Call call, Field field)
+    -> std::optional<decltype(field(std::declval<const Entry&>()))> {
+    Entry entry{};
+    std::vector<char> buffer(initialBuffer(sizeHint));
     for (;;) {
         Entry* found = nullptr;
         int rc = call(&entry, buffer.data(), buffer.size(), &found);
@@ -32,41 +37,32 @@ bool lookup(int sizeHint, Entry& entry, std::vector<char>& buffer, Fn call) {
             buffer.resize(buffer.size() * 2);
             continue;
         }
-        return rc == 0 && found != nullptr;
+        if (rc != 0 || found == nullptr) {
+            return std::nullopt;
+        }
+        return field(entry);
     }
 }
 
 std::optional<uid_t> userId(const std::string& name) {
-    passwd entry{};
-    std::vector<char> buffer;
-    if (!lookup(_SC_GETPW_R_SIZE_MAX, entry, buffer, [&](passwd* e, char* b, std::size_t n, passwd** r) {
-            return ::getpwnam_r(name.c_str(), e, b, n, r);
-        })) {
-        return std::nullopt;
-    }
-    return entry.pw_uid;
+    return lookup<passwd>(
+        _SC_GETPW_R_SIZE_MAX,
+        [&](passwd* e, char* b, std::size_t n, passwd** r) { return ::getpwnam_r(name.c_str(), e, b, n, r); },
+        [](const passwd& p) { return p.pw_uid; });
 }
 
 std::optional<gid_t> groupId(const std::string& name) {
-    group entry{};
-    std::vector<char> buffer;
-    if (!lookup(_SC_GETGR_R_SIZE_MAX, entry, buffer, [&](group* e, char* b, std::size_t n, group** r) {
-            return ::getgrnam_r(name.c_str(), e, b, n, r);
-        })) {
-        return std::nullopt;
-    }
-    return entry.gr_gid;
+    return lookup<group>(
+        _SC_GETGR_R_SIZE_MAX,
+        [&](group* e, char* b, std::size_t n, group** r) { return ::getgrnam_r(name.c_str(), e, b, n, r); },
+        [](const group& g) { return g.gr_gid; });
 }
 
 std::optional<std::string> userName(uid_t uid) {
-    passwd entry{};
-    std::vector<char> buffer;
-    if (!lookup(_SC_GETPW_R_SIZE_MAX, entry, buffer, [&](passwd* e, char* b, std::size_t n, passwd** r) {
-            return ::getpwuid_r(uid, e, b, n, r);
-        })) {
-        return std::nullopt;
-    }
-    return std::string(entry.pw_name);
+    return lookup<passwd>(
+        _SC_GETPW_R_SIZE_MAX,
+        [&](passwd* e, char* b, std::size_t n, passwd** r) { return ::getpwuid_r(uid, e, b, n, r); },
+        [](const passwd& p) { return std::string(p.pw_name); });
 }
 
 // The peer's gid and, when its uid has a passwd entry, that user's groups.
