@@ -246,10 +246,11 @@ int run(const Flags& flags) {
     }
     controller.setRecordEngines(std::move(engines));
 
-    auto api = HttpServer::serve(std::move(*apiListener), [&controller, &access](const HttpRequest& r) {
-        auto grants = access.load();
-        return handleApiRequest(controller, *grants, r);
-    });
+    auto api = HttpServer::serve(std::move(*apiListener),
+                                 [&controller, &access](const HttpRequest& r) {
+                                     auto grants = access.load();
+                                     return handleApiRequest(controller, *grants, r);
+                                 });
     if (!api) {
         LM_LOG(Error, kLog, api.error().message());
         return 1;

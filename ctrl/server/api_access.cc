@@ -47,21 +47,27 @@ auto lookup(int sizeHint, Call call, Field field)
 std::optional<uid_t> userId(const std::string& name) {
     return lookup<passwd>(
         _SC_GETPW_R_SIZE_MAX,
-        [&](passwd* e, char* b, std::size_t n, passwd** r) { return ::getpwnam_r(name.c_str(), e, b, n, r); },
+        [&](passwd* e, char* b, std::size_t n, passwd** r) {
+            return ::getpwnam_r(name.c_str(), e, b, n, r);
+        },
         [](const passwd& p) { return p.pw_uid; });
 }
 
 std::optional<gid_t> groupId(const std::string& name) {
     return lookup<group>(
         _SC_GETGR_R_SIZE_MAX,
-        [&](group* e, char* b, std::size_t n, group** r) { return ::getgrnam_r(name.c_str(), e, b, n, r); },
+        [&](group* e, char* b, std::size_t n, group** r) {
+            return ::getgrnam_r(name.c_str(), e, b, n, r);
+        },
         [](const group& g) { return g.gr_gid; });
 }
 
 std::optional<std::string> userName(uid_t uid) {
     return lookup<passwd>(
         _SC_GETPW_R_SIZE_MAX,
-        [&](passwd* e, char* b, std::size_t n, passwd** r) { return ::getpwuid_r(uid, e, b, n, r); },
+        [&](passwd* e, char* b, std::size_t n, passwd** r) {
+            return ::getpwuid_r(uid, e, b, n, r);
+        },
         [](const passwd& p) { return std::string(p.pw_name); });
 }
 
@@ -125,7 +131,8 @@ Result<ApiAccess> ApiAccess::resolve(const std::vector<ApiGrant>& grants, uid_t 
     return ApiAccess(serviceUid, std::move(users), std::move(groups));
 }
 
-bool ApiAccess::allows(const std::optional<PeerCredentials>& peer, const std::string& project) const {
+bool ApiAccess::allows(const std::optional<PeerCredentials>& peer,
+                       const std::string& project) const {
     if (!peer) {
         return false;
     }

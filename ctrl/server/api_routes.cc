@@ -240,7 +240,8 @@ HttpResponse handleApiRequest(Controller& controller, const ApiAccess& access,
         return status(404, "NotFound", problem);
     }
     if (!access.allows(request.peer, route->project)) {
-        std::string who = request.peer ? ApiAccess::describe(*request.peer) : "an unidentified caller";
+        std::string who =
+            request.peer ? ApiAccess::describe(*request.peer) : "an unidentified caller";
         return status(403, "Forbidden",
                       who + " may not access project \"" + route->project +
                           "\": no apiAccess grant in lastmiled's configuration covers it");

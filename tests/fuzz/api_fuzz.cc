@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// libFuzzer target: arbitrary requests through lastmiled's real API server must never crash or hang it.
+// libFuzzer target: no request may crash or hang lastmiled's real API server.
 //
 // One server per process, as lastmiled runs it: libmicrohttpd on a unix socket in a temporary
 // directory, handleApiRequest over a SQLite store there, the caller authorised by SO_PEERCRED.
