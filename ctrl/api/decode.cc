@@ -20,9 +20,11 @@ namespace lastmile::ctrl {
 namespace {
 
 // Bounds on what one manifest may expand to: aliases can make a small text describe an
-// exponentially large tree ("billion laughs"), and deep nesting would exhaust the stack.
+// exponentially large tree ("billion laughs"). Depth is bounded by kMaxNesting: yaml-cpp 0.7
+// descends recursively and its own DeepRecursion guard only trips at 500 levels, but it calls
+// the Builder below as it enters each collection, so the Builder refusing level 65 ends the
+// descent there. That is the library's own event stream, not a second YAML parser.
 constexpr std::size_t kMaxNodes = 1'000'000;
-constexpr int kMaxDepth = 200;
 
 struct DecodeError {
     YAML::Mark mark;
@@ -292,8 +294,9 @@ private:
 
     void push(Json value, const YAML::Mark& mark, YAML::anchor_t anchor) {
         budget(mark, 1);
-        if (stack_.size() >= static_cast<std::size_t>(kMaxDepth)) {
-            throw DecodeError{mark, "document nests too deeply"};
+        if (stack_.size() >= static_cast<std::size_t>(kMaxNesting)) {
+            throw DecodeError{mark, "document nests deeper than " + std::to_string(kMaxNesting) +
+                                        " levels"};
         }
         if (!stack_.empty() && stack_.back().value.is_object() && !stack_.back().haveKey) {
             throw DecodeError{mark, "mapping keys must be scalars"};
@@ -550,6 +553,29 @@ Result<std::vector<Document>> decodeManifests(std::string_view text, const std::
     } catch (...) {
         return fail(Errc::Invalid, source + ": unreadable manifest");
     }
+}
+
+Result<Json> decodeJson(std::string_view text) {
+    // nlohmann's parser is iterative; its callback sees each array and object start with the
+    // number of enclosing levels. Refusing (discarding) a too-deep start builds nothing below
+    // it, and the flag turns the otherwise well-formed parse into a refusal.
+    bool tooDeep = false;
+    auto limitDepth = [&tooDeep](int depth, Json::parse_event_t event, Json&) {
+        if ((event == Json::parse_event_t::object_start ||
+             event == Json::parse_event_t::array_start) &&
+            depth >= kMaxNesting) {
+            tooDeep = true;
+        }
+        return !tooDeep;
+    };
+    Json parsed = Json::parse(text, limitDepth, /*allow_exceptions=*/false);
+    if (tooDeep) {
+        return fail(Errc::Invalid, "nested deeper than " + std::to_string(kMaxNesting) + " levels");
+    }
+    if (parsed.is_discarded()) {
+        return fail(Errc::Invalid, "not valid JSON");
+    }
+    return parsed;
 }
 
 std::string toYaml(const Json& object) {

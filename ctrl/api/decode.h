@@ -11,6 +11,11 @@
 
 namespace lastmile::ctrl {
 
+// Deepest nesting of arrays and objects (mappings, sequences) a manifest or an API body may
+// have. Deeper input is refused while it is parsed, before anything else walks it: copying,
+// comparing and dumping a Json recurse once per level, on a server thread's stack.
+inline constexpr int kMaxNesting = 64;
+
 struct Document {
     Json object;
     int line = 0;  // 1-based line where the document starts in its source
@@ -21,6 +26,11 @@ struct Document {
 // its items. Malformed input fails as a whole with Errc::Invalid and a context of the form
 // "<source>:<line>:<column>: <problem>". Never throws.
 Result<std::vector<Document>> decodeManifests(std::string_view text, const std::string& source);
+
+// Parses one JSON value. Fails with Errc::Invalid, context "not valid JSON" or "nested deeper
+// than 64 levels" (a phrase to follow "the body is"), and builds nothing below level 64 either
+// way. Never throws.
+Result<Json> decodeJson(std::string_view text);
 
 // Renders a document as YAML the way `kubectl get -o yaml` does (block style, strings that
 // would read back as another type are quoted).

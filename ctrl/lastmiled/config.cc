@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <regex>
 
 #include "dataplane/base/text.h"
 
@@ -59,6 +60,61 @@ Result<std::vector<net::Network>> parseNetworks(const YAML::Node& value, const s
 
 // Ten years: far beyond any sensible timeout, and far from overflowing milliseconds.
 constexpr double kMaxDurationMs = 10.0 * 365 * 24 * 3600 * 1000;
+
+bool isProjectName(const std::string& s) {
+    static const std::regex kDnsLabel("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?");
+    return s.size() <= 63 && std::regex_match(s, kDnsLabel);
+}
+
+// apiAccess: a sequence of {user: NAME | group: NAME, projects: [PROJECT | "*", ...]}. Names
+// are resolved later (ApiAccess::resolve), when the daemon starts or reloads.
+Result<std::vector<ApiGrant>> parseApiAccess(const std::string& path, const YAML::Node& node) {
+    std::vector<ApiGrant> grants;
+    if (node.IsNull()) {
+        return grants;
+    }
+    const std::string usage = "apiAccess: expected a list of {user: NAME | group: NAME, "
+                              "projects: [PROJECT | \"*\", ...]}";
+    if (!node.IsSequence()) {
+        return fail(Errc::Invalid, where(path, node.Mark()) + ": " + usage);
+    }
+    for (const auto& entry : node) {
+        const std::string at = where(path, entry.Mark()) + ": apiAccess";
+        if (!entry.IsMap()) {
+            return fail(Errc::Invalid, where(path, entry.Mark()) + ": " + usage);
+        }
+        ApiGrant grant;
+        grant.origin = where(path, entry.Mark());
+        bool haveProjects = false;
+        for (const auto& field : entry) {
+            const auto key = field.first.as<std::string>("");
+            const auto& value = field.second;
+            if ((key == "user" || key == "group") && value.IsScalar() &&
+                !value.Scalar().empty()) {
+                (key == "user" ? grant.user : grant.group) = value.Scalar();
+            } else if (key == "projects" && value.IsSequence() && value.size() > 0) {
+                for (const auto& project : value) {
+                    if (!project.IsScalar() ||
+                        (project.Scalar() != "*" && !isProjectName(project.Scalar()))) {
+                        return fail(Errc::Invalid, where(path, project.Mark()) +
+                                                       ": apiAccess: a project is a DNS label "
+                                                       "or \"*\" (every project)");
+                    }
+                    grant.projects.push_back(project.Scalar());
+                }
+                haveProjects = true;
+            } else {
+                return fail(Errc::Invalid, at + ": " + key + ": " + usage);
+            }
+        }
+        if (grant.user.empty() == grant.group.empty() || !haveProjects) {
+            return fail(Errc::Invalid,
+                        at + ": each entry needs exactly one of user and group, and projects");
+        }
+        grants.push_back(std::move(grant));
+    }
+    return grants;
+}
 
 }  // namespace
 
@@ -147,6 +203,12 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
             base.dataplane.allowedBackendNetworks = std::move(*networks);
             continue;
         }
+        if (key == "apiAccess") {
+            auto grants = parseApiAccess(path, value);
+            LM_TRY(grants);
+            base.apiAccess = std::move(*grants);
+            continue;
+        }
         if (!value.IsScalar()) {
             return fail(Errc::Invalid, at + ": expected a single value");
         }
@@ -201,7 +263,7 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                                                 "logLevel, workers, bindAddress, "
                                                 "allowedBackendNetworks, connectTimeout, "
                                                 "handshakeTimeout, idleTimeout, drainTimeout, "
-                                                "maxConnections, errorDetail)");
+                                                "maxConnections, errorDetail, apiAccess)");
             }
         } catch (const YAML::Exception&) {
             return fail(Errc::Invalid, at + ": wrong type");

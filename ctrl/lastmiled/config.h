@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
+#include "ctrl/server/api_access.h"
 #include "dataplane/base/log.h"
 #include "dataplane/base/result.h"
 #include "dataplane/worker/options.h"
@@ -22,6 +24,9 @@ struct DaemonConfig {
     // handshakeTimeout, idleTimeout, drainTimeout and maxConnections.
     dataplane::DataplaneOptions dataplane;
     log::Level logLevel = log::Level::Info;
+    // Who may use which project on the API besides root and the service's own user; empty:
+    // nobody else (the secure default).
+    std::vector<ApiGrant> apiAccess;
 };
 
 // A Go-style duration ("500ms", "5s", "2m", "1h", "1m30s", "1.5h"): units ms, s, m, h;

@@ -5,15 +5,18 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <thread>
@@ -184,6 +187,14 @@ int run(const Flags& flags) {
     }
     log::setThreshold(config->logLevel);
     raiseFileLimit();
+    auto resolvedAccess = ApiAccess::resolve(config->apiAccess, ::geteuid());
+    if (!resolvedAccess) {
+        LM_LOG(Error, kLog, resolvedAccess.error().message());
+        return 1;
+    }
+    // Swapped whole on reload; a request keeps the grants it started with.
+    std::atomic<std::shared_ptr<const ApiAccess>> access{
+        std::make_shared<const ApiAccess>(std::move(*resolvedAccess))};
 
     // Signals are taken synchronously by this thread only; block them before any thread starts.
     sigset_t signals;
@@ -267,9 +278,11 @@ int run(const Flags& flags) {
     }
     controller.setRecordEngines(std::move(engines));
 
-    auto api = HttpServer::serve(std::move(*apiListener), [&controller](const HttpRequest& r) {
-        return handleApiRequest(controller, r);
-    });
+    auto api = HttpServer::serve(std::move(*apiListener),
+                                 [&controller, &access](const HttpRequest& r) {
+                                     auto grants = access.load();
+                                     return handleApiRequest(controller, *grants, r);
+                                 });
     if (!api) {
         LM_LOG(Error, kLog, api.error().message());
         return 1;
@@ -321,6 +334,14 @@ int run(const Flags& flags) {
                 sd_notify(0, "READY=1");
                 continue;
             }
+            auto reloadedAccess = ApiAccess::resolve(reloaded->apiAccess, ::geteuid());
+            if (!reloadedAccess) {
+                LM_LOG(Error, kLog, "reload: keeping the running configuration: "
+                                        << reloadedAccess.error().message());
+                sd_notify(0, "READY=1");
+                continue;
+            }
+            access.store(std::make_shared<const ApiAccess>(std::move(*reloadedAccess)));
             log::setThreshold(reloaded->logLevel);
             if (!(reloaded->dataplane == config->dataplane)) {
                 // Workers read these without locks on every connection; a restart applies them.

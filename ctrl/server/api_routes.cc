@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ctrl/api/decode.h"
 #include "ctrl/api/kinds.h"
 
 namespace lastmile::ctrl {
@@ -55,12 +56,18 @@ const KindInfo* kindFor(const std::string& group, const std::string& version,
     return nullptr;
 }
 
+// Messages quote the request's path and method, which may be any bytes: invalid UTF-8 is
+// replaced (U+FFFD) rather than thrown about, which would take the server thread down.
+std::string render(const Json& body) {
+    return body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
 HttpResponse status(int code, const std::string& reason, const std::string& message,
                     Json details = Json::object()) {
     Json body{{"apiVersion", "v1"}, {"kind", "Status"},   {"metadata", Json::object()},
               {"status", "Failure"}, {"message", message}, {"reason", reason},
               {"details", std::move(details)}, {"code", code}};
-    return {code, "application/json", body.dump() + "\n"};
+    return {code, "application/json", render(body)};
 }
 
 HttpResponse errorResponse(const Error& error, const Diagnostics& findings = {},
@@ -90,7 +97,7 @@ HttpResponse errorResponse(const Error& error, const Diagnostics& findings = {},
     return status(500, "InternalError", error.message(), details);
 }
 
-HttpResponse ok(int code, const Json& body) { return {code, "application/json", body.dump() + "\n"}; }
+HttpResponse ok(int code, const Json& body) { return {code, "application/json", render(body)}; }
 
 // Parses everything after /projects/{p}: api/v1/... or apis/{g}/{v}/...
 std::optional<Route> parseRoute(const std::vector<std::string>& parts, std::string& problem) {
@@ -198,10 +205,11 @@ std::optional<std::string> reconcileBodyWithPath(Json& body, const Route& route)
 }
 
 HttpResponse write(Controller& controller, const Route& route, const HttpRequest& request) {
-    Json body = Json::parse(request.body, nullptr, false);
-    if (body.is_discarded()) {
-        return status(400, "BadRequest", "the body is not valid JSON");
+    auto decoded = decodeJson(request.body);
+    if (!decoded) {
+        return status(400, "BadRequest", "the body is " + decoded.error().context());
     }
+    Json& body = *decoded;
     if (auto problem = reconcileBodyWithPath(body, route)) {
         return status(400, "BadRequest", *problem, detailsFor(route));
     }
@@ -220,7 +228,8 @@ HttpResponse write(Controller& controller, const Route& route, const HttpRequest
 
 }  // namespace
 
-HttpResponse handleApiRequest(Controller& controller, const HttpRequest& request) {
+HttpResponse handleApiRequest(Controller& controller, const ApiAccess& access,
+                              const HttpRequest& request) {
     auto parts = split(request.path);
     if (parts == std::vector<std::string>{"healthz"}) {
         return {200, "text/plain", "ok\n"};
@@ -229,6 +238,13 @@ HttpResponse handleApiRequest(Controller& controller, const HttpRequest& request
     auto route = parseRoute(parts, problem);
     if (!route) {
         return status(404, "NotFound", problem);
+    }
+    if (!access.allows(request.peer, route->project)) {
+        std::string who =
+            request.peer ? ApiAccess::describe(*request.peer) : "an unidentified caller";
+        return status(403, "Forbidden",
+                      who + " may not access project \"" + route->project +
+                          "\": no apiAccess grant in lastmiled's configuration covers it");
     }
     if (route->profiles) {
         if (request.method != "GET") {

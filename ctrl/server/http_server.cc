@@ -19,6 +19,9 @@ namespace lastmile::ctrl {
 struct HttpServer::State {
     HttpHandler handler;
     UniqueFd listener;  // MHD borrows it; closed after the daemon stops
+    // SO_PEERCRED means something only on unix sockets: on TCP Linux answers with the
+    // overflow uid, which must not pass for a local user.
+    bool unixSocket = false;
 };
 
 namespace {
@@ -26,7 +29,20 @@ namespace {
 struct PendingRequest {
     std::string body;
     bool tooLarge = false;
+    std::optional<PeerCredentials> peer;
 };
+
+std::optional<PeerCredentials> peerOf(MHD_Connection* connection) {
+    const MHD_ConnectionInfo* info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (info == nullptr ||
+        ::getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+        return std::nullopt;
+    }
+    return PeerCredentials{cred.uid, cred.gid};
+}
 
 MHD_Result queue(MHD_Connection* connection, const HttpResponse& r) {
     MHD_Response* response = MHD_create_response_from_buffer(
@@ -45,7 +61,11 @@ MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, con
                      void** perRequest) {
     auto* state = static_cast<HttpServer::State*>(cls);
     if (*perRequest == nullptr) {
-        *perRequest = new PendingRequest();
+        auto* pending = new PendingRequest();
+        if (state->unixSocket) {
+            pending->peer = peerOf(connection);
+        }
+        *perRequest = pending;
         return MHD_YES;
     }
     auto* pending = static_cast<PendingRequest*>(*perRequest);
@@ -61,7 +81,7 @@ MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, con
     if (pending->tooLarge) {
         return queue(connection, {413, "text/plain", "request body too large\n"});
     }
-    HttpRequest request{method, url, std::move(pending->body)};
+    HttpRequest request{method, url, std::move(pending->body), pending->peer};
     return queue(connection, state->handler(request));
 }
 
@@ -79,10 +99,19 @@ HttpServer::HttpServer(std::unique_ptr<State> state, MHD_Daemon* daemon)
 HttpServer::~HttpServer() { MHD_stop_daemon(daemon_); }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::serve(UniqueFd listener, HttpHandler handler) {
-    auto state = std::make_unique<State>(State{std::move(handler), std::move(listener)});
-    // One internal polling thread: control-plane requests are few and handled in order.
+    sockaddr_storage bound{};
+    socklen_t boundLen = sizeof(bound);
+    if (::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&bound), &boundLen) == -1) {
+        return failErrno("reading the listener's address");
+    }
+    auto state = std::make_unique<State>(
+        State{std::move(handler), std::move(listener), bound.ss_family == AF_UNIX});
+    // One internal polling thread: control-plane requests are few and handled in order. poll,
+    // not epoll: libmicrohttpd 0.9.75 with epoll leaves a connection whose client half-closed
+    // mid-request (a truncated upload) open until the 30 s timeout; with poll it sees the
+    // end of input and closes it at once.
     MHD_Daemon* daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, nullptr, nullptr,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG, 0, nullptr, nullptr,
         &onRequest, state.get(), MHD_OPTION_LISTEN_SOCKET, state->listener.get(),
         MHD_OPTION_NOTIFY_COMPLETED, &onCompleted, nullptr, MHD_OPTION_CONNECTION_TIMEOUT,
         30U, MHD_OPTION_END);

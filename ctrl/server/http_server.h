@@ -4,8 +4,10 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "ctrl/server/api_access.h"
 #include "dataplane/base/result.h"
 #include "dataplane/base/unique_fd.h"
 
@@ -17,6 +19,8 @@ struct HttpRequest {
     std::string method;  // "GET", "PUT", ...
     std::string path;    // without the query string
     std::string body;
+    // The connecting process, on a unix socket (SO_PEERCRED); absent on TCP.
+    std::optional<PeerCredentials> peer;
 };
 
 struct HttpResponse {

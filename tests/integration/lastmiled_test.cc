@@ -4,16 +4,20 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <regex>
 #include <nlohmann/json.hpp>
 
 #include "dataplane/tls/certificate_info.h"
+#include "tests/support/client.h"
 #include "tests/support/process.h"
 #include "tests/support/seed_manifests.h"
 #include "tests/support/test_pki.h"
@@ -32,6 +36,8 @@ std::string binary(const char* var) {
 }
 
 // A Gateway of lastmile's class, a TCPRoute to Service my-backend:443 and its endpoints.
+constexpr const char* kLoopbackBackends = "allowedBackendNetworks: [\"127.0.0.0/8\", \"::1/128\"]\n";
+
 constexpr const char* kTopology = R"(apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata:
@@ -111,6 +117,45 @@ std::string caConfigMap(const std::string& pem) {
     return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: backend-ca\ndata:\n  ca.crt: |\n" + indented;
 }
 
+struct RawResponse {
+    int status = 0;  // 0: no HTTP answer (the connection died)
+    std::string body;
+};
+
+// Sends `bytes` on a new API connection, half-closes it, and reads until the server closes
+// it or `timeoutSeconds` pass (ended = false). Throws when the connect fails.
+test::ReadResult exchangeRaw(const std::string& socketPath, const std::string& bytes,
+                             int timeoutSeconds = 30) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    timeval timeout{timeoutSeconds, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socketPath.c_str(), sizeof(addr.sun_path) - 1);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == -1) {
+        throw std::runtime_error("cannot connect to " + socketPath);
+    }
+    test::sendAll(fd.get(), bytes);
+    ::shutdown(fd.get(), SHUT_WR);
+    return test::readToEnd(fd.get());
+}
+
+// One HTTP/1.1 exchange on the API socket with a body lastmilectl would never send.
+RawResponse rawRequest(const std::string& socketPath, const std::string& method,
+                       const std::string& path, const std::string& body) {
+    auto answer = exchangeRaw(socketPath, method + " " + path + " HTTP/1.1\r\nHost: lastmile\r\n" +
+                                              "Content-Type: application/json\r\nConnection: close\r\n" +
+                                              "Content-Length: " + std::to_string(body.size()) +
+                                              "\r\n\r\n" + body)
+                      .data;
+    auto headEnd = answer.find("\r\n\r\n");
+    if (answer.rfind("HTTP/1.1 ", 0) != 0 || headEnd == std::string::npos) {
+        return {};
+    }
+    return {std::stoi(answer.substr(9, 3)), answer.substr(headEnd + 4)};
+}
+
 class LastmiledTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -119,14 +164,16 @@ protected:
 
     std::string socketPath() const { return dir_.path() + "/api.sock"; }
 
+    // The configuration file is lastmiled.yaml in dir_, holding `config` (tests that reload
+    // rewrite it). By default it lets lastmiled dial the topology's loopback backend, which
+    // the default refuses.
     void startDaemon(const std::vector<std::string>& extra = {},
-                     std::map<std::string, std::string> env = {}) {
+                     std::map<std::string, std::string> env = {},
+                     const std::string& config = kLoopbackBackends) {
         notify_.reset();
         notify_ = std::make_unique<test::NotifySocket>(dir_.path() + "/notify");
-        // The topology's backend is on loopback, which the default refuses.
-        const std::string config = dir_.write(
-            "lastmiled.yaml", "allowedBackendNetworks: [\"127.0.0.0/8\", \"::1/128\"]\n");
-        std::vector<std::string> argv{binary("LASTMILED"), "--config", config,
+        const std::string configFile = dir_.write("lastmiled.yaml", config);
+        std::vector<std::string> argv{binary("LASTMILED"), "--config", configFile,
                                       "--state-dir", dir_.path() + "/state",
                                       "--api-socket", socketPath(), "--admin-http", "127.0.0.1:0"};
         argv.insert(argv.end(), extra.begin(), extra.end());
@@ -291,6 +338,173 @@ TEST_F(LastmiledTest, ProjectsDoNotSeeEachOther) {
     EXPECT_NE(other.err.find("NotFound"), std::string::npos) << other.err;
     auto list = ctl({"get", "configmaps", "-A", "--project", "tenant-b"});
     EXPECT_EQ(list.out.find("secret-plans"), std::string::npos) << list.out;
+}
+
+TEST_F(LastmiledTest, DeeplyNestedBodiesGet400AndTheDaemonKeepsServing) {
+    startDaemon();
+    const std::string path = "/projects/default/api/v1/namespaces/default/configmaps/deep";
+    const std::string head = R"({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "deep"}, "data": )";
+    const std::string open(100'000, '[');
+    for (const auto& body : {head + open + std::string(100'000, ']') + "}", head + open,
+                             head + std::string(65, '[') + std::string(65, ']') + "}"}) {
+        auto r = rawRequest(socketPath(), "PUT", path, body);
+        ASSERT_EQ(r.status, 400) << "the daemon did not answer: " << daemon_->stderrText();
+        auto status = json::parse(r.body);
+        EXPECT_EQ(status["kind"], "Status");
+        EXPECT_EQ(status["reason"], "BadRequest");
+    }
+    EXPECT_EQ(rawRequest(socketPath(), "GET", "/healthz", "").status, 200);
+    EXPECT_EQ(ctl({"apply", "-f", dir_.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n")})
+                  .exitCode,
+              0);
+}
+
+TEST_F(LastmiledTest, NonUtf8PathGetsAStatusAndTheDaemonKeepsServing) {
+    startDaemon();
+    auto r = rawRequest(socketPath(), "GET", "/projects/default/api/v1/co%ff%fe", "");
+    ASSERT_EQ(r.status, 404) << "the daemon did not answer: " << daemon_->stderrText();
+    EXPECT_EQ(json::parse(r.body)["kind"], "Status");
+    EXPECT_EQ(rawRequest(socketPath(), "GET", "/healthz", "").status, 200);
+}
+
+TEST_F(LastmiledTest, TruncatedRequestsAreClosedAtOnce) {
+    startDaemon();
+    // Well below the server's 30 s idle timeout: the end of input itself must close them.
+    for (const std::string partial :
+         {"GET /projects/default/api/v1/namesp",
+          "PUT /projects/default/api/v1/namespaces/default/configmaps/c HTTP/1.1\r\nHost: l\r\n"
+          "Content-Length: 100\r\n\r\n{\"apiVersion\""}) {
+        EXPECT_TRUE(exchangeRaw(socketPath(), partial, 10).ended) << partial;
+    }
+    EXPECT_EQ(rawRequest(socketPath(), "GET", "/healthz", "").status, 200);
+}
+
+TEST_F(LastmiledTest, DeeplyNestedManifestsAreRefusedAndTheDaemonKeepsServing) {
+    test::TempDir manifests;
+    const std::string head = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\ndata:\n";
+    manifests.write("10-flow.yaml", head + "  k: " + std::string(100'000, '[') + "\n");
+    std::string block = head;
+    for (int i = 1; i <= 100; ++i) {
+        block += std::string(2 * i, ' ') + "k:\n";
+    }
+    manifests.write("20-block.yaml", block);
+    manifests.write("30-fine.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fine\n");
+    startDaemon({"--manifests", manifests.path()});
+    EXPECT_EQ(ctl({"get", "configmap", "fine"}).exitCode, 0);
+    EXPECT_NE(ctl({"get", "configmap", "deep"}).exitCode, 0);
+    auto sent = ctl({"apply", "-f", manifests.path() + "/20-block.yaml"});
+    EXPECT_NE(sent.exitCode, 0);
+    EXPECT_NE(sent.err.find("nests deeper than 64 levels"), std::string::npos) << sent.err;
+}
+
+// Runs lastmilectl as uid/gid 65534 (nobody/nogroup) with no supplementary groups.
+class LastmiledAccessTest : public LastmiledTest {
+protected:
+    void SetUp() override {
+        LastmiledTest::SetUp();
+        if (::geteuid() != 0) {
+            GTEST_SKIP() << "needs root to run a client as another uid";
+        }
+        if (::access("/usr/bin/setpriv", X_OK) != 0) {
+            GTEST_SKIP() << "needs setpriv (util-linux) to drop to another uid";
+        }
+    }
+
+    // The kernel lets nobody connect (the directory and socket are opened up); whether it
+    // gets anything is lastmiled's decision alone.
+    void openSocketToEveryone() {
+        ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+        ASSERT_EQ(::chmod(socketPath().c_str(), 0666), 0);
+    }
+
+    test::Outcome ctlAsNobody(std::vector<std::string> args) {
+        args.insert(args.begin(), {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                                   "--clear-groups", "--", binary("LASTMILECTL")});
+        return test::runProcess(args, {{"LASTMILE_SERVER", "unix://" + socketPath()}});
+    }
+
+    void seed(const std::string& project, const std::string& name) {
+        auto r = ctl({"apply", "--project", project, "-f",
+                      dir_.write(name + ".yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: " +
+                                                     name + "\ndata:\n  key: c2VjcmV0LWJ5dGVz\n")});
+        ASSERT_EQ(r.exitCode, 0) << r.err;
+    }
+
+    static void expectForbidden(const test::Outcome& r, const std::string& hidden) {
+        EXPECT_NE(r.exitCode, 0);
+        EXPECT_NE(r.err.find("Error from server (Forbidden)"), std::string::npos) << r.err;
+        EXPECT_EQ((r.out + r.err).find(hidden), std::string::npos) << r.out << r.err;
+        EXPECT_EQ((r.out + r.err).find("c2VjcmV0LWJ5dGVz"), std::string::npos) << r.out << r.err;
+    }
+};
+
+TEST_F(LastmiledAccessTest, CallerWithoutAGrantIsForbiddenAndSeesNothing) {
+    startDaemon();
+    openSocketToEveryone();
+    seed("default", "db-password");
+    seed("team-a", "team-a-key");
+    expectForbidden(ctlAsNobody({"get", "secret", "db-password"}), "db-password");
+    expectForbidden(ctlAsNobody({"get", "secrets"}), "db-password");
+    expectForbidden(ctlAsNobody({"get", "secrets", "-A", "--project", "team-a"}), "team-a-key");
+    expectForbidden(ctlAsNobody({"get", "secret", "db-password", "-o", "yaml"}), "db-password");
+    expectForbidden(ctlAsNobody({"describe", "secret", "db-password"}), "db-password");
+    expectForbidden(ctlAsNobody({"apply", "-f", dir_.write("mine.yaml", "apiVersion: v1\nkind: "
+                                                                         "ConfigMap\nmetadata:\n  name: mine\n")}),
+                    "db-password");
+    expectForbidden(ctlAsNobody({"delete", "secret", "db-password"}), "db-password");
+    EXPECT_EQ(ctl({"get", "secret", "db-password"}).exitCode, 0);
+    EXPECT_NE(ctl({"get", "configmap", "mine"}).exitCode, 0);
+}
+
+TEST_F(LastmiledAccessTest, GrantedGroupSeesOnlyItsProjects) {
+    startDaemon({}, {}, "apiAccess:\n  - {group: nogroup, projects: [team-a]}\n");
+    openSocketToEveryone();
+    seed("default", "db-password");
+    seed("team-a", "team-a-key");
+    seed("team-b", "team-b-key");
+    auto own = ctlAsNobody({"get", "secrets", "-A", "--project", "team-a"});
+    EXPECT_EQ(own.exitCode, 0) << own.err;
+    EXPECT_NE(own.out.find("team-a-key"), std::string::npos) << own.out;
+    EXPECT_EQ(own.out.find("team-b-key"), std::string::npos) << own.out;
+    EXPECT_EQ(own.out.find("db-password"), std::string::npos) << own.out;
+    auto applied = ctlAsNobody({"apply", "--project", "team-a", "-f",
+                                dir_.write("mine.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine\n")});
+    EXPECT_EQ(applied.exitCode, 0) << applied.err;
+    EXPECT_EQ(ctlAsNobody({"delete", "configmap", "mine", "--project", "team-a"}).exitCode, 0);
+    expectForbidden(ctlAsNobody({"get", "secrets", "-A", "--project", "team-b"}), "team-b-key");
+    expectForbidden(ctlAsNobody({"get", "secret", "db-password"}), "db-password");
+    expectForbidden(ctlAsNobody({"delete", "secret", "team-b-key", "--project", "team-b"}), "team-b-key");
+}
+
+TEST_F(LastmiledAccessTest, ReloadSwapsTheGrantsAndKeepsThemOnABadName) {
+    startDaemon({}, {}, "logLevel: info\n");
+    openSocketToEveryone();
+    seed("team-a", "team-a-key");
+    expectForbidden(ctlAsNobody({"get", "secrets", "--project", "team-a"}), "team-a-key");
+
+    dir_.write("lastmiled.yaml", "apiAccess:\n  - {user: nobody, projects: [team-a]}\n");
+    daemon_->signal(SIGHUP);
+    notify_->waitFor("READY=1");
+    auto granted = ctlAsNobody({"get", "secrets", "--project", "team-a"});
+    EXPECT_EQ(granted.exitCode, 0) << granted.err;
+    EXPECT_NE(granted.out.find("team-a-key"), std::string::npos) << granted.out;
+
+    // A name the system does not know: the running grants stay, nothing is opened or closed.
+    dir_.write("lastmiled.yaml", "apiAccess:\n  - {user: no-such-user-lm, projects: [\"*\"]}\n");
+    daemon_->signal(SIGHUP);
+    notify_->waitFor("READY=1");
+    EXPECT_EQ(ctlAsNobody({"get", "secrets", "--project", "team-a"}).exitCode, 0);
+    expectForbidden(ctlAsNobody({"get", "secrets", "--project", "default"}), "team-a-key");
+}
+
+TEST_F(LastmiledTest, UnknownNameInApiAccessStopsTheDaemonAtStart) {
+    auto config = dir_.write("lastmiled.yaml",
+                             "apiAccess:\n  - {user: no-such-user-lm, projects: [team-a]}\n");
+    auto r = test::runProcess({binary("LASTMILED"), "--config", config, "--state-dir",
+                               dir_.path() + "/state", "--api-socket", socketPath(),
+                               "--admin-http", ""});
+    EXPECT_EQ(r.exitCode, 1);
+    EXPECT_NE(r.err.find("unknown user \"no-such-user-lm\""), std::string::npos) << r.err;
 }
 
 TEST_F(LastmiledTest, ManifestsDirectoryIsAppliedAtStart) {

@@ -68,6 +68,9 @@ bool sendAll(int fd, std::string_view data) {
     std::size_t off = 0;
     while (off < data.size()) {
         const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+        if (n == -1 && errno == EINTR) {
+            continue;  // a signal (e.g. libFuzzer's timeout alarm), not the peer
+        }
         if (n <= 0) {
             return false;
         }
@@ -83,6 +86,9 @@ ReadResult readToEnd(int fd) {
         const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
         if (n > 0) {
             r.data.append(buf, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n == -1 && errno == EINTR) {
             continue;
         }
         r.ended = n == 0 || errno == ECONNRESET || errno == EPIPE;

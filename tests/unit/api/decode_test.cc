@@ -219,6 +219,72 @@ TEST(DecodeTest, BoundsNesting) {
     EXPECT_NE(errorOf(deep), "<no error>");
 }
 
+// `levels` collections nested under key `a` of the root mapping: flow sequences, or block
+// mappings when `block`.
+std::string nestedYaml(int levels, bool block) {
+    if (!block) {
+        return "a: " + std::string(levels, '[') + std::string(levels, ']') + "\n";
+    }
+    std::string text = "a:\n";
+    for (int i = 1; i <= levels; ++i) {
+        text += std::string(2 * i, ' ') + "b:\n";
+    }
+    return text + std::string(2 * (levels + 1), ' ') + "c\n";
+}
+
+TEST(DecodeTest, AcceptsSixtyFourLevelsAndRefusesSixtyFive) {
+    // The root mapping is level 1.
+    for (bool block : {false, true}) {
+        EXPECT_EQ(errorOf(nestedYaml(63, block)), "<no error>") << block;
+        EXPECT_NE(errorOf(nestedYaml(64, block)).find("nests deeper than 64 levels"),
+                  std::string::npos)
+            << block;
+    }
+}
+
+TEST(DecodeTest, RefusesAHundredThousandNestedCollections) {
+    // Block style indents each level further, so its text grows with the square of the depth.
+    for (const auto& deep : {nestedYaml(100'000, false), nestedYaml(1'000, true),
+                             "a: " + std::string(100'000, '['), "a: " + std::string(100'000, '{')}) {
+        EXPECT_NE(errorOf(deep), "<no error>");
+    }
+}
+
+TEST(DecodeJsonTest, AcceptsSixtyFourLevelsAndRefusesSixtyFive) {
+    auto ok = decodeJson(std::string(64, '[') + std::string(64, ']'));
+    ASSERT_TRUE(ok) << ok.error().message();
+    auto deep = decodeJson(std::string(65, '[') + std::string(65, ']'));
+    ASSERT_FALSE(deep);
+    EXPECT_EQ(deep.error().code(), Errc::Invalid);
+    EXPECT_EQ(deep.error().context(), "nested deeper than 64 levels");
+}
+
+std::string repeat(const std::string& s, int times) {
+    std::string out;
+    for (int i = 0; i < times; ++i) {
+        out += s;
+    }
+    return out;
+}
+
+TEST(DecodeJsonTest, RefusesDeepBodiesWhetherWellFormedOrNot) {
+    const std::string open(100'000, '[');
+    for (const auto& body : {"{\"a\":" + open + std::string(100'000, ']') + "}", "{\"a\":" + open,
+                             repeat("{\"a\":", 50'000)}) {
+        auto r = decodeJson(body);
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error().context(), "nested deeper than 64 levels");
+    }
+}
+
+TEST(DecodeJsonTest, RefusesMalformedAndNonUtf8Text) {
+    for (const std::string body : {"{nope", "", "{\"a\": \"\xff\xfe\"}", "[1, 2"}) {
+        auto r = decodeJson(body);
+        ASSERT_FALSE(r) << body;
+        EXPECT_EQ(r.error().context(), "not valid JSON") << body;
+    }
+}
+
 TEST(ToYamlTest, RendersBlockStyle) {
     Json o = {{"apiVersion", "v1"}, {"kind", "Service"}, {"spec", {{"ports", Json::array({{{"port", 80}}})}}}};
     EXPECT_EQ(toYaml(o), "apiVersion: v1\nkind: Service\nspec:\n  ports:\n    - port: 80\n");

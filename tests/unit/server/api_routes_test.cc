@@ -11,6 +11,7 @@ namespace lastmile::ctrl {
 namespace {
 
 const char* kCmPath = "/projects/default/api/v1/namespaces/default/configmaps/c";
+constexpr PeerCredentials kRoot{0, 0};
 
 class ApiRoutesTest : public ::testing::Test {
 protected:
@@ -27,7 +28,8 @@ protected:
     }
 
     HttpResponse call(const std::string& method, const std::string& path, const Json& body = {}) {
-        return handleApiRequest(*controller_, {method, path, body.is_null() ? "" : body.dump()});
+        return handleApiRequest(*controller_, access_,
+                                {method, path, body.is_null() ? "" : body.dump(), kRoot});
     }
 
     static Json configMap(const std::string& value) {
@@ -41,6 +43,7 @@ protected:
     std::unique_ptr<Store> store_;
     tls::ProfileRegistry registry_;
     std::unique_ptr<Controller> controller_;
+    ApiAccess access_ = *ApiAccess::resolve({}, 0);
 };
 
 TEST_F(ApiRoutesTest, PutCreatesThenReplaces) {
@@ -98,8 +101,94 @@ TEST_F(ApiRoutesTest, BodyThatContradictsThePathIsABadRequest) {
     EXPECT_EQ(call("PUT", kCmPath, other).status, 400);
     EXPECT_EQ(call("PUT", "/projects/default/api/v1/namespaces/default/secrets/c", configMap("a")).status,
               400);
-    auto notJson = handleApiRequest(*controller_, {"PUT", kCmPath, "{nope"});
+    auto notJson = handleApiRequest(*controller_, access_, {"PUT", kCmPath, "{nope", kRoot});
     EXPECT_EQ(notJson.status, 400);
+}
+
+TEST_F(ApiRoutesTest, DeeplyNestedBodyIsABadRequestStatus) {
+    const std::string deep = R"({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "data": )" + std::string(100'000, '[') + std::string(100'000, ']') + "}";
+    auto r = handleApiRequest(*controller_, access_, {"PUT", kCmPath, deep, kRoot});
+    EXPECT_EQ(r.status, 400);
+    auto status = Json::parse(r.body);
+    EXPECT_EQ(status["kind"], "Status");
+    EXPECT_EQ(status["reason"], "BadRequest");
+    EXPECT_EQ(status["code"], 400);
+    EXPECT_EQ(call("GET", kCmPath).status, 404);
+}
+
+class ApiRoutesAccessTest : public ApiRoutesTest {
+protected:
+    static constexpr PeerCredentials kNobody{65534, 65534};
+
+    HttpResponse callAs(const ApiAccess& access, const std::string& method, const std::string& path,
+                        const Json& body = {}) {
+        return handleApiRequest(*controller_, access,
+                                {method, path, body.is_null() ? "" : body.dump(), kNobody});
+    }
+
+    static void expectForbidden(const HttpResponse& r) {
+        EXPECT_EQ(r.status, 403) << r.body;
+        auto status = Json::parse(r.body);
+        EXPECT_EQ(status["kind"], "Status");
+        EXPECT_EQ(status["reason"], "Forbidden");
+        EXPECT_EQ(status["code"], 403);
+        // Nothing stored leaks: not the object's name, nor its content.
+        EXPECT_EQ(r.body.find("secret-value"), std::string::npos) << r.body;
+        EXPECT_EQ(r.body.find("/c\""), std::string::npos) << r.body;
+    }
+};
+
+TEST_F(ApiRoutesAccessTest, CallerWithoutGrantIsForbiddenEverything) {
+    ASSERT_EQ(call("PUT", kCmPath, configMap("secret-value")).status, 201);
+    const std::string list = "/projects/default/api/v1/namespaces/default/configmaps";
+    expectForbidden(callAs(access_, "GET", kCmPath));
+    expectForbidden(callAs(access_, "GET", list));
+    expectForbidden(callAs(access_, "GET", "/projects/default/api/v1/configmaps"));
+    expectForbidden(callAs(access_, "GET", "/projects/default/apis/lastmile.dev/v1/profiles"));
+    expectForbidden(callAs(access_, "PUT", kCmPath, configMap("x")));
+    expectForbidden(callAs(access_, "POST", list, configMap("x")));
+    expectForbidden(callAs(access_, "DELETE", kCmPath));
+    EXPECT_EQ(Json::parse(call("GET", kCmPath).body)["data"]["k"], "secret-value");
+    // No peer at all (a TCP caller) is no better.
+    auto anonymous = handleApiRequest(*controller_, access_, {"GET", kCmPath, "", std::nullopt});
+    EXPECT_EQ(anonymous.status, 403);
+}
+
+TEST_F(ApiRoutesAccessTest, ForbiddenNeverRevealsWhetherTheObjectOrProjectExists) {
+    ASSERT_EQ(call("PUT", kCmPath, configMap("a")).status, 201);
+    auto present = callAs(access_, "GET", kCmPath);
+    auto absent = callAs(access_, "GET", "/projects/default/api/v1/namespaces/default/configmaps/zz");
+    EXPECT_EQ(present.status, absent.status);
+    EXPECT_EQ(present.body, absent.body);
+    auto otherProject = callAs(access_, "GET", "/projects/nowhere/api/v1/namespaces/default/configmaps/c");
+    EXPECT_EQ(otherProject.status, 403);
+}
+
+TEST_F(ApiRoutesAccessTest, GrantedCallerSeesOnlyItsProjects) {
+    ASSERT_EQ(call("PUT", kCmPath, configMap("default-only")).status, 201);
+    auto access = ApiAccess::resolve({{"nobody", "", {"team-a"}, "c.yaml:1:1"}}, 0);
+    ASSERT_TRUE(access) << access.error().message();
+    const std::string teamA = "/projects/team-a/api/v1/namespaces/default/configmaps/c";
+    EXPECT_EQ(callAs(*access, "PUT", teamA, configMap("a")).status, 201);
+    auto list = callAs(*access, "GET", "/projects/team-a/api/v1/configmaps");
+    ASSERT_EQ(list.status, 200) << list.body;
+    EXPECT_EQ(Json::parse(list.body)["items"].size(), 1U);
+    EXPECT_EQ(list.body.find("default-only"), std::string::npos);
+    EXPECT_EQ(callAs(*access, "GET", kCmPath).status, 403);
+    EXPECT_EQ(callAs(*access, "DELETE", teamA).status, 200);
+}
+
+TEST_F(ApiRoutesTest, NonUtf8PathAndMethodGetAStatusNotAnException) {
+    for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+             {"GET", "/projects/default/api/v1/co\xff\xfe"},
+             {"GET", "/projects/d\xc3\x28/api/v1/configmaps"},
+             {"G\xffT", "/projects/default/api/v1/namespaces/default/configmaps"}}) {
+        auto r = handleApiRequest(*controller_, access_, {method, path, "", kRoot});
+        EXPECT_GE(r.status, 400);
+        auto status = Json::parse(r.body);
+        EXPECT_EQ(status["kind"], "Status");
+    }
 }
 
 TEST_F(ApiRoutesTest, StaleResourceVersionIsAConflict) {

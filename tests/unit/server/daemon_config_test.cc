@@ -41,6 +41,39 @@ TEST(DaemonConfigTest, WrongTypeAndBadLevelAreRefused) {
     EXPECT_FALSE(loadConfig(dir.write("c.yaml", "stateDir: [a, b]\n"), DaemonConfig{}));
 }
 
+TEST(DaemonConfigTest, ApiAccessGrantsAreRead) {
+    test::TempDir dir;
+    auto config = loadConfig(dir.write("c.yaml", "apiAccess:\n"
+                                                 "- {group: team-a, projects: [team-a]}\n"
+                                                 "- user: ops\n"
+                                                 "  projects: [\"*\"]\n"),
+                             DaemonConfig{});
+    ASSERT_TRUE(config) << config.error().message();
+    ASSERT_EQ(config->apiAccess.size(), 2U);
+    EXPECT_EQ(config->apiAccess[0].group, "team-a");
+    EXPECT_EQ(config->apiAccess[0].user, "");
+    EXPECT_EQ(config->apiAccess[0].projects, std::vector<std::string>{"team-a"});
+    EXPECT_NE(config->apiAccess[0].origin.find("c.yaml:2:"), std::string::npos);
+    EXPECT_EQ(config->apiAccess[1].user, "ops");
+    EXPECT_EQ(config->apiAccess[1].projects, std::vector<std::string>{"*"});
+    EXPECT_TRUE(DaemonConfig{}.apiAccess.empty());
+}
+
+TEST(DaemonConfigTest, MalformedApiAccessIsRefusedWithItsLine) {
+    test::TempDir dir;
+    for (const char* bad : {"apiAccess: ops\n", "apiAccess: [ops]\n",
+                            "apiAccess:\n- {user: a, group: b, projects: [x]}\n",
+                            "apiAccess:\n- {user: a}\n", "apiAccess:\n- {user: a, projects: []}\n",
+                            "apiAccess:\n- {user: a, projects: [Team_A]}\n",
+                            "apiAccess:\n- {user: a, projects: [x], role: admin}\n"}) {
+        auto config = loadConfig(dir.write("c.yaml", bad), DaemonConfig{});
+        ASSERT_FALSE(config) << bad;
+        EXPECT_EQ(config.error().code(), Errc::Invalid) << bad;
+        EXPECT_NE(config.error().context().find("apiAccess"), std::string::npos)
+            << config.error().context();
+    }
+}
+
 TEST(DaemonConfigTest, MalformedYamlReportsLineAndColumn) {
     test::TempDir dir;
     auto config = loadConfig(dir.write("c.yaml", "stateDir: /a\n  bad: [\n"), DaemonConfig{});
