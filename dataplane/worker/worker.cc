@@ -8,7 +8,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -142,6 +144,8 @@ struct Connection {
     bool clientEof = false;           // FIN from the client
     bool backendFin = false;          // FIN from the backend: read nothing more
     bool backendEof = false;          // the backend's stream is over: FIN to the client next
+    bool truncated = false;           // ... without close_notify: a reset to the client instead
+    bool resetWhenDelivered = false;  // truncated, and every byte was sent: reset once acked
     bool closeNotifyQueued = false;   // our close_notify is in upOut
     bool backendWriteShut = false;    // FIN sent to the backend
     bool clientWriteShut = false;     // FIN sent to the client
@@ -892,6 +896,9 @@ struct Worker::Impl {
                 } else {
                     pumpPlain(c);
                 }
+                if (c.closing) {
+                    break;  // the client was reset (a truncated backend stream)
+                }
                 readClient(c);
                 readBackend(c);
                 if (c.session && !c.upIn && !c.upOut && !c.downIn && !c.downOut) {
@@ -937,11 +944,10 @@ struct Worker::Impl {
             }
         }
         // A FIN without close_notify ends the stream once every record that came before it
-        // was opened: a truncation, counted, and passed on as a FIN.
+        // was opened: a truncation, counted, and passed on as a reset (sendToClient).
         if (c.backendFin && !c.backendEof && (!c.downIn || c.downIn->empty()) &&
             SSL_pending(c.ssl.get()) == 0) {
-            bump(counters_.truncatedByBackend);
-            c.backendEof = true;
+            truncate(c);
         }
         sendToBackend(c);
         if (c.closeNotifyQueued && !c.backendWriteShut && !has(c, BackendSend) &&
@@ -1023,8 +1029,7 @@ struct Worker::Impl {
             pool_chunks_.release(c.upIn);
         }
         if (c.backendFin && !c.backendEof) {
-            bump(counters_.truncatedByBackend);  // a FIN without close_notify
-            c.backendEof = true;
+            truncate(c);  // a FIN without close_notify
         }
         sendToClient(c, c.downIn);
     }
@@ -1056,15 +1061,37 @@ struct Worker::Impl {
         }
     }
 
+    // The backend's TLS stream ended without close_notify. The client cannot tell a cut
+    // stream from a complete one by a FIN, so it gets every byte that came before and then
+    // a reset.
+    void truncate(Connection& c) {
+        bump(counters_.truncatedByBackend);
+        c.backendEof = true;
+        c.truncated = true;
+    }
+
     void sendToClient(Connection& c, ChunkPtr& from) {
         if (has(c, ClientSend)) {
             return;
         }
         if (from && !from->empty()) {
             send(c, c.client.get(), *from, ClientSend);
+        } else if (c.backendEof && c.truncated) {
+            resetWhenDelivered(c);
         } else if (c.backendEof && !c.clientWriteShut) {
             ::shutdown(c.client.get(), SHUT_WR);
             c.clientWriteShut = true;
+        }
+    }
+
+    // A reset discards what the socket has not delivered yet, so it waits until the client
+    // has acknowledged every byte; scanDeadlines asks again each tick, the idle timeout
+    // bounds the wait.
+    void resetWhenDelivered(Connection& c) {
+        int undelivered = 0;
+        c.resetWhenDelivered = true;
+        if (::ioctl(c.client.get(), SIOCOUTQ, &undelivered) == -1 || undelivered == 0) {
+            abort(c);
         }
     }
 
@@ -1180,7 +1207,18 @@ struct Worker::Impl {
 
     void abort(Connection& c) {
         c.closing = true;
-        if (c.client.valid()) {
+        if (c.client.valid() && c.truncated) {
+            // The close is a reset (SO_LINGER {1, 0}); SHUT_RD ends a pending receive, poll
+            // or splice without the FIN that SHUT_WR would send.
+            const linger abortive{1, 0};
+            ::setsockopt(c.client.get(), SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
+            if (has(c, ClientSend)) {
+                cancel(c, ClientSend);
+            }
+            if ((c.pending & kClientOps & ~bit(ClientSend)) != 0) {
+                ::shutdown(c.client.get(), SHUT_RD);
+            }
+        } else if (c.client.valid()) {
             cancelOps(c, c.client.get(), kClientOps);
         }
         if (c.backend.valid()) {
@@ -1235,6 +1273,8 @@ struct Worker::Impl {
             Connection* next = c->next;
             if (!c->closing && now_ >= c->deadline) {
                 onDeadline(*c);
+            } else if (!c->closing && c->resetWhenDelivered) {
+                resetWhenDelivered(*c);
             } else if (!c->closing && now_ - c->lastActivity >= kParkAfter &&
                        (c->stage == Stage::Forwarding || c->stage == Stage::Pooled)) {
                 park(*c);

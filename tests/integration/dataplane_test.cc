@@ -100,6 +100,27 @@ ReadResult httpGet(const std::string& address, int timeoutSeconds = 10) {
     return readToEnd(fd.get());
 }
 
+// How a stream ended: every byte read, then 0 for a clean EOF, the errno of the failed
+// receive (ECONNRESET for a reset), or -1 when the receive timed out.
+struct StreamEnd {
+    std::string data;
+    int error = -1;
+};
+
+StreamEnd readUntilEnd(int fd) {
+    StreamEnd r;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            r.data.append(buf, static_cast<std::size_t>(n));
+            continue;
+        }
+        r.error = n == 0 ? 0 : (errno == EAGAIN || errno == EWOULDBLOCK ? -1 : errno);
+        return r;
+    }
+}
+
 std::string statusLine(const std::string& response) {
     return response.substr(0, response.find("\r\n"));
 }
@@ -1544,6 +1565,25 @@ TEST_F(DataplaneE2eTest, BackendClosingFirstGivesTheClientEofAfterAllBytes) {
     EXPECT_TRUE(sendAll(fd.get(), "late")) << "client half still open";
 }
 
+TEST_F(DataplaneE2eTest, BackendFinWithoutCloseNotifyResetsTheClientAfterAllBytes) {
+    constexpr std::uint64_t kTotal = 1ull << 20;
+    auto o = backendOptions(pki_.issueServer(kHostname), BackendMode::Source);
+    o.sourceBytes = kTotal;
+    o.closeNotify = false;
+    auto backend = startBackend(o);
+    startDaemon();
+    PolicySpec p;
+    p.options = {{"offload", "userspace"}};
+    auto l = serveWithPolicy(*backend, p);
+    UniqueFd fd = dial(l.tcp);
+    const StreamEnd r = readUntilEnd(fd.get());
+    EXPECT_EQ(r.error, ECONNRESET) << "a cut stream must not look complete (0: a clean EOF)";
+    ASSERT_EQ(r.data.size(), kTotal) << "every byte before the cut arrives";
+    EXPECT_TRUE(test::matchesSourcePattern(
+        0, {reinterpret_cast<const std::uint8_t*>(r.data.data()), r.data.size()}));
+    EXPECT_EQ(metric("lastmile_backend_truncations_total"), 1);
+}
+
 TEST_F(DataplaneE2eTest, ThousandConcurrentConnectionsAllEchoCorrectly) {
     auto o = backendOptions(pki_.issueServer(kHostname));
     o.workers = 2;
@@ -1903,6 +1943,23 @@ TEST_F(KernelTlsE2eTest, BackendCloseNotifyReachesTheClientAsEofAfterAllBytes) {
     expectSourceStream(l.tcp, kTotal);
     EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), 1);
     EXPECT_EQ(metric("lastmile_backend_truncations_total"), 0) << "close_notify, not a bare FIN";
+}
+
+TEST_F(KernelTlsE2eTest, BackendFinWithoutCloseNotifyResetsTheClientAfterAllBytes) {
+    constexpr std::uint64_t kTotal = 3ull << 20;
+    auto o = backendOptions(pki_.issueServer(kHostname), BackendMode::Source);
+    o.sourceBytes = kTotal;
+    o.closeNotify = false;
+    auto backend = startBackend(o);
+    auto l = serveWithPolicy(*backend, withOptions({{"session-resumption", "false"}}));
+    UniqueFd fd = dial(l.tcp);
+    const StreamEnd r = readUntilEnd(fd.get());
+    EXPECT_EQ(r.error, ECONNRESET) << "a cut stream must not look complete (0: a clean EOF)";
+    ASSERT_EQ(r.data.size(), kTotal);
+    EXPECT_TRUE(test::matchesSourcePattern(
+        0, {reinterpret_cast<const std::uint8_t*>(r.data.data()), r.data.size()}));
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), 1);
+    EXPECT_EQ(metric("lastmile_backend_truncations_total"), 1);
 }
 
 TEST_F(KernelTlsE2eTest, CipherTheKernelCannotTakeFallsBackToOpensslAndIsCounted) {
