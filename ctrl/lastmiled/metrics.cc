@@ -175,6 +175,13 @@ std::string renderMetrics(const MetricsInput& in) {
             << dataplane::failureLabel(static_cast<dataplane::Failure>(i)) << "\"} "
             << s.failures[i] << '\n';
     }
+    family(out, "lastmile_connections_closed_total", "counter",
+           "client connections finished; policy_change: closed because a published policy no "
+           "longer allowed them (plaintext to a now covered backend, a peer the new profile "
+           "refuses)");
+    out << "lastmile_connections_closed_total{reason=\"policy_change\"} " << s.closedByPolicy
+        << "\nlastmile_connections_closed_total{reason=\"other\"} " << s.closed - s.closedByPolicy
+        << '\n';
     family(out, "lastmile_connections_active", "gauge", "client connections open now");
     out << "lastmile_connections_active " << s.active << '\n';
     family(out, "lastmile_warm_pool_connections", "gauge",

@@ -68,6 +68,8 @@ void DataplaneStats::add(const WorkerCounters& w) {
     for (std::size_t i = 0; i < kFailureCount; ++i) {
         failures[i] += w.failures[i].load(std::memory_order_relaxed);
     }
+    closed += w.closed.load(std::memory_order_relaxed);
+    closedByPolicy += w.closedByPolicy.load(std::memory_order_relaxed);
     active += w.active.load(std::memory_order_relaxed);
     pooled += w.pooled.load(std::memory_order_relaxed);
     ringSubmits += w.ringSubmits.load(std::memory_order_relaxed);

@@ -117,6 +117,8 @@ struct Connection {
     UniqueFd client;
     UniqueFd backend;
     tls::SslPtr ssl;  // until the handshake's session moves to a kernel-framed engine
+    // The backend's verified chain, kept past `ssl`: a policy change re-verifies it.
+    tls::CertChainPtr peerChain;
     drivers::Wire wire;
     std::unique_ptr<drivers::RecordSession> session;
     // Kernel-framed sessions: client bytes go client -> pipe -> backend by splice, and
@@ -501,6 +503,8 @@ struct Worker::Impl {
             balancer_.succeeded(c.project, c.endpoint);
             if (c.profile) {
                 startHandshake(c);
+            } else if (!c.warm && !allowedByPolicy(c)) {
+                closeForPolicy(c);  // a policy for this backend was published meanwhile
             } else {
                 bump(counters_.plainBackend);
                 c.serviceStats->engine.store("none", std::memory_order_relaxed);
@@ -586,6 +590,12 @@ struct Worker::Impl {
         // belt to its braces, since forwarding to an unverified peer must be impossible.
         if (SSL_get_verify_result(c.ssl.get()) != X509_V_OK) {
             failHandshake(c, "certificate not verified");
+            return;
+        }
+        c.peerChain.reset(X509_chain_up_ref(SSL_get_peer_cert_chain(c.ssl.get())));
+        if (!c.warm && !allowedByPolicy(c)) {
+            // Its profile was superseded during the handshake by one this peer fails.
+            closeForPolicy(c);
             return;
         }
         const bool resumed = SSL_session_reused(c.ssl.get()) == 1;
@@ -1430,11 +1440,51 @@ struct Worker::Impl {
     }
 
     void refreshSnapshot() {
-        snapshot_ = shared_.registry->snapshot();
+        auto next = shared_.registry->snapshot();
+        const bool published = next != snapshot_;
+        snapshot_ = std::move(next);
         for (auto& [id, l] : listeners_) {
             l->plan = findPlan(id);
         }
-        refillPools();
+        if (published) {
+            enforcePolicies();
+        }
+        refillPools();  // drops pooled connections of superseded profiles
+    }
+
+    // ---- Policy changes reach open connections (BACKENDTLSPOLICY.md): plaintext to a backend
+    // a policy now covers ends, and so does a session its backend's new profile would refuse.
+    void enforcePolicies() {
+        for (Connection* c = head_; c != nullptr;) {
+            Connection* next = c->next;
+            if (!c->closing && !c->warm && c->stage == Stage::Forwarding && !allowedByPolicy(*c)) {
+                closeForPolicy(*c);
+            }
+            c = next;
+        }
+    }
+
+    // Whether `c`'s backend connection may go on under the current snapshot. A session whose
+    // peer passes its backend's new profile continues under that profile. A removed policy
+    // leaves sessions as they are: TLS is never downgraded.
+    bool allowedByPolicy(Connection& c) {
+        auto current = snapshot_->find(c.project, c.backendKey);
+        if (current == c.profile || (c.profile && !current)) {
+            return true;
+        }
+        if (!c.profile || !current->verifiesChain(c.peerChain.get())) {
+            return false;  // verifiesChain is false for a fail-closed profile
+        }
+        c.profile = std::move(current);
+        return true;
+    }
+
+    void closeForPolicy(Connection& c) {
+        LM_LOG(Debug, kLog, "closed a connection to " << c.backendKey.ns << "/"
+                                                      << c.backendKey.service
+                                                      << ": the published policy no longer allows it");
+        bump(counters_.closedByPolicy);
+        abort(c);
     }
 
     // ---- Statistics. Only this thread inserts; inserting takes statsMu_ so that collect()

@@ -46,7 +46,8 @@ public:
     // Accepts on `fd` (one of the listener's SO_REUSEPORT sockets) for listener `id`.
     void addListener(const route::ListenerId& id, UniqueFd fd);
     void removeListener(const route::ListenerId& id);
-    // A new ProfileSet was published: new connections use it, open ones keep theirs.
+    // A new ProfileSet was published: new connections use it; open ones are closed where it
+    // no longer allows them (plaintext to a covered backend, a peer the new profile refuses).
     void refresh();
     // Stops accepting; open connections run to their end.
     void drain();

@@ -1019,7 +1019,7 @@ TEST_F(DataplaneE2eTest, PortSpecificAndWholeServicePoliciesEachGovernTheirOwnPo
 
 // ---- Live changes.
 
-TEST_F(DataplaneE2eTest, EmptiedCaConfigMapFailsNewConnectionsClosedWhileAnOpenOneKeepsEchoing) {
+TEST_F(DataplaneE2eTest, EmptiedCaConfigMapFailsNewConnectionsClosedAndClosesTheOpenOnes) {
     auto backend = echoBackend();
     startDaemon();
     auto l = serveWithPolicy(*backend, {});
@@ -1039,13 +1039,79 @@ TEST_F(DataplaneE2eTest, EmptiedCaConfigMapFailsNewConnectionsClosedWhileAnOpenO
     EXPECT_EQ(backend->acceptedConnections(), acceptedWhileEmpty)
         << "the backend must receive nothing";
 
-    ASSERT_TRUE(sendAll(longLived.get(), "during"));
-    EXPECT_EQ(readExactly(longLived.get(), 6), "during") << "open connections keep working";
+    EXPECT_TRUE(readToEnd(longLived.get()).ended)
+        << "a session whose backend now fails closed is closed";
+    EXPECT_EQ(metric("lastmile_connections_closed_total{reason=\"policy_change\"}"), 1);
 
     apply(caConfigMapYaml(pki_.caPem()));
     EXPECT_TRUE(eventually([&] { return echoOnce(l.tcp, "restored") == "restored"; }, 5s));
-    ASSERT_TRUE(sendAll(longLived.get(), "after"));
-    EXPECT_EQ(readExactly(longLived.get(), 5), "after");
+}
+
+TEST_F(DataplaneE2eTest, PlaintextConnectionOpenBeforeAPolicyIsClosedWhenThePolicyLands) {
+    TlsBackendOptions o;
+    o.plain = true;
+    auto backend = startBackend(o);
+    startDaemon();
+    auto l = serve({backend->port()});
+    UniqueFd open = dial(l.tcp);
+    ASSERT_TRUE(sendAll(open.get(), "plain"));
+    ASSERT_EQ(readExactly(open.get(), 5), "plain");
+
+    apply(join({caConfigMapYaml(pki_.caPem()), policyYaml({})}));
+    const auto r = readToEnd(open.get());
+    EXPECT_TRUE(r.ended) << "still forwarding plaintext to a backend a policy now covers";
+    EXPECT_EQ(r.data, "");
+    EXPECT_EQ(metric("lastmile_connections_closed_total{reason=\"policy_change\"}"), 1);
+}
+
+TEST_F(DataplaneE2eTest, CaRotationToACaThatDoesNotSignTheBackendClosesTheOpenSession) {
+    TestPki other;
+    auto backend = echoBackend();
+    startDaemon();
+    auto l = serveWithPolicy(*backend, {});
+    UniqueFd open = dial(l.tcp);
+    ASSERT_TRUE(sendAll(open.get(), "before"));
+    ASSERT_EQ(readExactly(open.get(), 6), "before");
+    const auto received = backend->totalBytesReceived();
+
+    apply(caConfigMapYaml(other.caPem()));
+    const auto r = readToEnd(open.get());
+    EXPECT_TRUE(r.ended) << "a session the new CA cannot verify keeps running";
+    EXPECT_EQ(r.data, "");
+    EXPECT_EQ(metric("lastmile_connections_closed_total{reason=\"policy_change\"}"), 1);
+    sendAll(open.get(), "after");
+    EXPECT_EQ(backend->totalBytesReceived(), received) << "nothing reached the backend after";
+}
+
+TEST_F(DataplaneE2eTest, CaRotationThatStillVerifiesTheBackendKeepsTheOpenSessionsFlowing) {
+    TestPki next;
+    auto backend = echoBackend();
+    startDaemon();
+    PolicySpec p;
+    p.options = {{"offload", "userspace"}};
+    auto l = serveWithPolicy(*backend, p);
+    UniqueFd open = dial(l.tcp);
+    ASSERT_TRUE(sendAll(open.get(), "before"));
+    ASSERT_EQ(readExactly(open.get(), 6), "before");
+    UniqueFd resumed = dial(l.tcp);  // a resumed session: its peer chain comes from the session
+    ASSERT_TRUE(sendAll(resumed.get(), "again"));
+    ASSERT_EQ(readExactly(resumed.get(), 5), "again");
+
+    apply(caConfigMapYaml(pki_.caPem() + next.caPem()));  // the old CA and the next one
+    ASSERT_TRUE(eventually([&] {
+        return metricsText().find(next.caName()) != std::string::npos;  // published
+    }));
+    ASSERT_TRUE(sendAll(open.get(), "after"));
+    EXPECT_EQ(readExactly(open.get(), 5), "after");
+    ASSERT_TRUE(sendAll(resumed.get(), "still"));
+    EXPECT_EQ(readExactly(resumed.get(), 5), "still");
+    EXPECT_EQ(metric("lastmile_connections_closed_total{reason=\"policy_change\"}"), 0);
+
+    // And the next rotation, to the new CA alone, does close them.
+    apply(caConfigMapYaml(next.caPem()));
+    EXPECT_TRUE(readToEnd(open.get()).ended);
+    EXPECT_TRUE(readToEnd(resumed.get()).ended);
+    EXPECT_EQ(metric("lastmile_connections_closed_total{reason=\"policy_change\"}"), 2);
 }
 
 TEST_F(DataplaneE2eTest, NewPolicyHostnameAppliesToNewConnectionsWithinOneSecond) {
@@ -1960,6 +2026,25 @@ TEST_F(KernelTlsE2eTest, BackendFinWithoutCloseNotifyResetsTheClientAfterAllByte
         0, {reinterpret_cast<const std::uint8_t*>(r.data.data()), r.data.size()}));
     EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), 1);
     EXPECT_EQ(metric("lastmile_backend_truncations_total"), 1);
+}
+
+TEST_F(KernelTlsE2eTest, CaRotationReverifiesKernelSessionsFromTheKeptPeerChain) {
+    TestPki next;
+    auto backend = echoBackend();
+    auto l = serveWithPolicy(*backend, withOptions({{"session-resumption", "false"}}));
+    UniqueFd open = dial(l.tcp);
+    ASSERT_TRUE(sendAll(open.get(), "before"));
+    ASSERT_EQ(readExactly(open.get(), 6), "before");
+    ASSERT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), 1);
+
+    apply(caConfigMapYaml(pki_.caPem() + next.caPem()));
+    ASSERT_TRUE(eventually([&] { return metricsText().find(next.caName()) != std::string::npos; }));
+    ASSERT_TRUE(sendAll(open.get(), "after"));
+    EXPECT_EQ(readExactly(open.get(), 5), "after");
+
+    apply(caConfigMapYaml(next.caPem()));
+    EXPECT_TRUE(readToEnd(open.get()).ended);
+    EXPECT_EQ(metric("lastmile_connections_closed_total{reason=\"policy_change\"}"), 1);
 }
 
 TEST_F(KernelTlsE2eTest, CipherTheKernelCannotTakeFallsBackToOpensslAndIsCounted) {
