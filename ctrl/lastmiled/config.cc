@@ -37,6 +37,9 @@ bool isIpLiteral(const std::string& s) {
 
 // Ten years: far beyond any sensible timeout, and far from overflowing milliseconds.
 constexpr double kMaxDurationMs = 10.0 * 365 * 24 * 3600 * 1000;
+constexpr std::uint64_t kMaxByteSize = 1ull << 40;
+// A few buffers: every receive could otherwise wait forever.
+constexpr std::uint64_t kMinBufferMemory = 2ull << 20;
 
 }  // namespace
 
@@ -82,6 +85,20 @@ Result<std::chrono::milliseconds> parseDuration(const std::string& text) {
         }
     }
     return std::chrono::milliseconds(std::llround(totalMs));
+}
+
+Result<std::uint64_t> parseByteSize(const std::string& text) {
+    static const std::map<std::string, unsigned> shifts{{"", 0}, {"Ki", 10}, {"Mi", 20}, {"Gi", 30}};
+    std::uint64_t n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    auto shift = shifts.find(std::string(end, text.data() + text.size()));
+    if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || ec != std::errc() ||
+        shift == shifts.end() || n > (kMaxByteSize >> shift->second)) {
+        return fail(Errc::Invalid, "size \"" + text +
+                                       "\": use bytes, or a number and Ki, Mi or Gi (e.g. 256Mi), "
+                                       "up to 1Ti");
+    }
+    return n << shift->second;
 }
 
 Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
@@ -152,6 +169,21 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                     return fail(Errc::Invalid, at + ": must be from 1 to 4294967295");
                 }
                 base.dataplane.maxConnections = static_cast<std::uint32_t>(n);
+            } else if (key == "maxBackendConnections") {
+                auto n = value.as<std::int64_t>();
+                if (n <= 0 || n > UINT32_MAX) {
+                    return fail(Errc::Invalid, at + ": must be from 1 to 4294967295");
+                }
+                base.dataplane.maxBackendConnections = static_cast<std::uint32_t>(n);
+            } else if (key == "maxBufferMemory") {
+                auto bytes = parseByteSize(value.as<std::string>());
+                if (!bytes) {
+                    return fail(Errc::Invalid, at + ": " + bytes.error().context());
+                }
+                if (*bytes < kMinBufferMemory) {
+                    return fail(Errc::Invalid, at + ": must be at least 2Mi");
+                }
+                base.dataplane.maxBufferMemory = *bytes;
             } else if (key == "logLevel") {
                 auto level = parseLevel(value.as<std::string>());
                 if (!level) {
@@ -163,7 +195,8 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                                                 "manifests, gatewayClassName, controllerName, "
                                                 "logLevel, workers, bindAddress, connectTimeout, "
                                                 "handshakeTimeout, idleTimeout, drainTimeout, "
-                                                "maxConnections)");
+                                                "maxConnections, maxBackendConnections, "
+                                                "maxBufferMemory)");
             }
         } catch (const YAML::Exception&) {
             return fail(Errc::Invalid, at + ": wrong type");

@@ -299,7 +299,7 @@ int run(const Flags& flags) {
             log::setThreshold(reloaded->logLevel);
             if (!(reloaded->dataplane == config->dataplane)) {
                 // Workers read these without locks on every connection; a restart applies them.
-                LM_LOG(Warning, kLog, "reload: workers, bindAddress, timeouts and maxConnections "
+                LM_LOG(Warning, kLog, "reload: workers, bindAddress, timeouts and the max* limits "
                                       "take effect at the next restart");
             }
             applyManifests(controller, reloaded->manifests);

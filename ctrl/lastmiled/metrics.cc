@@ -187,6 +187,18 @@ std::string renderMetrics(const MetricsInput& in) {
     family(out, "lastmile_warm_pool_connections", "gauge",
            "handshaken backend connections waiting in warm pools");
     out << "lastmile_warm_pool_connections " << s.pooled << '\n';
+    family(out, "lastmile_backend_connections", "gauge",
+           "backend connections open now, warm-pool ones included");
+    out << "lastmile_backend_connections " << s.backendConnections << '\n';
+    family(out, "lastmile_backend_connections_limit", "gauge",
+           "maxBackendConnections: backend connections the process may open");
+    out << "lastmile_backend_connections_limit " << s.backendConnectionLimit << '\n';
+    family(out, "lastmile_buffer_memory_bytes", "gauge",
+           "forwarding buffer memory the workers hold (in use or kept for reuse)");
+    out << "lastmile_buffer_memory_bytes " << s.bufferMemory << '\n';
+    family(out, "lastmile_buffer_memory_limit_bytes", "gauge",
+           "maxBufferMemory: beyond it receives wait for memory instead of allocating");
+    out << "lastmile_buffer_memory_limit_bytes " << s.bufferMemoryLimit << '\n';
     family(out, "lastmile_resumption_ratio", "gauge",
            "share of backend TLS handshakes that resumed a session (0 before any)");
     const std::uint64_t handshakes = s.handshakesFull + s.handshakesResumed;

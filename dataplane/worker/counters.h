@@ -52,6 +52,7 @@ namespace lastmile::dataplane {
     X(HandshakeFailed, "handshake_failed")                                                       \
     X(HandshakeTimeout, "handshake_timeout")                                                     \
     X(ConnectionLimit, "connection_limit")                                                       \
+    X(BackendConnectionLimit, "backend_connection_limit")                                       \
     X(IdleTimeout, "idle_timeout")                                                               \
     X(StreamError, "stream_error")
 
@@ -183,6 +184,11 @@ struct DataplaneStats {
     std::uint64_t closedByPolicy = 0;
     std::int64_t active = 0;
     std::int64_t pooled = 0;
+    // The budgets shared by the workers: backend sockets and forwarding buffer bytes.
+    std::int64_t backendConnections = 0;
+    std::int64_t backendConnectionLimit = 0;
+    std::uint64_t bufferMemory = 0;
+    std::uint64_t bufferMemoryLimit = 0;
     std::uint64_t ringSubmits = 0;
     unsigned workers = 0;
     HistogramStats handshakeSeconds;

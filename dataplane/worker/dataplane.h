@@ -70,7 +70,7 @@ public:
     unsigned workerCount() const noexcept { return shared_.workerCount; }
 
 private:
-    Dataplane() = default;
+    explicit Dataplane(const DataplaneOptions& options) : shared_(options) {}
 
     net::Resolver resolver_;
     WorkerShared shared_;

@@ -51,6 +51,15 @@ constexpr std::size_t kTrimPad = 1 << 20;
 constexpr std::chrono::seconds kTrimQuiet{1};
 // A side with no traffic for this long gives its read buffer back (see park()).
 constexpr std::chrono::seconds kParkAfter{1};
+// A receive that brought less than this (a trickle, an interactive exchange) parks its side
+// at once: the next bytes are waited for without a buffer, so a client sending a byte at a
+// time cannot pin one.
+constexpr int kSmallRead = 4096;
+// Warm-pool connections per backend Service port, whole process (the warm-pool option's
+// maximum): N per endpoint is capped there for Services with many endpoints.
+constexpr std::size_t kMaxPooledPerBackend = 64;
+// Free buffers unused for this long go back to the buffer budget (ChunkPool::trim).
+constexpr std::chrono::seconds kChunkTrimEvery{1};
 
 enum Op : std::uint8_t {
     Wake = 1,
@@ -128,6 +137,8 @@ struct Connection {
     std::size_t pipeCapacity = 0;
     std::size_t piped = 0;
     bool pipeFull = false;  // its slots ran out before its bytes did: wait for the drain
+    bool starved = false;   // a receive waits for buffer memory (in Impl::starved_)
+    bool slotWaiting = false;  // waits for a backend connection slot (in Impl::slotWaiters_)
 
     // Client -> backend: plaintext read from the client, records for the backend (TLS only).
     ChunkPtr upIn, upOut;
@@ -220,8 +231,16 @@ struct Worker::Impl {
             ring_->submitAndWait(kTickMs);
             now_ = Clock::now();
             ring_->drain([this](const io_uring_cqe& cqe) { dispatch(cqe); });
+            if (!starved_.empty()) {
+                feedStarved();
+            }
             if (now_ >= nextScan_) {
                 scanDeadlines();
+                serveSlotWaiters();
+                if (now_ >= nextChunkTrim_) {
+                    pool_chunks_.trim();
+                    nextChunkTrim_ = now_ + kChunkTrimEvery;
+                }
                 refillPools();
                 trimAfterBurst();
                 nextScan_ = now_ + std::chrono::milliseconds(kTickMs);
@@ -461,6 +480,9 @@ struct Worker::Impl {
             ep = balancer_.pickEndpoint(c.project, *c.target, c.tried, !c.warm, now_);
         }
         if (!ep) {
+            if (c.slotWaiting) {
+                leaveSlotWait(c);
+            }
             if (c.warm) {
                 abort(c);
             } else if (c.tried.empty() && c.resolved) {
@@ -479,11 +501,23 @@ struct Worker::Impl {
         if (!c.tried.empty()) {
             bump(counters_.endpointRetries);
         }
+        if (!takeBackendSlot(c.warm)) {
+            if (c.warm) {
+                abort(c);
+            } else {
+                waitForSlot(c);
+            }
+            return;
+        }
+        if (c.slotWaiting) {
+            leaveSlotWait(c);
+        }
         c.tried.push_back(*ep);
         c.endpoint = *ep;
         auto address = net::SocketAddress::parse(ep->address, ep->port);
         auto fd = address ? net::tcpSocket(address->family()) : Result<UniqueFd>(fail(address.error()));
         if (!fd) {
+            releaseBackendSlot();
             c.lastConnectError = fd.error().message();
             connectNext(c);
             return;
@@ -520,6 +554,7 @@ struct Worker::Impl {
                              (c.connectTimedOut ? std::string("connect timed out")
                                                 : std::string(std::strerror(-res)));
         c.backend.reset();
+        releaseBackendSlot();
         connectNext(c);
     }
 
@@ -558,8 +593,12 @@ struct Worker::Impl {
         const int err = SSL_get_error(c.ssl.get(), r);
         if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
             sendToBackend(c);
-            if (!has(c, BackendRecv)) {
-                ensure(c.downIn);
+            if (!has(c, BackendSend)) {
+                // Nothing to send while the backend thinks: waiting with a buffer held would
+                // take memory the receives that let handshakes finish need.
+                pool_chunks_.release(c.upOut);
+            }
+            if (!has(c, BackendRecv) && reserve(c, c.downIn)) {
                 c.downIn->compact();
                 recv(c, c.backend.get(), *c.downIn, BackendRecv);
             }
@@ -751,6 +790,7 @@ struct Worker::Impl {
                 } else {
                     c.upIn->commit(static_cast<std::size_t>(res));
                 }
+                c.clientParked = res > 0 && res < kSmallRead;
                 break;
             case ClientSend:
                 if (res < 0) {
@@ -802,6 +842,7 @@ struct Worker::Impl {
                 if (c.stage == Stage::Handshaking) {
                     return handshake(c);
                 }
+                c.backendParked = res < kSmallRead;
                 break;
             case BackendSend:
                 if (res < 0) {
@@ -1122,9 +1163,13 @@ struct Worker::Impl {
     }
 
     // Receives go straight into a buffer (one ring operation per read); a side that has
-    // been quiet is parked by scanDeadlines and then waits for readability without one, so
-    // idle connections hold no buffers.
+    // been quiet (scanDeadlines) or whose last receive was small is parked, and waits for
+    // readability without one, so idle and trickling connections hold no buffers.
     void readClient(Connection& c) {
+        if (c.clientParked && c.upIn && c.upIn->empty() && !has(c, ClientRecv) &&
+            !(plaintextWire(c) && has(c, BackendSend))) {
+            pool_chunks_.release(c.upIn);
+        }
         if (!c.client.valid() || c.clientEof || has(c, ClientRecv) || has(c, ClientPoll) ||
             has(c, ClientSplice)) {
             return;
@@ -1141,7 +1186,9 @@ struct Worker::Impl {
             }
             return;
         }
-        ensure(c.upIn);
+        if (!reserve(c, c.upIn)) {
+            return;
+        }
         const bool plainSending = plaintextWire(c) && has(c, BackendSend);
         if (!plainSending) {
             c.upIn->compact();
@@ -1152,6 +1199,10 @@ struct Worker::Impl {
     }
 
     void readBackend(Connection& c) {
+        if (c.backendParked && c.downIn && c.downIn->empty() && !has(c, BackendRecv) &&
+            !(plaintextWire(c) && has(c, ClientSend))) {
+            pool_chunks_.release(c.downIn);
+        }
         if (c.backendEof || c.backendFin || has(c, BackendRecv) || has(c, BackendPoll)) {
             return;
         }
@@ -1159,7 +1210,9 @@ struct Worker::Impl {
             poll(c, c.backend.get(), BackendPoll);
             return;
         }
-        ensure(c.downIn);
+        if (!reserve(c, c.downIn)) {
+            return;
+        }
         const bool plainSending = plaintextWire(c) && has(c, ClientSend);
         if (!plainSending) {
             c.downIn->compact();
@@ -1198,9 +1251,91 @@ struct Worker::Impl {
         io_uring_prep_poll_add(s, fd, events);
         submit(c, s, op);
     }
+    // A buffer for bytes already admitted (see ChunkPool::acquire).
     void ensure(ChunkPtr& chunk) {
         if (!chunk) {
             chunk = pool_chunks_.acquire();
+        }
+    }
+    // A buffer to receive into; false when the buffer budget is spent: the receive waits,
+    // and feedStarved() retries once memory came back.
+    bool reserve(Connection& c, ChunkPtr& chunk) {
+        if (!chunk) {
+            chunk = pool_chunks_.tryAcquire();
+        }
+        if (!chunk && !c.starved) {
+            c.starved = true;
+            starved_.push_back(&c);
+        }
+        return chunk != nullptr;
+    }
+    // Connections whose receive waited for memory try again, oldest first; those still
+    // without go back to the list. Memory other workers gave back counts too, so this runs
+    // after every batch of completions and every tick.
+    void feedStarved() {
+        std::vector<Connection*> waiting;
+        waiting.swap(starved_);
+        for (Connection* c : waiting) {
+            c->starved = false;
+        }
+        for (Connection* c : waiting) {
+            if (!c->closing && c->stage == Stage::Handshaking && !has(*c, BackendRecv)) {
+                handshake(*c);
+            }
+            pump(*c);
+        }
+    }
+
+    // A backend socket counts against maxBackendConnections from its creation to its close.
+    // Warm-pool connections may take half of the budget: clients always have the rest.
+    std::int64_t backendCap(bool warm) const {
+        const std::int64_t limit = shared_.options.backendConnectionLimit();
+        return warm ? limit / 2 : limit;
+    }
+    bool takeBackendSlot(bool warm) {
+        if (shared_.backendConnections.fetch_add(1, std::memory_order_relaxed) >= backendCap(warm)) {
+            releaseBackendSlot();
+            return false;
+        }
+        return true;
+    }
+    void releaseBackendSlot() { shared_.backendConnections.fetch_sub(1, std::memory_order_relaxed); }
+
+    // A client finding every backend slot taken waits up to connectTimeout for one. While
+    // any client of the process waits, every worker empties its warm pool and stops
+    // refilling it: clients come first.
+    void waitForSlot(Connection& c) {
+        if (!c.slotWaiting) {
+            c.slotWaiting = true;
+            slotWaiters_.push_back(&c);
+            shared_.slotWanted.fetch_add(1, std::memory_order_relaxed);
+            c.deadline = now_ + shared_.options.connectTimeout;
+        }
+    }
+    void leaveSlotWait(Connection& c) {
+        c.slotWaiting = false;
+        std::erase(slotWaiters_, &c);
+        shared_.slotWanted.fetch_sub(1, std::memory_order_relaxed);
+    }
+    // Every tick: the waiting clients try again, once pooled connections made room.
+    void serveSlotWaiters() {
+        if (shared_.slotWanted.load(std::memory_order_relaxed) > 0) {
+            for (auto& [key, list] : pool_) {
+                for (Connection* p : std::vector<Connection*>(list)) {
+                    if (!p->closing) {
+                        bump(counters_.warmPoolDiscarded);
+                        abort(*p);
+                    }
+                }
+            }
+        }
+        for (Connection* c : std::vector<Connection*>(slotWaiters_)) {
+            if (c->closing) {
+                leaveSlotWait(*c);  // the client went away meanwhile
+                continue;
+            }
+            connectNext(*c);
+            pump(*c);
         }
     }
 
@@ -1250,6 +1385,15 @@ struct Worker::Impl {
             counters_.pooled.fetch_sub(1, std::memory_order_relaxed);
         } else if (c.warm) {
             warming_[PoolKey{c.project, c.backendKey}]--;
+        }
+        if (c.backend.valid()) {
+            releaseBackendSlot();
+        }
+        if (c.starved) {
+            std::erase(starved_, &c);
+        }
+        if (c.slotWaiting) {
+            leaveSlotWait(c);
         }
         if (c.client.valid()) {
             bump(counters_.closed);
@@ -1318,6 +1462,12 @@ struct Worker::Impl {
         c.deadline = Clock::time_point::max();
         switch (c.stage) {
             case Stage::Connecting:
+                if (c.slotWaiting) {
+                    leaveSlotWait(c);
+                    reject(c, Failure::BackendConnectionLimit, 503,
+                           "too many backend connections (maxBackendConnections)");
+                    break;
+                }
                 c.connectTimedOut = true;
                 cancelOps(c, c.backend.get(), bit(Connect));
                 break;
@@ -1410,8 +1560,10 @@ struct Worker::Impl {
             const std::size_t target =
                 (backend->profile->spec().warmPool * endpoints + shared_.workerCount - 1) /
                 shared_.workerCount;
+            const std::size_t cap =
+                (kMaxPooledPerBackend + shared_.workerCount - 1) / shared_.workerCount;
             std::size_t have = pool_[key].size() + static_cast<std::size_t>(warming_[key]);
-            for (; have < target; ++have) {
+            for (; have < std::min(target, cap); ++have) {
                 if (!startWarm(key.first, *backend)) {
                     break;
                 }
@@ -1420,8 +1572,10 @@ struct Worker::Impl {
     }
 
     bool startWarm(const std::string& project, const route::Backend& backend) {
-        if (!balancer_.pickEndpoint(project, backend, {}, false, now_)) {
-            return false;  // every endpoint is backed off: the next scan tries again
+        if (!balancer_.pickEndpoint(project, backend, {}, false, now_) ||
+            shared_.backendConnections.load(std::memory_order_relaxed) >= backendCap(true) ||
+            shared_.slotWanted.load(std::memory_order_relaxed) > 0) {
+            return false;  // every endpoint is backed off, or no slot: the next scan tries again
         }
         auto* c = new Connection();
         link(*c);
@@ -1606,11 +1760,14 @@ struct Worker::Impl {
     Connection* head_ = nullptr;
     std::vector<Connection*> dead_;
     Balancer balancer_;
-    ChunkPool pool_chunks_;
+    ChunkPool pool_chunks_{shared_.buffers};
+    std::vector<Connection*> starved_;  // receives waiting for buffer memory
+    std::vector<Connection*> slotWaiters_;  // clients waiting for a backend connection slot
     std::map<PoolKey, std::vector<Connection*>> pool_;
     std::map<PoolKey, int> warming_;
     Clock::time_point now_ = Clock::now();
     Clock::time_point nextScan_ = now_;
+    Clock::time_point nextChunkTrim_ = now_;
     bool draining_ = false;
     bool stopped_ = false;
     unsigned handshaking_ = 0;  // connections in Stage::Handshaking
