@@ -163,18 +163,14 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                     return fail(Errc::Invalid, at + ": must be longer than 0");
                 }
                 *d->second = *duration;
-            } else if (key == "maxConnections") {
+            } else if (key == "maxConnections" || key == "maxBackendConnections") {
                 auto n = value.as<std::int64_t>();
                 if (n <= 0 || n > UINT32_MAX) {
                     return fail(Errc::Invalid, at + ": must be from 1 to 4294967295");
                 }
-                base.dataplane.maxConnections = static_cast<std::uint32_t>(n);
-            } else if (key == "maxBackendConnections") {
-                auto n = value.as<std::int64_t>();
-                if (n <= 0 || n > UINT32_MAX) {
-                    return fail(Errc::Invalid, at + ": must be from 1 to 4294967295");
-                }
-                base.dataplane.maxBackendConnections = static_cast<std::uint32_t>(n);
+                (key == "maxConnections" ? base.dataplane.maxConnections
+                                         : base.dataplane.maxBackendConnections) =
+                    static_cast<std::uint32_t>(n);
             } else if (key == "maxBufferMemory") {
                 auto bytes = parseByteSize(value.as<std::string>());
                 if (!bytes) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "dataplane/base/text.h"
@@ -187,18 +188,23 @@ std::string renderMetrics(const MetricsInput& in) {
     family(out, "lastmile_warm_pool_connections", "gauge",
            "handshaken backend connections waiting in warm pools");
     out << "lastmile_warm_pool_connections " << s.pooled << '\n';
-    family(out, "lastmile_backend_connections", "gauge",
-           "backend connections open now, warm-pool ones included");
-    out << "lastmile_backend_connections " << s.backendConnections << '\n';
-    family(out, "lastmile_backend_connections_limit", "gauge",
-           "maxBackendConnections: backend connections the process may open");
-    out << "lastmile_backend_connections_limit " << s.backendConnectionLimit << '\n';
-    family(out, "lastmile_buffer_memory_bytes", "gauge",
-           "forwarding buffer memory the workers hold (in use or kept for reuse)");
-    out << "lastmile_buffer_memory_bytes " << s.bufferMemory << '\n';
-    family(out, "lastmile_buffer_memory_limit_bytes", "gauge",
-           "maxBufferMemory: beyond it receives wait for memory instead of allocating");
-    out << "lastmile_buffer_memory_limit_bytes " << s.bufferMemoryLimit << '\n';
+    const std::tuple<const char*, const char*, std::int64_t> budgets[] = {
+        {"lastmile_backend_connections", "backend connections open now, warm-pool ones included",
+         s.backendConnections},
+        {"lastmile_backend_connections_limit",
+         "maxBackendConnections: backend connections the process may open",
+         s.backendConnectionLimit},
+        {"lastmile_buffer_memory_bytes",
+         "forwarding buffer memory the workers hold (in use or kept for reuse)",
+         static_cast<std::int64_t>(s.bufferMemory)},
+        {"lastmile_buffer_memory_limit_bytes",
+         "maxBufferMemory: beyond it receives wait for memory instead of allocating",
+         static_cast<std::int64_t>(s.bufferMemoryLimit)},
+    };
+    for (const auto& [name, help, value] : budgets) {
+        family(out, name, "gauge", help);
+        out << name << ' ' << value << '\n';
+    }
     family(out, "lastmile_resumption_ratio", "gauge",
            "share of backend TLS handshakes that resumed a session (0 before any)");
     const std::uint64_t handshakes = s.handshakesFull + s.handshakesResumed;

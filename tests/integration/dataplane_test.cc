@@ -100,27 +100,6 @@ ReadResult httpGet(const std::string& address, int timeoutSeconds = 10) {
     return readToEnd(fd.get());
 }
 
-// How a stream ended: every byte read, then 0 for a clean EOF, the errno of the failed
-// receive (ECONNRESET for a reset), or -1 when the receive timed out.
-struct StreamEnd {
-    std::string data;
-    int error = -1;
-};
-
-StreamEnd readUntilEnd(int fd) {
-    StreamEnd r;
-    char buf[65536];
-    for (;;) {
-        const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-        if (n > 0) {
-            r.data.append(buf, static_cast<std::size_t>(n));
-            continue;
-        }
-        r.error = n == 0 ? 0 : (errno == EAGAIN || errno == EWOULDBLOCK ? -1 : errno);
-        return r;
-    }
-}
-
 std::string statusLine(const std::string& response) {
     return response.substr(0, response.find("\r\n"));
 }
@@ -1643,7 +1622,8 @@ TEST_F(DataplaneE2eTest, BackendFinWithoutCloseNotifyResetsTheClientAfterAllByte
     p.options = {{"offload", "userspace"}};
     auto l = serveWithPolicy(*backend, p);
     UniqueFd fd = dial(l.tcp);
-    const StreamEnd r = readUntilEnd(fd.get());
+    const ReadResult r = readToEnd(fd.get());
+    EXPECT_TRUE(r.ended);
     EXPECT_EQ(r.error, ECONNRESET) << "a cut stream must not look complete (0: a clean EOF)";
     ASSERT_EQ(r.data.size(), kTotal) << "every byte before the cut arrives";
     EXPECT_TRUE(test::matchesSourcePattern(
@@ -1652,6 +1632,26 @@ TEST_F(DataplaneE2eTest, BackendFinWithoutCloseNotifyResetsTheClientAfterAllByte
 }
 
 // ---- Budgets.
+
+// `streams` connections to `address` at once, each echoing `total` pattern bytes; how many
+// came back intact.
+int streamConcurrently(const std::string& address, int streams, std::uint64_t total) {
+    std::vector<std::thread> threads;
+    std::atomic<int> intact{0};
+    for (int i = 0; i < streams; ++i) {
+        threads.emplace_back([&] {
+            UniqueFd fd = dial(address, nullptr, 30);
+            bool ended = false;
+            if (streamPattern(fd.get(), total, false, &ended) == total) {
+                ++intact;
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    return intact;
+}
 
 // One buffer (ChunkPool's chunk): 256 KiB of data plus room for sixteen records' framing.
 constexpr double kBufferBytes = 256 * 1024 + 16 * 256 + 16;
@@ -1708,20 +1708,7 @@ TEST_F(DataplaneE2eTest, BufferBudgetPausesReceivesAndEveryStreamFinishesIntact)
             std::this_thread::sleep_for(20ms);
         }
     });
-    std::vector<std::thread> streams;
-    std::atomic<int> intact{0};
-    for (int i = 0; i < kStreams; ++i) {
-        streams.emplace_back([&] {
-            UniqueFd fd = dial(l.tcp, nullptr, 30);
-            bool ended = false;
-            if (streamPattern(fd.get(), kTotal, false, &ended) == kTotal) {
-                ++intact;
-            }
-        });
-    }
-    for (auto& t : streams) {
-        t.join();
-    }
+    const int intact = streamConcurrently(l.tcp, kStreams, kTotal);
     done = true;
     sampler.join();
     EXPECT_EQ(intact, kStreams);
@@ -1740,20 +1727,7 @@ TEST_F(DataplaneE2eTest, TlsStreamsUnderATinyBufferBudgetAllFinishIntact) {
     auto l = serveWithPolicy(*backend, {});
     constexpr int kStreams = 8;
     constexpr std::uint64_t kTotal = 4ull << 20;
-    std::vector<std::thread> streams;
-    std::atomic<int> intact{0};
-    for (int i = 0; i < kStreams; ++i) {
-        streams.emplace_back([&] {
-            UniqueFd fd = dial(l.tcp, nullptr, 30);
-            bool ended = false;
-            if (streamPattern(fd.get(), kTotal, false, &ended) == kTotal) {
-                ++intact;
-            }
-        });
-    }
-    for (auto& t : streams) {
-        t.join();
-    }
+    const int intact = streamConcurrently(l.tcp, kStreams, kTotal);
     EXPECT_EQ(intact, kStreams);
     EXPECT_EQ(metric("lastmile_failures_total{reason=\"handshake_timeout\"}"), 0);
 }
@@ -2158,7 +2132,8 @@ TEST_F(KernelTlsE2eTest, BackendFinWithoutCloseNotifyResetsTheClientAfterAllByte
     auto backend = startBackend(o);
     auto l = serveWithPolicy(*backend, withOptions({{"session-resumption", "false"}}));
     UniqueFd fd = dial(l.tcp);
-    const StreamEnd r = readUntilEnd(fd.get());
+    const ReadResult r = readToEnd(fd.get());
+    EXPECT_TRUE(r.ended);
     EXPECT_EQ(r.error, ECONNRESET) << "a cut stream must not look complete (0: a clean EOF)";
     ASSERT_EQ(r.data.size(), kTotal);
     EXPECT_TRUE(test::matchesSourcePattern(

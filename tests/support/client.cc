@@ -85,6 +85,7 @@ ReadResult readToEnd(int fd) {
             r.data.append(buf, static_cast<std::size_t>(n));
             continue;
         }
+        r.error = n == 0 ? 0 : errno;
         r.ended = n == 0 || errno == ECONNRESET || errno == EPIPE;
         return r;
     }
