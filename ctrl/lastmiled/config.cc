@@ -60,6 +60,9 @@ Result<std::vector<net::Network>> parseNetworks(const YAML::Node& value, const s
 
 // Ten years: far beyond any sensible timeout, and far from overflowing milliseconds.
 constexpr double kMaxDurationMs = 10.0 * 365 * 24 * 3600 * 1000;
+constexpr std::uint64_t kMaxByteSize = 1ull << 40;
+// A few buffers: every receive could otherwise wait forever.
+constexpr std::uint64_t kMinBufferMemory = 2ull << 20;
 
 bool isProjectName(const std::string& s) {
     static const std::regex kDnsLabel("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?");
@@ -162,6 +165,20 @@ Result<std::chrono::milliseconds> parseDuration(const std::string& text) {
     return std::chrono::milliseconds(std::llround(totalMs));
 }
 
+Result<std::uint64_t> parseByteSize(const std::string& text) {
+    static const std::map<std::string, unsigned> shifts{{"", 0}, {"Ki", 10}, {"Mi", 20}, {"Gi", 30}};
+    std::uint64_t n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    auto shift = shifts.find(std::string(end, text.data() + text.size()));
+    if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || ec != std::errc() ||
+        shift == shifts.end() || n > (kMaxByteSize >> shift->second)) {
+        return fail(Errc::Invalid, "size \"" + text +
+                                       "\": use bytes, or a number and Ki, Mi or Gi (e.g. 256Mi), "
+                                       "up to 1Ti");
+    }
+    return n << shift->second;
+}
+
 Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
     YAML::Node root;
     try {
@@ -238,12 +255,23 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                     return fail(Errc::Invalid, at + ": must be longer than 0");
                 }
                 *d->second = *duration;
-            } else if (key == "maxConnections") {
+            } else if (key == "maxConnections" || key == "maxBackendConnections") {
                 auto n = value.as<std::int64_t>();
                 if (n <= 0 || n > UINT32_MAX) {
                     return fail(Errc::Invalid, at + ": must be from 1 to 4294967295");
                 }
-                base.dataplane.maxConnections = static_cast<std::uint32_t>(n);
+                (key == "maxConnections" ? base.dataplane.maxConnections
+                                         : base.dataplane.maxBackendConnections) =
+                    static_cast<std::uint32_t>(n);
+            } else if (key == "maxBufferMemory") {
+                auto bytes = parseByteSize(value.as<std::string>());
+                if (!bytes) {
+                    return fail(Errc::Invalid, at + ": " + bytes.error().context());
+                }
+                if (*bytes < kMinBufferMemory) {
+                    return fail(Errc::Invalid, at + ": must be at least 2Mi");
+                }
+                base.dataplane.maxBufferMemory = *bytes;
             } else if (key == "logLevel") {
                 auto level = parseLevel(value.as<std::string>());
                 if (!level) {
@@ -263,7 +291,8 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                                                 "logLevel, workers, bindAddress, "
                                                 "allowedBackendNetworks, connectTimeout, "
                                                 "handshakeTimeout, idleTimeout, drainTimeout, "
-                                                "maxConnections, errorDetail, apiAccess)");
+                                                "maxConnections, maxBackendConnections, "
+                                                "maxBufferMemory, errorDetail, apiAccess)");
             }
         } catch (const YAML::Exception&) {
             return fail(Errc::Invalid, at + ": wrong type");

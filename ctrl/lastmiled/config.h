@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,8 @@ struct DaemonConfig {
     std::string gatewayClassName = "lastmile";
     std::string controllerName = "lastmile.dev/appliance";
     // The top-level keys workers, bindAddress, allowedBackendNetworks, connectTimeout,
-    // handshakeTimeout, idleTimeout, drainTimeout and maxConnections.
+    // handshakeTimeout, idleTimeout, drainTimeout, maxConnections, maxBackendConnections,
+    // maxBufferMemory and errorDetail.
     dataplane::DataplaneOptions dataplane;
     log::Level logLevel = log::Level::Info;
     // Who may use which project on the API besides root and the service's own user; empty:
@@ -32,6 +34,10 @@ struct DaemonConfig {
 // A Go-style duration ("500ms", "5s", "2m", "1h", "1m30s", "1.5h"): units ms, s, m, h;
 // fractions are rounded to the millisecond. Errc::Invalid otherwise.
 Result<std::chrono::milliseconds> parseDuration(const std::string& text);
+
+// A byte size: decimal digits, optionally followed by Ki, Mi or Gi ("268435456", "256Mi",
+// "1Gi"). Errc::Invalid otherwise, or beyond 1 TiB.
+Result<std::uint64_t> parseByteSize(const std::string& text);
 
 // Reads `path` over `base`: keys present in the file replace base's values. Unknown keys,
 // wrong types and malformed YAML fail with Errc::Invalid naming the file, line and key;

@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "dataplane/base/text.h"
@@ -175,11 +176,35 @@ std::string renderMetrics(const MetricsInput& in) {
             << dataplane::failureLabel(static_cast<dataplane::Failure>(i)) << "\"} "
             << s.failures[i] << '\n';
     }
+    family(out, "lastmile_connections_closed_total", "counter",
+           "client connections finished; policy_change: closed because a published policy no "
+           "longer allowed them (plaintext to a now covered backend, a peer the new profile "
+           "refuses)");
+    out << "lastmile_connections_closed_total{reason=\"policy_change\"} " << s.closedByPolicy
+        << "\nlastmile_connections_closed_total{reason=\"other\"} " << s.closed - s.closedByPolicy
+        << '\n';
     family(out, "lastmile_connections_active", "gauge", "client connections open now");
     out << "lastmile_connections_active " << s.active << '\n';
     family(out, "lastmile_warm_pool_connections", "gauge",
            "handshaken backend connections waiting in warm pools");
     out << "lastmile_warm_pool_connections " << s.pooled << '\n';
+    const std::tuple<const char*, const char*, std::int64_t> budgets[] = {
+        {"lastmile_backend_connections", "backend connections open now, warm-pool ones included",
+         s.backendConnections},
+        {"lastmile_backend_connections_limit",
+         "maxBackendConnections: backend connections the process may open",
+         s.backendConnectionLimit},
+        {"lastmile_buffer_memory_bytes",
+         "forwarding buffer memory the workers hold (in use or kept for reuse)",
+         static_cast<std::int64_t>(s.bufferMemory)},
+        {"lastmile_buffer_memory_limit_bytes",
+         "maxBufferMemory: beyond it receives wait for memory instead of allocating",
+         static_cast<std::int64_t>(s.bufferMemoryLimit)},
+    };
+    for (const auto& [name, help, value] : budgets) {
+        family(out, name, "gauge", help);
+        out << name << ' ' << value << '\n';
+    }
     family(out, "lastmile_resumption_ratio", "gauge",
            "share of backend TLS handshakes that resumed a session (0 before any)");
     const std::uint64_t handshakes = s.handshakesFull + s.handshakesResumed;

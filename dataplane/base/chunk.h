@@ -2,6 +2,8 @@
 // Chunk: a fixed-size byte buffer with read and write cursors; ChunkPool recycles them per worker.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -61,36 +63,103 @@ private:
 
 using ChunkPtr = std::unique_ptr<Chunk>;
 
+// The buffer memory every pool of a process may hold (allocated chunks, in use or kept
+// free), shared by the workers' pools. Thread-safe.
+class BufferBudget {
+public:
+    explicit BufferBudget(std::size_t limit) : limit_(limit) {}
+
+    // Takes `n` bytes unless that would pass the limit.
+    bool tryTake(std::size_t n) noexcept {
+        std::size_t used = used_.load(std::memory_order_relaxed);
+        do {
+            if (used + n > limit_) {
+                return false;
+            }
+        } while (!used_.compare_exchange_weak(used, used + n, std::memory_order_relaxed));
+        return true;
+    }
+    void take(std::size_t n) noexcept { used_.fetch_add(n, std::memory_order_relaxed); }
+    void give(std::size_t n) noexcept { used_.fetch_sub(n, std::memory_order_relaxed); }
+
+    std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
+    std::size_t limit() const noexcept { return limit_; }
+    // Past three quarters: pools stop keeping free chunks, so other workers can take them.
+    bool tight() const noexcept { return used() > limit_ / 4 * 3; }
+
+private:
+    const std::size_t limit_;
+    std::atomic<std::size_t> used_{0};
+};
+
 // Single-threaded: each worker owns one. Keeps a bounded number of free chunks so that a
-// burst returns its memory once it is over.
+// burst returns its memory once it is over. Every chunk it allocated counts against the
+// budget until it is freed.
 class ChunkPool {
 public:
-    explicit ChunkPool(std::size_t maxFree = 32) : maxFree_(maxFree) {}
+    explicit ChunkPool(BufferBudget& budget, std::size_t maxFree = 32)
+        : budget_(budget), maxFree_(maxFree) {}
+    ~ChunkPool() { budget_.give(free_.size() * sizeof(Chunk)); }
+    ChunkPool(const ChunkPool&) = delete;
+    ChunkPool& operator=(const ChunkPool&) = delete;
 
+    // A chunk to receive into: null when none is free and the budget is spent (the read
+    // waits; the caller asks again once memory came back).
+    ChunkPtr tryAcquire() {
+        if (free_.empty() && !budget_.tryTake(sizeof(Chunk))) {
+            return nullptr;
+        }
+        return take();
+    }
+    // A chunk for bytes already admitted (records sealed from plaintext, plaintext opened from
+    // records, a short error answer): counted, but never refused, since refusing it could
+    // leave the bytes that need it stuck. Bounded by what the receives were allowed to take.
     ChunkPtr acquire() {
         if (free_.empty()) {
-            return ChunkPtr(new Chunk);  // default-initialized: no 64 KiB memset
+            budget_.take(sizeof(Chunk));
         }
-        ChunkPtr c = std::move(free_.back());
-        free_.pop_back();
-        return c;
+        return take();
     }
-    // Empties `c` and keeps it for reuse (or frees it when the pool is full).
+    // Empties `c` and keeps it for reuse (or frees it when the pool is full or the budget
+    // is tight).
     void release(ChunkPtr& c) {
         if (!c) {
             return;
         }
         c->clear();
-        if (free_.size() < maxFree_) {
+        if (free_.size() < maxFree_ && !budget_.tight()) {
             free_.push_back(std::move(c));
+        } else {
+            c.reset();
+            budget_.give(sizeof(Chunk));
         }
-        c.reset();
     }
     std::size_t freeCount() const noexcept { return free_.size(); }
+    // Frees the chunks that stayed unused since the last call: called periodically, the pool
+    // keeps what bursts use and gives the rest back to the budget.
+    void trim() {
+        for (; lowWater_ > 0 && !free_.empty(); --lowWater_) {
+            free_.pop_back();
+            budget_.give(sizeof(Chunk));
+        }
+        lowWater_ = free_.size();
+    }
 
 private:
+    ChunkPtr take() {
+        if (free_.empty()) {
+            return ChunkPtr(new Chunk);  // default-initialized: no 256 KiB memset
+        }
+        ChunkPtr c = std::move(free_.back());
+        free_.pop_back();
+        lowWater_ = std::min(lowWater_, free_.size());
+        return c;
+    }
+
+    BufferBudget& budget_;
     std::size_t maxFree_;
     std::vector<ChunkPtr> free_;
+    std::size_t lowWater_ = 0;  // fewest free chunks since the last trim()
 };
 
 }  // namespace lastmile

@@ -506,6 +506,28 @@ bool peerVerified(const SSL* ssl) {
            SSL_get_verify_result(ssl) == X509_V_OK;
 }
 
+bool HandshakeProfile::verifiesChain(STACK_OF(X509)* chain) const {
+    if (!ctx_ || chain == nullptr || sk_X509_num(chain) == 0) {
+        return false;
+    }
+    X509* leaf = sk_X509_value(chain, 0);
+    X509StoreCtxPtr store(X509_STORE_CTX_new());
+    bool ok = store && X509_STORE_CTX_init(store.get(), SSL_CTX_get_cert_store(ctx_.get()), leaf,
+                                           chain) == 1;
+    // The parameters a session of this context verifies with (OpenSSL's own order: the
+    // TLS-server defaults, then the context's), plus the hostname newSession() sets.
+    X509_VERIFY_PARAM* param = ok ? X509_STORE_CTX_get0_param(store.get()) : nullptr;
+    ok = ok && X509_STORE_CTX_set_default(store.get(), "ssl_server") == 1 &&
+         X509_VERIFY_PARAM_set1(param, SSL_CTX_get0_param(ctx_.get())) == 1;
+    if (ok && spec_.subjectAltNames.empty()) {
+        ok = X509_VERIFY_PARAM_set1_host(param, spec_.sni.data(), spec_.sni.size()) == 1;
+    }
+    ok = ok && X509_verify_cert(store.get()) == 1 &&
+         (spec_.subjectAltNames.empty() || sanMatches(leaf, spec_.subjectAltNames));
+    ERR_clear_error();
+    return ok;
+}
+
 std::string verifyFailureReason(const SSL* ssl) {
     if (ssl == nullptr) {
         return {};

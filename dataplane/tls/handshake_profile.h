@@ -47,6 +47,12 @@ public:
     // Must not be called on a fail-closed profile (Errc::Invalid).
     Result<SslPtr> newSession() const;
 
+    // Whether a peer's chain (leaf first), verified by a session of another profile, passes
+    // this profile's verification as a handshake would: trust store, verification
+    // parameters, hostname or subjectAltNames. How an open session survives a policy change
+    // (CA rotation, new names). False on a fail-closed profile.
+    bool verifiesChain(STACK_OF(X509)* chain) const;
+
     HandshakeProfile(const HandshakeProfile&) = delete;
     HandshakeProfile& operator=(const HandshakeProfile&) = delete;
     ~HandshakeProfile();

@@ -22,6 +22,8 @@ public:
 
 }  // namespace
 
+void freeCertChain(STACK_OF(X509)* chain) noexcept { sk_X509_pop_free(chain, X509_free); }
+
 const std::error_category& opensslCategory() noexcept {
     static const OpensslCategory category;
     return category;

@@ -22,6 +22,11 @@ using BioPtr = Handle<BIO, BIO_free_all>;
 using X509Ptr = Handle<X509, X509_free>;
 using EvpPkeyPtr = Handle<EVP_PKEY, EVP_PKEY_free>;
 using GeneralNamesPtr = Handle<GENERAL_NAMES, GENERAL_NAMES_free>;
+using X509StoreCtxPtr = Handle<X509_STORE_CTX, X509_STORE_CTX_free>;
+
+// A certificate chain, leaf first, holding a reference to each certificate.
+void freeCertChain(STACK_OF(X509)* chain) noexcept;
+using CertChainPtr = Handle<STACK_OF(X509), freeCertChain>;
 
 // The OpenSSL error category: codes are ERR_get_error() values.
 const std::error_category& opensslCategory() noexcept;

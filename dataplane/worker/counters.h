@@ -19,7 +19,6 @@ namespace lastmile::dataplane {
 // X(field, metric name, help). Names are an API the dashboards depend on.
 #define LM_DATAPLANE_COUNTERS(X)                                                                  \
     X(accepted, "lastmile_connections_accepted_total", "client connections accepted")           \
-    X(closed, "lastmile_connections_closed_total", "client connections finished")               \
     X(bytesToBackend, "lastmile_backend_sent_bytes_total",                                       \
       "plaintext bytes from clients forwarded to backends")                                      \
     X(bytesToClient, "lastmile_client_sent_bytes_total",                                         \
@@ -56,6 +55,7 @@ namespace lastmile::dataplane {
     X(HandshakeFailed, "handshake_failed", "the TLS handshake with the backend failed")          \
     X(HandshakeTimeout, "handshake_timeout", "the TLS handshake with the backend timed out")    \
     X(ConnectionLimit, "connection_limit", "too many connections")                              \
+    X(BackendConnectionLimit, "backend_connection_limit", "too many backend connections")       \
     X(IdleTimeout, "idle_timeout", "the connection was idle too long")                          \
     X(StreamError, "stream_error", "the stream to the backend failed")
 
@@ -144,6 +144,10 @@ struct WorkerCounters {
     LM_DATAPLANE_COUNTERS(LM_FIELD)
 #undef LM_FIELD
     std::array<std::atomic<std::uint64_t>, kFailureCount> failures{};
+    // Client connections finished (lastmile_connections_closed_total{reason}), and of those,
+    // the ones a published policy no longer allowed.
+    std::atomic<std::uint64_t> closed{0};
+    std::atomic<std::uint64_t> closedByPolicy{0};
     std::atomic<std::int64_t> active{0};  // client connections open now
     std::atomic<std::int64_t> pooled{0};  // handshaken backend connections waiting in the pool
     std::atomic<std::uint64_t> ringSubmits{0};
@@ -188,8 +192,15 @@ struct DataplaneStats {
     LM_DATAPLANE_COUNTERS(LM_FIELD)
 #undef LM_FIELD
     std::array<std::uint64_t, kFailureCount> failures{};
+    std::uint64_t closed = 0;
+    std::uint64_t closedByPolicy = 0;
     std::int64_t active = 0;
     std::int64_t pooled = 0;
+    // The budgets shared by the workers: backend sockets and forwarding buffer bytes.
+    std::int64_t backendConnections = 0;
+    std::int64_t backendConnectionLimit = 0;
+    std::uint64_t bufferMemory = 0;
+    std::uint64_t bufferMemoryLimit = 0;
     std::uint64_t ringSubmits = 0;
     unsigned workers = 0;
     HistogramStats handshakeSeconds;

@@ -70,6 +70,8 @@ void DataplaneStats::add(const WorkerCounters& w) {
     for (std::size_t i = 0; i < kFailureCount; ++i) {
         failures[i] += w.failures[i].load(std::memory_order_relaxed);
     }
+    closed += w.closed.load(std::memory_order_relaxed);
+    closedByPolicy += w.closedByPolicy.load(std::memory_order_relaxed);
     active += w.active.load(std::memory_order_relaxed);
     pooled += w.pooled.load(std::memory_order_relaxed);
     ringSubmits += w.ringSubmits.load(std::memory_order_relaxed);
@@ -84,8 +86,7 @@ void DataplaneStats::add(const WorkerCounters& w) {
 Result<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneOptions& options,
                                                     tls::ProfileRegistry& registry,
                                                     const uring::RingOptions& ring) {
-    std::unique_ptr<Dataplane> d(new Dataplane());
-    d->shared_.options = options;
+    std::unique_ptr<Dataplane> d(new Dataplane(options));
     d->shared_.registry = &registry;
     d->shared_.ring = ring;
     d->shared_.resolver = &d->resolver_;
@@ -261,6 +262,10 @@ DataplaneStats Dataplane::stats() const {
         total.add(worker->counters());
         worker->collect(total);
     }
+    total.backendConnections = shared_.backendConnections.load(std::memory_order_relaxed);
+    total.backendConnectionLimit = shared_.options.backendConnectionLimit();
+    total.bufferMemory = shared_.buffers.used();
+    total.bufferMemoryLimit = shared_.buffers.limit();
     for (const auto& engine : engineImpls_) {
         for (const auto& [reason, n] : engine->declines()) {
             total.engineDeclines[{std::string(engine->name()), std::string(reason)}] = n;

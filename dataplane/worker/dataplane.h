@@ -78,7 +78,7 @@ public:
     unsigned workerCount() const noexcept { return shared_.workerCount; }
 
 private:
-    Dataplane() = default;
+    explicit Dataplane(const DataplaneOptions& options) : shared_(options) {}
 
     net::Resolver resolver_;
     std::shared_ptr<net::AddressFilter> backendFilter_;

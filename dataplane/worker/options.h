@@ -29,6 +29,17 @@ struct DataplaneOptions {
     std::chrono::milliseconds drainTimeout{30'000};      // (drainTimeout) SIGTERM: open connections
     std::uint32_t maxConnections = 65'536;  // (maxConnections) client connections, whole process
     ErrorDetail errorDetail = ErrorDetail::Reason;  // (errorDetail) reason | full
+    // (maxBackendConnections) backend connections of the whole process, warm-pool ones
+    // included; 0: as many as maxConnections.
+    std::uint32_t maxBackendConnections = 0;
+    // (maxBufferMemory) bytes of forwarding buffers of the whole process; receives wait for
+    // memory beyond it. 256 MiB holds about a thousand 260 KiB buffers: a thousand
+    // connections moving bulk data at once, any number of quiet ones (they hold none).
+    std::uint64_t maxBufferMemory = 256ull << 20;
+
+    std::uint32_t backendConnectionLimit() const noexcept {
+        return maxBackendConnections != 0 ? maxBackendConnections : maxConnections;
+    }
 
     bool operator==(const DataplaneOptions&) const = default;
 };

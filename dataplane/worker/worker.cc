@@ -8,7 +8,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -50,6 +52,15 @@ constexpr std::size_t kTrimPad = 1 << 20;
 constexpr std::chrono::seconds kTrimQuiet{1};
 // A side with no traffic for this long gives its read buffer back (see park()).
 constexpr std::chrono::seconds kParkAfter{1};
+// A receive that brought less than this (a trickle, an interactive exchange) parks its side
+// at once: the next bytes are waited for without a buffer, so a client sending a byte at a
+// time cannot pin one.
+constexpr int kSmallRead = 4096;
+// Warm-pool connections per backend Service port, whole process (the warm-pool option's
+// maximum): N per endpoint is capped there for Services with many endpoints.
+constexpr std::size_t kMaxPooledPerBackend = 64;
+// Free buffers unused for this long go back to the buffer budget (ChunkPool::trim).
+constexpr std::chrono::seconds kChunkTrimEvery{1};
 
 enum Op : std::uint8_t {
     Wake = 1,
@@ -117,6 +128,8 @@ struct Connection {
     UniqueFd client;
     UniqueFd backend;
     tls::SslPtr ssl;  // until the handshake's session moves to a kernel-framed engine
+    // The backend's verified chain, kept past `ssl`: a policy change re-verifies it.
+    tls::CertChainPtr peerChain;
     drivers::Wire wire;
     std::unique_ptr<drivers::RecordSession> session;
     // Kernel-framed sessions: client bytes go client -> pipe -> backend by splice, and
@@ -126,6 +139,8 @@ struct Connection {
     std::size_t pipeCapacity = 0;
     std::size_t piped = 0;
     bool pipeFull = false;  // its slots ran out before its bytes did: wait for the drain
+    bool starved = false;   // a receive waits for buffer memory (in Impl::starved_)
+    bool slotWaiting = false;  // waits for a backend connection slot (in Impl::slotWaiters_)
 
     // Client -> backend: plaintext read from the client, records for the backend (TLS only).
     ChunkPtr upIn, upOut;
@@ -144,6 +159,8 @@ struct Connection {
     bool clientEof = false;           // FIN from the client
     bool backendFin = false;          // FIN from the backend: read nothing more
     bool backendEof = false;          // the backend's stream is over: FIN to the client next
+    bool truncated = false;           // ... without close_notify: a reset to the client instead
+    bool resetWhenDelivered = false;  // truncated, and every byte was sent: reset once acked
     bool closeNotifyQueued = false;   // our close_notify is in upOut
     bool backendWriteShut = false;    // FIN sent to the backend
     bool clientWriteShut = false;     // FIN sent to the client
@@ -216,8 +233,16 @@ struct Worker::Impl {
             ring_->submitAndWait(kTickMs);
             now_ = Clock::now();
             ring_->drain([this](const io_uring_cqe& cqe) { dispatch(cqe); });
+            if (!starved_.empty()) {
+                feedStarved();
+            }
             if (now_ >= nextScan_) {
                 scanDeadlines();
+                serveSlotWaiters();
+                if (now_ >= nextChunkTrim_) {
+                    pool_chunks_.trim();
+                    nextChunkTrim_ = now_ + kChunkTrimEvery;
+                }
                 refillPools();
                 trimAfterBurst();
                 nextScan_ = now_ + std::chrono::milliseconds(kTickMs);
@@ -460,6 +485,9 @@ struct Worker::Impl {
             ep = balancer_.pickEndpoint(c.project, *c.target, c.tried, !c.warm, now_);
         }
         if (!ep) {
+            if (c.slotWaiting) {
+                leaveSlotWait(c);
+            }
             if (c.warm) {
                 abort(c);
             } else if (c.tried.empty() && c.resolved) {
@@ -481,6 +509,17 @@ struct Worker::Impl {
         if (!c.tried.empty()) {
             bump(counters_.endpointRetries);
         }
+        if (!takeBackendSlot(c.warm)) {
+            if (c.warm) {
+                abort(c);
+            } else {
+                waitForSlot(c);
+            }
+            return;
+        }
+        if (c.slotWaiting) {
+            leaveSlotWait(c);
+        }
         c.tried.push_back(*ep);
         c.endpoint = *ep;
         auto address = net::SocketAddress::parse(ep->address, ep->port);
@@ -495,6 +534,7 @@ struct Worker::Impl {
         }
         auto fd = address ? net::tcpSocket(address->family()) : Result<UniqueFd>(fail(address.error()));
         if (!fd) {
+            releaseBackendSlot();
             c.lastConnectError = fd.error().message();
             connectNext(c);
             return;
@@ -514,6 +554,8 @@ struct Worker::Impl {
             balancer_.succeeded(c.project, c.endpoint);
             if (c.profile) {
                 startHandshake(c);
+            } else if (!c.warm && !allowedByPolicy(c)) {
+                closeForPolicy(c);  // a policy for this backend was published meanwhile
             } else {
                 bump(counters_.plainBackend);
                 c.serviceStats->engine.store("none", std::memory_order_relaxed);
@@ -529,6 +571,7 @@ struct Worker::Impl {
                              (c.connectTimedOut ? std::string("connect timed out")
                                                 : std::string(std::strerror(-res)));
         c.backend.reset();
+        releaseBackendSlot();
         connectNext(c);
     }
 
@@ -567,8 +610,12 @@ struct Worker::Impl {
         const int err = SSL_get_error(c.ssl.get(), r);
         if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
             sendToBackend(c);
-            if (!has(c, BackendRecv)) {
-                ensure(c.downIn);
+            if (!has(c, BackendSend)) {
+                // Nothing to send while the backend thinks: waiting with a buffer held would
+                // take memory the receives that let handshakes finish need.
+                pool_chunks_.release(c.upOut);
+            }
+            if (!has(c, BackendRecv) && reserve(c, c.downIn)) {
                 c.downIn->compact();
                 recv(c, c.backend.get(), *c.downIn, BackendRecv);
             }
@@ -600,6 +647,12 @@ struct Worker::Impl {
         // no certificate at all) must be impossible.
         if (!tls::peerVerified(c.ssl.get())) {
             failHandshake(c, "certificate not verified");
+            return;
+        }
+        c.peerChain.reset(X509_chain_up_ref(SSL_get_peer_cert_chain(c.ssl.get())));
+        if (!c.warm && !allowedByPolicy(c)) {
+            // Its profile was superseded during the handshake by one this peer fails.
+            closeForPolicy(c);
             return;
         }
         const bool resumed = SSL_session_reused(c.ssl.get()) == 1;
@@ -763,6 +816,7 @@ struct Worker::Impl {
                 } else {
                     c.upIn->commit(static_cast<std::size_t>(res));
                 }
+                c.clientParked = res > 0 && res < kSmallRead;
                 break;
             case ClientSend:
                 if (res < 0) {
@@ -814,6 +868,7 @@ struct Worker::Impl {
                 if (c.stage == Stage::Handshaking) {
                     return handshake(c);
                 }
+                c.backendParked = res < kSmallRead;
                 break;
             case BackendSend:
                 if (res < 0) {
@@ -918,6 +973,9 @@ struct Worker::Impl {
                 } else {
                     pumpPlain(c);
                 }
+                if (c.closing) {
+                    break;  // the client was reset (a truncated backend stream)
+                }
                 readClient(c);
                 readBackend(c);
                 if (c.session && !c.upIn && !c.upOut && !c.downIn && !c.downOut) {
@@ -963,11 +1021,10 @@ struct Worker::Impl {
             }
         }
         // A FIN without close_notify ends the stream once every record that came before it
-        // was opened: a truncation, counted, and passed on as a FIN.
+        // was opened: a truncation, counted, and passed on as a reset (sendToClient).
         if (c.backendFin && !c.backendEof && (!c.downIn || c.downIn->empty()) &&
             SSL_pending(c.ssl.get()) == 0) {
-            bump(counters_.truncatedByBackend);
-            c.backendEof = true;
+            truncate(c);
         }
         sendToBackend(c);
         if (c.closeNotifyQueued && !c.backendWriteShut && !has(c, BackendSend) &&
@@ -1049,8 +1106,7 @@ struct Worker::Impl {
             pool_chunks_.release(c.upIn);
         }
         if (c.backendFin && !c.backendEof) {
-            bump(counters_.truncatedByBackend);  // a FIN without close_notify
-            c.backendEof = true;
+            truncate(c);  // a FIN without close_notify
         }
         sendToClient(c, c.downIn);
     }
@@ -1082,15 +1138,37 @@ struct Worker::Impl {
         }
     }
 
+    // The backend's TLS stream ended without close_notify. The client cannot tell a cut
+    // stream from a complete one by a FIN, so it gets every byte that came before and then
+    // a reset.
+    void truncate(Connection& c) {
+        bump(counters_.truncatedByBackend);
+        c.backendEof = true;
+        c.truncated = true;
+    }
+
     void sendToClient(Connection& c, ChunkPtr& from) {
         if (has(c, ClientSend)) {
             return;
         }
         if (from && !from->empty()) {
             send(c, c.client.get(), *from, ClientSend);
+        } else if (c.backendEof && c.truncated) {
+            resetWhenDelivered(c);
         } else if (c.backendEof && !c.clientWriteShut) {
             ::shutdown(c.client.get(), SHUT_WR);
             c.clientWriteShut = true;
+        }
+    }
+
+    // A reset discards what the socket has not delivered yet, so it waits until the client
+    // has acknowledged every byte; scanDeadlines asks again each tick, the idle timeout
+    // bounds the wait.
+    void resetWhenDelivered(Connection& c) {
+        int undelivered = 0;
+        c.resetWhenDelivered = true;
+        if (::ioctl(c.client.get(), SIOCOUTQ, &undelivered) == -1 || undelivered == 0) {
+            abort(c);
         }
     }
 
@@ -1111,9 +1189,13 @@ struct Worker::Impl {
     }
 
     // Receives go straight into a buffer (one ring operation per read); a side that has
-    // been quiet is parked by scanDeadlines and then waits for readability without one, so
-    // idle connections hold no buffers.
+    // been quiet (scanDeadlines) or whose last receive was small is parked, and waits for
+    // readability without one, so idle and trickling connections hold no buffers.
     void readClient(Connection& c) {
+        if (c.clientParked && c.upIn && c.upIn->empty() && !has(c, ClientRecv) &&
+            !(plaintextWire(c) && has(c, BackendSend))) {
+            pool_chunks_.release(c.upIn);
+        }
         if (!c.client.valid() || c.clientEof || has(c, ClientRecv) || has(c, ClientPoll) ||
             has(c, ClientSplice)) {
             return;
@@ -1130,7 +1212,9 @@ struct Worker::Impl {
             }
             return;
         }
-        ensure(c.upIn);
+        if (!reserve(c, c.upIn)) {
+            return;
+        }
         const bool plainSending = plaintextWire(c) && has(c, BackendSend);
         if (!plainSending) {
             c.upIn->compact();
@@ -1141,6 +1225,10 @@ struct Worker::Impl {
     }
 
     void readBackend(Connection& c) {
+        if (c.backendParked && c.downIn && c.downIn->empty() && !has(c, BackendRecv) &&
+            !(plaintextWire(c) && has(c, ClientSend))) {
+            pool_chunks_.release(c.downIn);
+        }
         if (c.backendEof || c.backendFin || has(c, BackendRecv) || has(c, BackendPoll)) {
             return;
         }
@@ -1148,7 +1236,9 @@ struct Worker::Impl {
             poll(c, c.backend.get(), BackendPoll);
             return;
         }
-        ensure(c.downIn);
+        if (!reserve(c, c.downIn)) {
+            return;
+        }
         const bool plainSending = plaintextWire(c) && has(c, ClientSend);
         if (!plainSending) {
             c.downIn->compact();
@@ -1187,9 +1277,91 @@ struct Worker::Impl {
         io_uring_prep_poll_add(s, fd, events);
         submit(c, s, op);
     }
+    // A buffer for bytes already admitted (see ChunkPool::acquire).
     void ensure(ChunkPtr& chunk) {
         if (!chunk) {
             chunk = pool_chunks_.acquire();
+        }
+    }
+    // A buffer to receive into; false when the buffer budget is spent: the receive waits,
+    // and feedStarved() retries once memory came back.
+    bool reserve(Connection& c, ChunkPtr& chunk) {
+        if (!chunk) {
+            chunk = pool_chunks_.tryAcquire();
+        }
+        if (!chunk && !c.starved) {
+            c.starved = true;
+            starved_.push_back(&c);
+        }
+        return chunk != nullptr;
+    }
+    // Connections whose receive waited for memory try again, oldest first; those still
+    // without go back to the list. Memory other workers gave back counts too, so this runs
+    // after every batch of completions and every tick.
+    void feedStarved() {
+        std::vector<Connection*> waiting;
+        waiting.swap(starved_);
+        for (Connection* c : waiting) {
+            c->starved = false;
+        }
+        for (Connection* c : waiting) {
+            if (!c->closing && c->stage == Stage::Handshaking && !has(*c, BackendRecv)) {
+                handshake(*c);
+            }
+            pump(*c);
+        }
+    }
+
+    // A backend socket counts against maxBackendConnections from its creation to its close.
+    // Warm-pool connections may take half of the budget: clients always have the rest.
+    std::int64_t backendCap(bool warm) const {
+        const std::int64_t limit = shared_.options.backendConnectionLimit();
+        return warm ? limit / 2 : limit;
+    }
+    bool takeBackendSlot(bool warm) {
+        if (shared_.backendConnections.fetch_add(1, std::memory_order_relaxed) >= backendCap(warm)) {
+            releaseBackendSlot();
+            return false;
+        }
+        return true;
+    }
+    void releaseBackendSlot() { shared_.backendConnections.fetch_sub(1, std::memory_order_relaxed); }
+
+    // A client finding every backend slot taken waits up to connectTimeout for one. While
+    // any client of the process waits, every worker empties its warm pool and stops
+    // refilling it: clients come first.
+    void waitForSlot(Connection& c) {
+        if (!c.slotWaiting) {
+            c.slotWaiting = true;
+            slotWaiters_.push_back(&c);
+            shared_.slotWanted.fetch_add(1, std::memory_order_relaxed);
+            c.deadline = now_ + shared_.options.connectTimeout;
+        }
+    }
+    void leaveSlotWait(Connection& c) {
+        c.slotWaiting = false;
+        std::erase(slotWaiters_, &c);
+        shared_.slotWanted.fetch_sub(1, std::memory_order_relaxed);
+    }
+    // Every tick: the waiting clients try again, once pooled connections made room.
+    void serveSlotWaiters() {
+        if (shared_.slotWanted.load(std::memory_order_relaxed) > 0) {
+            for (auto& [key, list] : pool_) {
+                for (Connection* p : std::vector<Connection*>(list)) {
+                    if (!p->closing) {
+                        bump(counters_.warmPoolDiscarded);
+                        abort(*p);
+                    }
+                }
+            }
+        }
+        for (Connection* c : std::vector<Connection*>(slotWaiters_)) {
+            if (c->closing) {
+                leaveSlotWait(*c);  // the client went away meanwhile
+                continue;
+            }
+            connectNext(*c);
+            pump(*c);
         }
     }
 
@@ -1206,7 +1378,18 @@ struct Worker::Impl {
 
     void abort(Connection& c) {
         c.closing = true;
-        if (c.client.valid()) {
+        if (c.client.valid() && c.truncated) {
+            // The close is a reset (SO_LINGER {1, 0}); SHUT_RD ends a pending receive, poll
+            // or splice without the FIN that SHUT_WR would send.
+            const linger abortive{1, 0};
+            ::setsockopt(c.client.get(), SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
+            if (has(c, ClientSend)) {
+                cancel(c, ClientSend);
+            }
+            if ((c.pending & kClientOps & ~bit(ClientSend)) != 0) {
+                ::shutdown(c.client.get(), SHUT_RD);
+            }
+        } else if (c.client.valid()) {
             cancelOps(c, c.client.get(), kClientOps);
         }
         if (c.backend.valid()) {
@@ -1228,6 +1411,15 @@ struct Worker::Impl {
             counters_.pooled.fetch_sub(1, std::memory_order_relaxed);
         } else if (c.warm) {
             warming_[PoolKey{c.project, c.backendKey}]--;
+        }
+        if (c.backend.valid()) {
+            releaseBackendSlot();
+        }
+        if (c.starved) {
+            std::erase(starved_, &c);
+        }
+        if (c.slotWaiting) {
+            leaveSlotWait(c);
         }
         if (c.client.valid()) {
             bump(counters_.closed);
@@ -1261,6 +1453,8 @@ struct Worker::Impl {
             Connection* next = c->next;
             if (!c->closing && now_ >= c->deadline) {
                 onDeadline(*c);
+            } else if (!c->closing && c->resetWhenDelivered) {
+                resetWhenDelivered(*c);
             } else if (!c->closing && now_ - c->lastActivity >= kParkAfter &&
                        (c->stage == Stage::Forwarding || c->stage == Stage::Pooled)) {
                 park(*c);
@@ -1294,6 +1488,12 @@ struct Worker::Impl {
         c.deadline = Clock::time_point::max();
         switch (c.stage) {
             case Stage::Connecting:
+                if (c.slotWaiting) {
+                    leaveSlotWait(c);
+                    reject(c, Failure::BackendConnectionLimit, 503,
+                           "too many backend connections (maxBackendConnections)");
+                    break;
+                }
                 c.connectTimedOut = true;
                 cancelOps(c, c.backend.get(), bit(Connect));
                 break;
@@ -1386,8 +1586,10 @@ struct Worker::Impl {
             const std::size_t target =
                 (backend->profile->spec().warmPool * endpoints + shared_.workerCount - 1) /
                 shared_.workerCount;
+            const std::size_t cap =
+                (kMaxPooledPerBackend + shared_.workerCount - 1) / shared_.workerCount;
             std::size_t have = pool_[key].size() + static_cast<std::size_t>(warming_[key]);
-            for (; have < target; ++have) {
+            for (; have < std::min(target, cap); ++have) {
                 if (!startWarm(key.first, *backend)) {
                     break;
                 }
@@ -1396,8 +1598,10 @@ struct Worker::Impl {
     }
 
     bool startWarm(const std::string& project, const route::Backend& backend) {
-        if (!balancer_.pickEndpoint(project, backend, {}, false, now_)) {
-            return false;  // every endpoint is backed off: the next scan tries again
+        if (!balancer_.pickEndpoint(project, backend, {}, false, now_) ||
+            shared_.backendConnections.load(std::memory_order_relaxed) >= backendCap(true) ||
+            shared_.slotWanted.load(std::memory_order_relaxed) > 0) {
+            return false;  // every endpoint is backed off, or no slot: the next scan tries again
         }
         auto* c = new Connection();
         link(*c);
@@ -1416,11 +1620,51 @@ struct Worker::Impl {
     }
 
     void refreshSnapshot() {
-        snapshot_ = shared_.registry->snapshot();
+        auto next = shared_.registry->snapshot();
+        const bool published = next != snapshot_;
+        snapshot_ = std::move(next);
         for (auto& [id, l] : listeners_) {
             l->plan = findPlan(id);
         }
-        refillPools();
+        if (published) {
+            enforcePolicies();
+        }
+        refillPools();  // drops pooled connections of superseded profiles
+    }
+
+    // ---- Policy changes reach open connections (BACKENDTLSPOLICY.md): plaintext to a backend
+    // a policy now covers ends, and so does a session its backend's new profile would refuse.
+    void enforcePolicies() {
+        for (Connection* c = head_; c != nullptr;) {
+            Connection* next = c->next;
+            if (!c->closing && !c->warm && c->stage == Stage::Forwarding && !allowedByPolicy(*c)) {
+                closeForPolicy(*c);
+            }
+            c = next;
+        }
+    }
+
+    // Whether `c`'s backend connection may go on under the current snapshot. A session whose
+    // peer passes its backend's new profile continues under that profile. A removed policy
+    // leaves sessions as they are: TLS is never downgraded.
+    bool allowedByPolicy(Connection& c) {
+        auto current = snapshot_->find(c.project, c.backendKey);
+        if (current == c.profile || (c.profile && !current)) {
+            return true;
+        }
+        if (!c.profile || !current->verifiesChain(c.peerChain.get())) {
+            return false;  // verifiesChain is false for a fail-closed profile
+        }
+        c.profile = std::move(current);
+        return true;
+    }
+
+    void closeForPolicy(Connection& c) {
+        LM_LOG(Debug, kLog, "closed a connection to " << c.backendKey.ns << "/"
+                                                      << c.backendKey.service
+                                                      << ": the published policy no longer allows it");
+        bump(counters_.closedByPolicy);
+        abort(c);
     }
 
     // ---- Statistics. Only this thread inserts; inserting takes statsMu_ so that collect()
@@ -1542,11 +1786,14 @@ struct Worker::Impl {
     Connection* head_ = nullptr;
     std::vector<Connection*> dead_;
     Balancer balancer_;
-    ChunkPool pool_chunks_;
+    ChunkPool pool_chunks_{shared_.buffers};
+    std::vector<Connection*> starved_;  // receives waiting for buffer memory
+    std::vector<Connection*> slotWaiters_;  // clients waiting for a backend connection slot
     std::map<PoolKey, std::vector<Connection*>> pool_;
     std::map<PoolKey, int> warming_;
     Clock::time_point now_ = Clock::now();
     Clock::time_point nextScan_ = now_;
+    Clock::time_point nextChunkTrim_ = now_;
     bool draining_ = false;
     bool stopped_ = false;
     unsigned handshaking_ = 0;  // connections in Stage::Handshaking

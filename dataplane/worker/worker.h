@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/base/chunk.h"
 #include "dataplane/base/result.h"
 #include "dataplane/base/unique_fd.h"
 #include "dataplane/net/address_filter.h"
@@ -22,10 +23,15 @@ namespace lastmile::dataplane {
 
 // What every worker of a process shares. Outlives the workers.
 struct WorkerShared {
+    explicit WorkerShared(const DataplaneOptions& o) : options(o), buffers(o.maxBufferMemory) {}
+
     DataplaneOptions options;
     unsigned workerCount = 1;
     tls::ProfileRegistry* registry = nullptr;
     std::atomic<std::int64_t> connections{0};  // client connections of the whole process
+    std::atomic<std::int64_t> backendConnections{0};  // backend sockets, warm ones included
+    std::atomic<std::int64_t> slotWanted{0};  // clients waiting for a backend socket slot
+    BufferBudget buffers;                             // every worker's chunks
     // Tried in order after each handshake; the last one (openssl) always takes the session.
     std::vector<drivers::RecordEngine*> engines;
     uring::RingOptions ring;
@@ -49,7 +55,8 @@ public:
     // listener `id`.
     void addListener(const route::ListenerId& id, UniqueFd fd);
     void removeListener(const route::ListenerId& id);
-    // A new ProfileSet was published: new connections use it, open ones keep theirs.
+    // A new ProfileSet was published: new connections use it; open ones are closed where it
+    // no longer allows them (plaintext to a covered backend, a peer the new profile refuses).
     void refresh();
     // Stops accepting; open connections run to their end.
     void drain();

@@ -327,6 +327,9 @@ counters = {
     "total-failures": "lastmile_failures_total",
     "total-warm-hits": "lastmile_warm_pool_hits_total",
     "connections-active": "lastmile_connections_active",
+    "backend-connections": "lastmile_backend_connections",
+    "backend-connections-limit": "lastmile_backend_connections_limit",
+    "buffer-memory-limit": "lastmile_buffer_memory_limit_bytes",
     "workers": "lastmile_workers",
 }
 for element, name in counters.items():
@@ -334,6 +337,18 @@ for element, name in counters.items():
     if total(before, name) != total(after, name):
         failures.append(f"{name} changed while the page loaded")
     check(element, dom.ids.get(element), total(after, name))
+# Buffers keep being given back after traffic stops (parking, trimming the pools), never
+# taken: the page shows a value from between the two reads.
+shown = dom.ids.get("buffer-memory")
+low, high = total(after, "lastmile_buffer_memory_bytes"), total(before, "lastmile_buffer_memory_bytes")
+if shown in (None, "") or not low <= float(shown) <= high:
+    failures.append(f"buffer-memory: page shows {shown!r}, /metrics said {high} then {low}")
+else:
+    print(f"ok: buffer-memory = {shown}")
+check("total-closed-policy", dom.ids.get("total-closed-policy"),
+      sum(v for l, v in after.get("lastmile_connections_closed_total", []) if l.get("reason") == "policy_change"))
+if total(after, "lastmile_buffer_memory_limit_bytes") <= 0 or total(after, "lastmile_backend_connections_limit") <= 0:
+    failures.append("the budget limits are not exported")
 full, resumed = total(after, "lastmile_handshakes_full_total"), total(after, "lastmile_handshakes_resumed_total")
 check("total-handshakes", dom.ids.get("total-handshakes"), full + resumed)
 if full + resumed < 1:

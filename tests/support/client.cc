@@ -91,6 +91,7 @@ ReadResult readToEnd(int fd) {
         if (n == -1 && errno == EINTR) {
             continue;
         }
+        r.error = n == 0 ? 0 : errno;
         r.ended = n == 0 || errno == ECONNRESET || errno == EPIPE;
         return r;
     }

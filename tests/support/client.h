@@ -26,6 +26,7 @@ bool sendAll(int fd, std::string_view data);
 struct ReadResult {
     std::string data;
     bool ended = false;  // EOF or connection reset; false: the receive timed out
+    int error = 0;       // errno of the receive that ended it (ECONNRESET: a reset); 0: EOF
 };
 
 // Everything until EOF, a reset or the receive timeout.

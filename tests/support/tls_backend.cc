@@ -796,9 +796,10 @@ struct TlsBackend::Worker {
         return true;
     }
 
-    // close_notify, then the TCP FIN. False while close_notify cannot be written yet.
+    // close_notify (unless options say not to), then the TCP FIN. False while close_notify
+    // cannot be written yet.
     bool sendShutdown(Conn& c) {
-        if (c.ssl) {
+        if (c.ssl && opts().closeNotify) {
             ERR_clear_error();
             int r = SSL_shutdown(c.ssl.get());
             if (r < 0) {

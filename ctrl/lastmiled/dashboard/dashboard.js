@@ -355,6 +355,8 @@
         show('total-accepted', accepted, count(accepted));
         show('total-closed', cur.sum('lastmile_connections_closed_total'),
              count(cur.sum('lastmile_connections_closed_total')));
+        const byPolicy = cur.by('lastmile_connections_closed_total', ['reason']).get('policy_change');
+        show('total-closed-policy', byPolicy && byPolicy.value, count(byPolicy && byPolicy.value));
         show('total-plain-backend', cur.sum('lastmile_plain_backend_connections_total'),
              count(cur.sum('lastmile_plain_backend_connections_total')));
 
@@ -382,6 +384,15 @@
         show('total-warm-misses', misses, count(misses));
         show('total-warm-discarded', cur.sum('lastmile_warm_pool_discarded_total'),
              count(cur.sum('lastmile_warm_pool_discarded_total')));
+
+        for (const [id, name, format] of [
+            ['backend-connections', 'lastmile_backend_connections', count],
+            ['backend-connections-limit', 'lastmile_backend_connections_limit', count],
+            ['buffer-memory', 'lastmile_buffer_memory_bytes', bytes],
+            ['buffer-memory-limit', 'lastmile_buffer_memory_limit_bytes', bytes],
+        ]) {
+            show(id, cur.sum(name), format(cur.sum(name)));
+        }
 
         const failures = cur.sum('lastmile_failures_total');
         const failureRate = rate(cur, prev, 'lastmile_failures_total');

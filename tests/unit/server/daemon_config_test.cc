@@ -98,6 +98,8 @@ TEST(DaemonConfigTest, ShippedConfigurationLoads) {
     EXPECT_EQ(config->dataplane.maxConnections, defaults.maxConnections);
     EXPECT_EQ(config->dataplane.errorDetail, dataplane::ErrorDetail::Reason);
     EXPECT_EQ(config->dataplane.allowedBackendNetworks, defaults.allowedBackendNetworks);
+    EXPECT_EQ(config->dataplane.backendConnectionLimit(), defaults.maxConnections);
+    EXPECT_EQ(config->dataplane.maxBufferMemory, 256ull << 20);
 }
 
 TEST(DaemonConfigTest, DataplaneKeysReplaceTheirDefaults) {
@@ -163,6 +165,36 @@ TEST(DaemonConfigTest, BadNetworksAreAllNamedAndRefused) {
     }
 }
 
+TEST(DaemonConfigTest, BudgetKeysReplaceTheirDefaults) {
+    test::TempDir dir;
+    auto path = dir.write("c.yaml", "maxConnections: 100\nmaxBackendConnections: 40\n"
+                                    "maxBufferMemory: 64Mi\n");
+    auto config = loadConfig(path, DaemonConfig{});
+    ASSERT_TRUE(config) << config.error().message();
+    EXPECT_EQ(config->dataplane.backendConnectionLimit(), 40U);
+    EXPECT_EQ(config->dataplane.maxBufferMemory, 64ull << 20);
+}
+
+TEST(DaemonConfigTest, ByteSizesAreBytesOrBinaryUnits) {
+    struct Case {
+        const char* text;
+        long long want;  // -1: invalid
+    } cases[] = {
+        {"268435456", 268'435'456}, {"256Mi", 256ll << 20}, {"1Gi", 1ll << 30},
+        {"512Ki", 512ll << 10}, {"1024Gi", 1ll << 40}, {"1025Gi", -1}, {"", -1}, {"Mi", -1},
+        {"-1", -1}, {"+1", -1}, {"256M", -1}, {"256 Mi", -1}, {"1.5Gi", -1}, {"256mi", -1},
+    };
+    for (const auto& c : cases) {
+        auto n = parseByteSize(c.text);
+        if (c.want < 0) {
+            EXPECT_FALSE(n) << c.text;
+        } else {
+            ASSERT_TRUE(n) << c.text;
+            EXPECT_EQ(*n, static_cast<std::uint64_t>(c.want)) << c.text;
+        }
+    }
+}
+
 TEST(DaemonConfigTest, DurationsAreGoStyle) {
     struct Case {
         const char* text;
@@ -199,6 +231,9 @@ TEST(DaemonConfigTest, BadDataplaneValuesNameFileLineAndKey) {
         {"maxConnections: -3\n", "maxConnections"},
         {"maxConnections: 5000000000\n", "maxConnections"},
         {"workers: -1\n", "c.yaml:1:1: workers"},
+        {"maxBackendConnections: 0\n", "c.yaml:1:1: maxBackendConnections: must be from 1"},
+        {"maxBufferMemory: 1Mi\n", "c.yaml:1:1: maxBufferMemory: must be at least 2Mi"},
+        {"maxBufferMemory: lots\n", "c.yaml:1:1: maxBufferMemory: size \"lots\""},
         {"handshakeTimeout: [1s]\n", "handshakeTimeout: expected a single value"},
         {"errorDetail: verbose\n", "c.yaml:1:1: errorDetail: must be reason or full"},
     };

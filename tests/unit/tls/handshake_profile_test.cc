@@ -203,6 +203,34 @@ TEST_F(HandshakeProfileTest, TrustsEveryCaOfAConcatenatedBundle) {
     EXPECT_TRUE(c.ok()) << verifyFailureReason(c.client.get());
 }
 
+// --- re-verifying an open session's peer under a new profile ---
+
+TEST_F(HandshakeProfileTest, PeerChainIsReverifiedUnderANewProfilesTrustAndNames) {
+    auto c = handshake(specFor("echo.default.svc"), pki_.issueServer("echo.default.svc"));
+    ASSERT_TRUE(c.ok()) << verifyFailureReason(c.client.get());
+    STACK_OF(X509)* chain = SSL_get_peer_cert_chain(c.client.get());
+    ASSERT_NE(chain, nullptr);
+    TestPki other;
+
+    EXPECT_TRUE(compileOrThrow(specFor("echo.default.svc"))->verifiesChain(chain));
+    ProfileSpec both = specFor("echo.default.svc");
+    both.caBundlePem = other.caPem() + pki_.caPem();
+    EXPECT_TRUE(compileOrThrow(both)->verifiesChain(chain)) << "a bundle that still has the CA";
+    ProfileSpec rotated = specFor("echo.default.svc");
+    rotated.caBundlePem = other.caPem();
+    EXPECT_FALSE(compileOrThrow(rotated)->verifiesChain(chain)) << "a CA that did not sign it";
+    EXPECT_FALSE(compileOrThrow(specFor("other.default.svc"))->verifiesChain(chain))
+        << "a hostname the certificate does not have";
+    ProfileSpec sans = specFor("other.default.svc");
+    sans.subjectAltNames = {{SanMatcher::Type::Hostname, "echo.default.svc"}};
+    EXPECT_TRUE(compileOrThrow(sans)->verifiesChain(chain)) << "a matching SAN entry";
+    sans.subjectAltNames = {{SanMatcher::Type::Uri, "spiffe://cluster.local/ns/x/sa/y"}};
+    EXPECT_FALSE(compileOrThrow(sans)->verifiesChain(chain)) << "a SAN list it does not match";
+    EXPECT_FALSE(HandshakeProfile::failClosed(specFor("echo.default.svc"), "no valid CA")
+                     ->verifiesChain(chain));
+    EXPECT_FALSE(compileOrThrow(specFor("echo.default.svc"))->verifiesChain(nullptr));
+}
+
 TEST_F(HandshakeProfileTest, RejectsExpiredCertificate) {
     IssueOptions o;
     o.notBeforeOffset = std::chrono::hours(-48);
