@@ -70,23 +70,21 @@ constexpr std::size_t kFailureCount = 0
 #undef LM_COUNT
     ;
 
-constexpr std::string_view failureLabel(Failure f) {
-    constexpr std::string_view labels[] = {
-#define LM_LABEL(name, label, summary) label,
-        LM_FAILURE_REASONS(LM_LABEL)
-#undef LM_LABEL
+struct FailureText {
+    std::string_view label;    // the metric label
+    std::string_view summary;  // what an error answer says by default
+};
+
+constexpr FailureText failureText(Failure f) {
+    constexpr FailureText texts[] = {
+#define LM_TEXT(name, label, summary) {label, summary},
+        LM_FAILURE_REASONS(LM_TEXT)
+#undef LM_TEXT
     };
-    return labels[static_cast<std::size_t>(f)];
+    return texts[static_cast<std::size_t>(f)];
 }
 
-constexpr std::string_view failureSummary(Failure f) {
-    constexpr std::string_view summaries[] = {
-#define LM_SUMMARY(name, label, summary) summary,
-        LM_FAILURE_REASONS(LM_SUMMARY)
-#undef LM_SUMMARY
-    };
-    return summaries[static_cast<std::size_t>(f)];
-}
+constexpr std::string_view failureLabel(Failure f) { return failureText(f).label; }
 
 // Upper bounds of the handshake duration histogram, in seconds.
 inline constexpr std::array<double, 12> kHandshakeBuckets = {

@@ -773,7 +773,8 @@ struct Worker::Impl {
         const std::string answer = httpErrorResponse(
             httpStatus, shared_.options.errorDetail == ErrorDetail::Full
                             ? reason
-                            : std::string(failureLabel(why)) + ": " + std::string(failureSummary(why)));
+                            : std::string(failureText(why).label) + ": " +
+                                  std::string(failureText(why).summary));
         c.downOut->append(answer.data(), answer.size());
         pump(c);
     }
