@@ -103,13 +103,38 @@ public:
     ChunkPool(const ChunkPool&) = delete;
     ChunkPool& operator=(const ChunkPool&) = delete;
 
-    // A chunk to receive into: null when none is free and the budget is spent (the read
-    // waits; the caller asks again once memory came back).
-    ChunkPtr tryAcquire() {
-        if (free_.empty() && !budget_.tryTake(sizeof(Chunk))) {
+    // Receive buffers are admitted to the budget per connection in pairs, one per direction.
+    // A connection holding one receive buffer can need the other before it can give the
+    // first back (an echo backend stops reading while its answers are not read); were the
+    // second refused, connections each holding one would wait for each other forever. So
+    // the first buffer of a pair takes budget for both, and the pair keeps budget for both
+    // until it holds neither: `other` is the connection's receive buffer for the other
+    // direction. Null when the budget is spent (the read waits; the caller asks again
+    // once memory came back).
+    ChunkPtr tryAcquireReceive(const ChunkPtr& other) {
+        if (!other && !reservePair()) {
             return nullptr;
         }
+        if (!free_.empty()) {
+            budget_.give(sizeof(Chunk));  // a free chunk is budget already: the reserve goes back
+        }
         return take();
+    }
+    // Gives back a receive buffer taken with tryAcquireReceive(). While the pair still holds
+    // `other`, it keeps this direction's budget (the memory is kept only if the budget has
+    // room for it besides).
+    void releaseReceive(ChunkPtr& c, const ChunkPtr& other) {
+        if (!c) {
+            return;
+        }
+        if (!other) {
+            release(c);
+            budget_.give(sizeof(Chunk));
+        } else if (budget_.tryTake(sizeof(Chunk))) {
+            release(c);
+        } else {
+            c.reset();
+        }
     }
     // A chunk for bytes already admitted (records sealed from plaintext, plaintext opened from
     // records, a short error answer): counted, but never refused, since refusing it could
@@ -146,6 +171,19 @@ public:
     }
 
 private:
+    // Budget for two chunks. Chunks kept free are budget too: they are freed before a pair
+    // waits.
+    bool reservePair() {
+        while (!budget_.tryTake(2 * sizeof(Chunk))) {
+            if (free_.empty()) {
+                return false;
+            }
+            free_.pop_back();
+            budget_.give(sizeof(Chunk));
+        }
+        lowWater_ = std::min(lowWater_, free_.size());
+        return true;
+    }
     ChunkPtr take() {
         if (free_.empty()) {
             return ChunkPtr(new Chunk);  // default-initialized: no 256 KiB memset

@@ -803,7 +803,7 @@ struct Worker::Impl {
             case ClientRecv:
                 if (std::exchange(c.clientParking, false) && res == -ECANCELED) {
                     c.clientParked = true;
-                    pool_chunks_.release(c.upIn);
+                    pool_chunks_.releaseReceive(c.upIn, c.downIn);
                     noteRelease();
                     break;
                 }
@@ -842,7 +842,7 @@ struct Worker::Impl {
             case BackendRecv:
                 if (std::exchange(c.backendParking, false) && res == -ECANCELED) {
                     c.backendParked = true;
-                    pool_chunks_.release(c.downIn);
+                    pool_chunks_.releaseReceive(c.downIn, c.upIn);
                     noteRelease();
                     break;
                 }
@@ -1104,7 +1104,7 @@ struct Worker::Impl {
             }
         }
         if (c.upIn && c.upIn->empty() && !has(c, BackendSend) && !has(c, ClientRecv)) {
-            pool_chunks_.release(c.upIn);
+            pool_chunks_.releaseReceive(c.upIn, c.downIn);
         }
         if (c.backendFin && !c.backendEof) {
             truncate(c);  // a FIN without close_notify
@@ -1195,7 +1195,7 @@ struct Worker::Impl {
     void readClient(Connection& c) {
         if (c.clientParked && c.upIn && c.upIn->empty() && !has(c, ClientRecv) &&
             !(plaintextWire(c) && has(c, BackendSend))) {
-            pool_chunks_.release(c.upIn);
+            pool_chunks_.releaseReceive(c.upIn, c.downIn);
         }
         if (!c.client.valid() || c.clientEof || has(c, ClientRecv) || has(c, ClientPoll) ||
             has(c, ClientSplice)) {
@@ -1228,7 +1228,7 @@ struct Worker::Impl {
     void readBackend(Connection& c) {
         if (c.backendParked && c.downIn && c.downIn->empty() && !has(c, BackendRecv) &&
             !(plaintextWire(c) && has(c, ClientSend))) {
-            pool_chunks_.release(c.downIn);
+            pool_chunks_.releaseReceive(c.downIn, c.upIn);
         }
         if (c.backendEof || c.backendFin || has(c, BackendRecv) || has(c, BackendPoll)) {
             return;
@@ -1285,10 +1285,11 @@ struct Worker::Impl {
         }
     }
     // A buffer to receive into; false when the buffer budget is spent: the receive waits,
-    // and feedStarved() retries once memory came back.
+    // and feedStarved() retries once memory came back. `chunk` is upIn or downIn, which the
+    // budget admits as a pair (ChunkPool::tryAcquireReceive).
     bool reserve(Connection& c, ChunkPtr& chunk) {
         if (!chunk) {
-            chunk = pool_chunks_.tryAcquire();
+            chunk = pool_chunks_.tryAcquireReceive(&chunk == &c.upIn ? c.downIn : c.upIn);
         }
         if (!chunk && !c.starved) {
             c.starved = true;
@@ -1431,9 +1432,10 @@ struct Worker::Impl {
                 c.serviceStats->active.fetch_sub(1, std::memory_order_relaxed);
             }
         }
-        for (ChunkPtr* chunk : {&c.upIn, &c.upOut, &c.downIn, &c.downOut}) {
-            pool_chunks_.release(*chunk);
-        }
+        pool_chunks_.releaseReceive(c.upIn, c.downIn);
+        pool_chunks_.releaseReceive(c.downIn, c.upIn);
+        pool_chunks_.release(c.upOut);
+        pool_chunks_.release(c.downOut);
         unlink(c);
         c.dead = true;
         dead_.push_back(&c);
