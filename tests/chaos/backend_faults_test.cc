@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Backend faults under load: RST in the handshake, RST mid-transfer, a backend that never answers.
-#include <sstream>
-
 #include <gtest/gtest.h>
+
+#include <sstream>
 
 #include "tests/chaos/chaos_support.h"
 
@@ -29,9 +29,11 @@ protected:
         const Footprint baseline = footprint(pid());
 
         Footprint afterRound[2];
+        Footprint peak;
         json good;
         json bad;
         for (int round = 0; round < 2; ++round) {
+            PeakSampler sampler(pid());
             LoadGen goodLoad(loadgen("keepalive", addr[0], 8, kRoundSeconds));
             auto badArgs = loadgen(badLoad[0], addr[1], 16, kRoundSeconds);
             badArgs.insert(badArgs.end(), badLoad.begin() + 1, badLoad.end());
@@ -40,6 +42,7 @@ protected:
             bad = badLoadGen.result();
             ASSERT_TRUE(alive()) << fault << ": lastmiled died in round " << round;
             EXPECT_GT(good.value("requests", 0), 0) << "the healthy route starved: " << good;
+            peak = sampler.peak();
             afterRound[round] = settle(baseline);
         }
         EXPECT_TRUE(echoes(addr[0])) << "the healthy route does not serve after " << fault;
@@ -48,7 +51,10 @@ protected:
             << "plaintext reached a covered backend: " << goodTap.firstPlaintextSample()
             << badTap.firstPlaintextSample();
         EXPECT_LE(afterRound[1].fds, baseline.fds + kFdSlack);
-        EXPECT_LE(afterRound[1].rssKiB, afterRound[0].rssKiB + kRoundRssSlackKiB)
+        EXPECT_LE(afterRound[1].rssKiB, baseline.rssKiB + kSettledRssSlackKiB)
+            << "RSS did not come back after the fault";
+        EXPECT_LE(afterRound[1].rssKiB,
+                  roundRssBound(afterRound[0].rssKiB, baseline.rssKiB, peak.rssKiB))
             << "RSS grew by more than allocator noise from one identical round to the next";
 
         std::ostringstream load;
@@ -57,7 +63,7 @@ protected:
         std::ostringstream result;
         result << "alive, serving, plaintext 0, " << badTap.accepted() << " faulted backend conns"
                << (badTap.resets() > 0 ? ", " + std::to_string(badTap.resets()) + " RST" : "");
-        report(fault, load.str(), result.str(), baseline, afterRound[1]);
+        report(fault, load.str(), result.str(), baseline, afterRound[1], peak);
     }
 };
 

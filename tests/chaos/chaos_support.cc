@@ -45,6 +45,27 @@ Footprint footprint(pid_t pid) {
     return f;
 }
 
+PeakSampler::PeakSampler(pid_t pid) {
+    thread_ = std::thread([this, pid] {
+        while (!stop_.load()) {
+            const Footprint f = footprint(pid);
+            peak_.fds = std::max(peak_.fds, f.fds);
+            peak_.rssKiB = std::max(peak_.rssKiB, f.rssKiB);
+            std::this_thread::sleep_for(50ms);
+        }
+    });
+}
+
+PeakSampler::~PeakSampler() { peak(); }
+
+Footprint PeakSampler::peak() {
+    stop_ = true;
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+    return peak_;
+}
+
 // ---- Tap.
 
 struct Tap::Pair {
@@ -329,10 +350,10 @@ void ChaosTest::startDaemon(const std::string& timeouts, const std::string& extr
         "lastmiled.yaml", "workers: 2\nbindAddress: 127.0.0.1\nconnectTimeout: " + timeouts +
                               "\nhandshakeTimeout: " + timeouts +
                               "\nidleTimeout: 30s\ndrainTimeout: 1s\n" + extraConfig);
-    notify_ = std::make_unique<test::NotifySocket>(dir_.path() + "/notify" +
-                                                   std::to_string(starts_));
+    notify_ =
+        std::make_unique<test::NotifySocket>(dir_.path() + "/notify" + std::to_string(starts_));
     std::vector<std::string> argv{binary("LASTMILED"), "--config",     config,
-                                  "--state-dir",       stateDir(),   "--api-socket",
+                                  "--state-dir",       stateDir(),     "--api-socket",
                                   socketPath(),        "--admin-http", "127.0.0.1:0"};
     daemon_ = std::make_unique<test::ChildProcess>(
         argv, std::map<std::string, std::string>{{"NOTIFY_SOCKET", notify_->path()}},
@@ -396,8 +417,9 @@ std::string ChaosTest::caConfigMap(const std::string& pem) {
 
 std::string ChaosTest::policy(const std::string& service) {
     return "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata:\n  name: " +
-           service + "-tls\nspec:\n  targetRefs:\n  - group: \"\"\n    kind: Service\n    name: " +
-           service + "\n  validation:\n    hostname: " + kHostname +
+           service +
+           "-tls\nspec:\n  targetRefs:\n  - group: \"\"\n    kind: Service\n    name: " + service +
+           "\n  validation:\n    hostname: " + kHostname +
            "\n    caCertificateRefs:\n    - group: \"\"\n      kind: ConfigMap\n      name: "
            "backend-ca\n";
 }
@@ -414,20 +436,23 @@ std::vector<std::string> ChaosTest::serve(const std::vector<Route>& routes) {
         docs += protocol == "TCP"
                     ? "---\napiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\n"
                     : "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n";
-        docs += "metadata:\n  name: " + service + "\nspec:\n  parentRefs:\n  - name: edge\n    sectionName: " +
-                service + "\n  rules:\n  - backendRefs:\n    - name: " + service +
-                "\n      port: 443\n";
+        docs += "metadata:\n  name: " + service +
+                "\nspec:\n  parentRefs:\n  - name: edge\n    sectionName: " + service +
+                "\n  rules:\n  - backendRefs:\n    - name: " + service + "\n      port: 443\n";
         docs += "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: " + service +
                 "\nspec:\n  ports:\n  - name: https\n    port: 443\n";
         docs += "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: " +
                 service + "\n  labels:\n    kubernetes.io/service-name: " + service +
                 "\naddressType: IPv4\nendpoints:\n- addresses: [\"127.0.0.1\"]\nports:\n"
-                "- name: https\n  port: " + std::to_string(port) + "\n";
+                "- name: https\n  port: " +
+                std::to_string(port) + "\n";
         docs += "---\n" + policy(service);
     }
-    docs += "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n"
-            "  name: edge\nspec:\n  gatewayClassName: lastmile\n  addresses:\n"
-            "  - type: IPAddress\n    value: 127.0.0.1\n  listeners:\n" + listeners;
+    docs +=
+        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n"
+        "  name: edge\nspec:\n  gatewayClassName: lastmile\n  addresses:\n"
+        "  - type: IPAddress\n    value: 127.0.0.1\n  listeners:\n" +
+        listeners;
     apply(docs);
     if (!eventually([&] { return gatewayProgrammed(); })) {
         throw std::runtime_error("Gateway edge is not Programmed: " +
@@ -451,7 +476,8 @@ std::unique_ptr<test::TlsBackend> ChaosTest::startBackend(test::BackendMode mode
 
 double ChaosTest::metric(const std::string& series) {
     UniqueFd fd = test::dial(admin_);
-    test::sendAll(fd.get(), "GET /metrics HTTP/1.1\r\nHost: lastmiled\r\nConnection: close\r\n\r\n");
+    test::sendAll(fd.get(),
+                  "GET /metrics HTTP/1.1\r\nHost: lastmiled\r\nConnection: close\r\n\r\n");
     std::istringstream in(test::readToEnd(fd.get()).data);
     std::string line;
     while (std::getline(in, line)) {
@@ -475,8 +501,15 @@ bool ChaosTest::echoes(const std::string& address) {
 
 std::vector<std::string> ChaosTest::loadgen(const std::string& mode, const std::string& target,
                                             unsigned connections, double seconds) {
-    return {binary("LM_LOADGEN"), "--mode", mode, "--target", target, "-c",
-            std::to_string(connections), "-d", std::to_string(seconds)};
+    return {binary("LM_LOADGEN"),
+            "--mode",
+            mode,
+            "--target",
+            target,
+            "-c",
+            std::to_string(connections),
+            "-d",
+            std::to_string(seconds)};
 }
 
 Footprint ChaosTest::settle(const Footprint& baseline, std::chrono::milliseconds timeout) {
@@ -502,11 +535,15 @@ Footprint ChaosTest::settle(const Footprint& baseline, std::chrono::milliseconds
 }
 
 void ChaosTest::report(const std::string& fault, const std::string& load, const std::string& result,
-                       const Footprint& before, const Footprint& after) {
+                       const Footprint& before, const Footprint& after, const Footprint& peak) {
     std::ostringstream line;
-    line << "chaos-report | " << fault << " | " << load << " | " << result << " | "
-         << before.fds << " -> " << after.fds << " | " << before.rssKiB << " -> " << after.rssKiB
-         << " |";
+    line << "chaos-report | " << fault << " | " << load << " | " << result << " | " << before.fds
+         << " -> " << after.fds << " | " << before.rssKiB << " -> " << after.rssKiB << " | ";
+    if (peak.fds == 0) {
+        line << "- |";
+    } else {
+        line << peak.fds << " / " << peak.rssKiB << " |";
+    }
     std::cout << line.str() << std::endl;
     RecordProperty("report", line.str());
 }

@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Client faults under load: slowloris headers at 1 byte/s, 10,000 concurrent idle clients.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <fstream>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "tests/chaos/chaos_support.h"
 #include "tests/support/client.h"
@@ -71,29 +70,34 @@ TEST_F(ClientFaultsTest, SlowlorisHeadersDoNotStarveOtherClients) {
     const Footprint baseline = footprint(pid());
 
     Footprint afterRound[2];
+    Footprint peak;
     json load;
     unsigned closedByLastmiled = 0;
     for (int round = 0; round < 2; ++round) {
+        PeakSampler sampler(pid());
         auto args = loadgen("keepalive", addr[0], 8, kSlowSeconds);
         args.insert(args.end(), {"--proto", "http"});
         LoadGen fast(args);
         closedByLastmiled += slowloris(addr[0], kSlowClients, kSlowSeconds);
         load = fast.result();
         ASSERT_TRUE(alive()) << "lastmiled died under slowloris, round " << round;
-        EXPECT_GT(load.value("requests", 0), 0)
-            << "slow clients starved the fast ones: " << load;
+        EXPECT_GT(load.value("requests", 0), 0) << "slow clients starved the fast ones: " << load;
+        peak = sampler.peak();
         afterRound[round] = settle(baseline);
     }
     EXPECT_EQ(tap.plaintext(), 0u) << tap.firstPlaintextSample();
     EXPECT_LE(afterRound[1].fds, baseline.fds + kFdSlack);
-    EXPECT_LE(afterRound[1].rssKiB, afterRound[0].rssKiB + kRoundRssSlackKiB);
+    EXPECT_LE(afterRound[1].rssKiB, baseline.rssKiB + kSettledRssSlackKiB)
+        << "RSS did not come back after the fault";
+    EXPECT_LE(afterRound[1].rssKiB,
+              roundRssBound(afterRound[0].rssKiB, baseline.rssKiB, peak.rssKiB));
     std::ostringstream l;
     l << kSlowClients << " clients at 1 byte/s + " << std::lround(load.value("requests_per_s", 0.0))
       << " HTTP req/s";
     report("slowloris headers", l.str(),
            "alive, fast clients served, plaintext 0, " + std::to_string(closedByLastmiled) +
                " slow clients closed by lastmiled",
-           baseline, afterRound[1]);
+           baseline, afterRound[1], peak);
 }
 
 // Clients that connect and never send a byte. lastmiled opens the backend connection (and its
@@ -121,6 +125,7 @@ TEST_F(ClientFaultsTest, TenThousandIdleClients) {
     Footprint peak;
     json result;
     for (int round = 0; round < 2; ++round) {
+        PeakSampler sampler(pid());
         // Held long enough for every backend handshake to finish first (they queue on two
         // shared cores), then for the requests below.
         auto args = loadgen("idle", addr[0], clients, 25);
@@ -129,21 +134,25 @@ TEST_F(ClientFaultsTest, TenThousandIdleClients) {
         LoadGen idle(args);
         EXPECT_TRUE(backend->waitForObservations(seen + clients, 40s))
             << "backend handshakes of the idle clients did not finish";
-        peak = footprint(pid());
         // The dataplane still takes new work while the idle connections sit there.
         auto busy = loadgen("keepalive", addr[0], 4, 3);
         busy.insert(busy.end(), {"--proto", "http"});
         json served = LoadGen(busy).result();
-        EXPECT_GT(served.value("requests", 0), 0) << "no request served beside the idle clients: " << served;
+        EXPECT_GT(served.value("requests", 0), 0)
+            << "no request served beside the idle clients: " << served;
         result = idle.result();
         ASSERT_TRUE(alive()) << "lastmiled died holding idle clients, round " << round;
         EXPECT_EQ(result.value("established", 0u), clients) << result;
         EXPECT_EQ(result.value("alive_at_end", 0u), clients) << result;
+        peak = sampler.peak();
         afterRound[round] = settle(baseline, 30s);
     }
     EXPECT_LE(afterRound[1].fds, baseline.fds + kFdSlack)
         << "descriptors left after the idle clients went";
-    EXPECT_LE(afterRound[1].rssKiB, afterRound[0].rssKiB + kRoundRssSlackKiB);
+    EXPECT_LE(afterRound[1].rssKiB, baseline.rssKiB + kSettledRssSlackKiB)
+        << "RSS did not come back after the fault";
+    EXPECT_LE(afterRound[1].rssKiB,
+              roundRssBound(afterRound[0].rssKiB, baseline.rssKiB, peak.rssKiB));
     // A plaintext first flight would fail the backend's handshake.
     for (const auto& o : backend->observations()) {
         if (!o.handshakeOk) {
@@ -155,13 +164,12 @@ TEST_F(ClientFaultsTest, TenThousandIdleClients) {
     l << result.value("established", 0u) << " idle clients held "
       << std::lround(result.value("duration_s", 0.0)) << " s, x2";
     std::ostringstream res;
-    res << "alive, new requests served, no failed backend handshake, peak " << peak.fds
-        << " fds, " << peak.rssKiB << " KiB";
+    res << "alive, new requests served, no failed backend handshake";
     if (clients < kIdleClients) {
         res << "; only " << clients << ": RLIMIT_NOFILE is " << r.rlim_cur << ", 10,000 need "
             << 2 * kIdleClients + kOwnFds;
     }
-    report("10,000 concurrent idle clients", l.str(), res.str(), baseline, afterRound[1]);
+    report("10,000 concurrent idle clients", l.str(), res.str(), baseline, afterRound[1], peak);
     if (clients < kIdleClients) {
         GTEST_SKIP() << "held " << clients << " idle clients, not 10,000: RLIMIT_NOFILE is "
                      << r.rlim_cur << " and cannot be raised here, 10,000 need "
