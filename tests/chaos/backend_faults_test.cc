@@ -26,14 +26,9 @@ protected:
         startDaemon();
         auto addr = serve({{"good", goodTap.port()}, {"bad", badTap.port()}});
         ASSERT_TRUE(eventually([&] { return echoes(addr[0]); }));
-        const Footprint baseline = footprint(pid());
-
-        Footprint afterRound[2];
-        Footprint peak;
         json good;
         json bad;
-        for (int round = 0; round < 2; ++round) {
-            PeakSampler sampler(pid());
+        const Rounds rounds = twice([&](int round) {
             LoadGen goodLoad(loadgen("keepalive", addr[0], 8, kRoundSeconds));
             auto badArgs = loadgen(badLoad[0], addr[1], 16, kRoundSeconds);
             badArgs.insert(badArgs.end(), badLoad.begin() + 1, badLoad.end());
@@ -42,20 +37,13 @@ protected:
             bad = badLoadGen.result();
             ASSERT_TRUE(alive()) << fault << ": lastmiled died in round " << round;
             EXPECT_GT(good.value("requests", 0), 0) << "the healthy route starved: " << good;
-            peak = sampler.peak();
-            afterRound[round] = settle(baseline);
-        }
+        });
         EXPECT_TRUE(echoes(addr[0])) << "the healthy route does not serve after " << fault;
         EXPECT_GT(badTap.accepted(), 0u) << "the fault was never exercised";
         EXPECT_EQ(goodTap.plaintext() + badTap.plaintext(), 0u)
             << "plaintext reached a covered backend: " << goodTap.firstPlaintextSample()
             << badTap.firstPlaintextSample();
-        EXPECT_LE(afterRound[1].fds, baseline.fds + kFdSlack);
-        EXPECT_LE(afterRound[1].rssKiB, baseline.rssKiB + kSettledRssSlackKiB)
-            << "RSS did not come back after the fault";
-        EXPECT_LE(afterRound[1].rssKiB,
-                  roundRssBound(afterRound[0].rssKiB, baseline.rssKiB, peak.rssKiB))
-            << "RSS grew by more than allocator noise from one identical round to the next";
+        expectSettled(rounds);
 
         std::ostringstream load;
         load << "good " << std::lround(good.value("requests_per_s", 0.0)) << " req/s; bad "
@@ -63,7 +51,7 @@ protected:
         std::ostringstream result;
         result << "alive, serving, plaintext 0, " << badTap.accepted() << " faulted backend conns"
                << (badTap.resets() > 0 ? ", " + std::to_string(badTap.resets()) + " RST" : "");
-        report(fault, load.str(), result.str(), baseline, afterRound[1], peak);
+        report(fault, load.str(), result.str(), rounds.baseline, rounds.after[1], rounds.peak);
     }
 };
 

@@ -534,6 +534,27 @@ Footprint ChaosTest::settle(const Footprint& baseline, std::chrono::milliseconds
     return now;
 }
 
+Rounds ChaosTest::twice(const std::function<void(int)>& round,
+                        std::chrono::milliseconds settleTimeout) {
+    Rounds r;
+    r.baseline = footprint(pid());
+    for (int i = 0; i < 2 && !HasFatalFailure(); ++i) {
+        PeakSampler sampler(pid());
+        round(i);
+        r.peak = sampler.peak();
+        r.after[i] = settle(r.baseline, settleTimeout);
+    }
+    return r;
+}
+
+void ChaosTest::expectSettled(const Rounds& r) {
+    EXPECT_LE(r.after[1].fds, r.baseline.fds + kFdSlack) << "descriptors left after the fault";
+    EXPECT_LE(r.after[1].rssKiB, r.baseline.rssKiB + kSettledRssSlackKiB)
+        << "RSS did not come back after the fault";
+    EXPECT_LE(r.after[1].rssKiB, roundRssBound(r.after[0].rssKiB, r.baseline.rssKiB, r.peak.rssKiB))
+        << "RSS grew from one identical round to the next by more than allocator noise";
+}
+
 void ChaosTest::report(const std::string& fault, const std::string& load, const std::string& result,
                        const Footprint& before, const Footprint& after, const Footprint& peak) {
     std::ostringstream line;

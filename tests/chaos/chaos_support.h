@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -157,6 +158,14 @@ struct Route {
     std::string protocol = "TCP";  // or "HTTP"
 };
 
+// A fault run twice against the same lastmiled: the footprint before, after each round
+// settled, and the second round's peak.
+struct Rounds {
+    Footprint baseline;
+    Footprint after[2];
+    Footprint peak;
+};
+
 // A real lastmiled with a state dir, API socket and admin listener in a temp dir.
 class ChaosTest : public ::testing::Test {
 protected:
@@ -202,6 +211,14 @@ protected:
     // Waits up to `timeout` for the descriptors to come back within kFdSlack of `baseline`,
     // then (2 to 5 s) for RSS to stop falling; returns the last reading.
     Footprint settle(const Footprint& baseline, std::chrono::milliseconds timeout = 15s);
+
+    // Runs `round(i)` for i = 0, 1, sampling each one's peak and settling (see settle()) after
+    // it; stops after a round that failed fatally.
+    Rounds twice(const std::function<void(int)>& round,
+                 std::chrono::milliseconds settleTimeout = 15s);
+    // Descriptors back within kFdSlack, RSS within kSettledRssSlackKiB of the baseline, and no
+    // growth from the first round to the second beyond roundRssBound.
+    void expectSettled(const Rounds& r);
 
     // Prints (and records as a test property) one line: fault, load held, result, fds and RSS
     // before and after the fault settled, and their peak during it (when sampled).

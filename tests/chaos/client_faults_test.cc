@@ -67,14 +67,9 @@ TEST_F(ClientFaultsTest, SlowlorisHeadersDoNotStarveOtherClients) {
     Tap tap(backend->port(), TapMode::Forward);
     startDaemon();
     auto addr = serve({{"web", tap.port(), "HTTP"}});
-    const Footprint baseline = footprint(pid());
-
-    Footprint afterRound[2];
-    Footprint peak;
     json load;
     unsigned closedByLastmiled = 0;
-    for (int round = 0; round < 2; ++round) {
-        PeakSampler sampler(pid());
+    const Rounds rounds = twice([&](int round) {
         auto args = loadgen("keepalive", addr[0], 8, kSlowSeconds);
         args.insert(args.end(), {"--proto", "http"});
         LoadGen fast(args);
@@ -82,22 +77,16 @@ TEST_F(ClientFaultsTest, SlowlorisHeadersDoNotStarveOtherClients) {
         load = fast.result();
         ASSERT_TRUE(alive()) << "lastmiled died under slowloris, round " << round;
         EXPECT_GT(load.value("requests", 0), 0) << "slow clients starved the fast ones: " << load;
-        peak = sampler.peak();
-        afterRound[round] = settle(baseline);
-    }
+    });
     EXPECT_EQ(tap.plaintext(), 0u) << tap.firstPlaintextSample();
-    EXPECT_LE(afterRound[1].fds, baseline.fds + kFdSlack);
-    EXPECT_LE(afterRound[1].rssKiB, baseline.rssKiB + kSettledRssSlackKiB)
-        << "RSS did not come back after the fault";
-    EXPECT_LE(afterRound[1].rssKiB,
-              roundRssBound(afterRound[0].rssKiB, baseline.rssKiB, peak.rssKiB));
+    expectSettled(rounds);
     std::ostringstream l;
     l << kSlowClients << " clients at 1 byte/s + " << std::lround(load.value("requests_per_s", 0.0))
       << " HTTP req/s";
     report("slowloris headers", l.str(),
            "alive, fast clients served, plaintext 0, " + std::to_string(closedByLastmiled) +
                " slow clients closed by lastmiled",
-           baseline, afterRound[1], peak);
+           rounds.baseline, rounds.after[1], rounds.peak);
 }
 
 // Clients that connect and never send a byte. lastmiled opens the backend connection (and its
@@ -119,40 +108,30 @@ TEST_F(ClientFaultsTest, TenThousandIdleClients) {
     // timeouts would turn that queue into failures that are not the fault under test.
     startDaemon("20s");
     auto addr = serve({{"web", backend->port(), "HTTP"}});
-    const Footprint baseline = footprint(pid());
-
-    Footprint afterRound[2];
-    Footprint peak;
     json result;
-    for (int round = 0; round < 2; ++round) {
-        PeakSampler sampler(pid());
-        // Held long enough for every backend handshake to finish first (they queue on two
-        // shared cores), then for the requests below.
-        auto args = loadgen("idle", addr[0], clients, 25);
-        args.insert(args.end(), {"--silent", "--setup-timeout", "30"});
-        const std::size_t seen = backend->observations().size();
-        LoadGen idle(args);
-        EXPECT_TRUE(backend->waitForObservations(seen + clients, 40s))
-            << "backend handshakes of the idle clients did not finish";
-        // The dataplane still takes new work while the idle connections sit there.
-        auto busy = loadgen("keepalive", addr[0], 4, 3);
-        busy.insert(busy.end(), {"--proto", "http"});
-        json served = LoadGen(busy).result();
-        EXPECT_GT(served.value("requests", 0), 0)
-            << "no request served beside the idle clients: " << served;
-        result = idle.result();
-        ASSERT_TRUE(alive()) << "lastmiled died holding idle clients, round " << round;
-        EXPECT_EQ(result.value("established", 0u), clients) << result;
-        EXPECT_EQ(result.value("alive_at_end", 0u), clients) << result;
-        peak = sampler.peak();
-        afterRound[round] = settle(baseline, 30s);
-    }
-    EXPECT_LE(afterRound[1].fds, baseline.fds + kFdSlack)
-        << "descriptors left after the idle clients went";
-    EXPECT_LE(afterRound[1].rssKiB, baseline.rssKiB + kSettledRssSlackKiB)
-        << "RSS did not come back after the fault";
-    EXPECT_LE(afterRound[1].rssKiB,
-              roundRssBound(afterRound[0].rssKiB, baseline.rssKiB, peak.rssKiB));
+    const Rounds rounds = twice(
+        [&](int round) {
+            // Held long enough for every backend handshake to finish first (they queue on two
+            // shared cores), then for the requests below.
+            auto args = loadgen("idle", addr[0], clients, 25);
+            args.insert(args.end(), {"--silent", "--setup-timeout", "30"});
+            const std::size_t seen = backend->observations().size();
+            LoadGen idle(args);
+            EXPECT_TRUE(backend->waitForObservations(seen + clients, 40s))
+                << "backend handshakes of the idle clients did not finish";
+            // The dataplane still takes new work while the idle connections sit there.
+            auto busy = loadgen("keepalive", addr[0], 4, 3);
+            busy.insert(busy.end(), {"--proto", "http"});
+            json served = LoadGen(busy).result();
+            EXPECT_GT(served.value("requests", 0), 0)
+                << "no request served beside the idle clients: " << served;
+            result = idle.result();
+            ASSERT_TRUE(alive()) << "lastmiled died holding idle clients, round " << round;
+            EXPECT_EQ(result.value("established", 0u), clients) << result;
+            EXPECT_EQ(result.value("alive_at_end", 0u), clients) << result;
+        },
+        30s);
+    expectSettled(rounds);
     // A plaintext first flight would fail the backend's handshake.
     for (const auto& o : backend->observations()) {
         if (!o.handshakeOk) {
@@ -169,7 +148,8 @@ TEST_F(ClientFaultsTest, TenThousandIdleClients) {
         res << "; only " << clients << ": RLIMIT_NOFILE is " << r.rlim_cur << ", 10,000 need "
             << 2 * kIdleClients + kOwnFds;
     }
-    report("10,000 concurrent idle clients", l.str(), res.str(), baseline, afterRound[1], peak);
+    report("10,000 concurrent idle clients", l.str(), res.str(), rounds.baseline, rounds.after[1],
+           rounds.peak);
     if (clients < kIdleClients) {
         GTEST_SKIP() << "held " << clients << " idle clients, not 10,000: RLIMIT_NOFILE is "
                      << r.rlim_cur << " and cannot be raised here, 10,000 need "

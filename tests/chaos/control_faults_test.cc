@@ -57,15 +57,10 @@ TEST_F(ControlFaultsTest, CaRotationAndPolicyFlipsUnderLoad) {
     const std::vector<std::string> flips{caConfigMap(pki_.caPem() + other.caPem()),
                                          caConfigMap(other.caPem()), caConfigMap(pki_.caPem()),
                                          badPolicy, goodPolicy};
-    const Footprint baseline = footprint(pid());
-
-    Footprint afterRound[2];
-    Footprint peak;
     json keepalive;
     json connects;
     int applied = 0;
-    for (int round = 0; round < 2; ++round) {
-        PeakSampler sampler(pid());
+    const Rounds rounds = twice([&](int round) {
         LoadGen ka(loadgen("keepalive", addr, 8, kLoadSeconds));
         LoadGen cc(loadgen("connect", addr, 8, kLoadSeconds));
         const auto end =
@@ -77,24 +72,19 @@ TEST_F(ControlFaultsTest, CaRotationAndPolicyFlipsUnderLoad) {
         apply(caConfigMap(pki_.caPem()) + "---\n" + goodPolicy);
         keepalive = ka.result();
         connects = cc.result();
-        ASSERT_TRUE(alive()) << "lastmiled died under CA rotation and policy flips";
+        ASSERT_TRUE(alive()) << "lastmiled died under CA rotation and policy flips, round "
+                             << round;
         EXPECT_TRUE(eventually([&] { return echoes(addr); }))
             << "the route does not serve once the good CA and policy are back";
-        peak = sampler.peak();
-        afterRound[round] = settle(baseline);
-    }
+    });
     EXPECT_GT(keepalive.value("requests", 0) + connects.value("requests", 0), 0);
     EXPECT_EQ(tap_->plaintext(), 0u) << tap_->firstPlaintextSample();
-    EXPECT_LE(afterRound[1].fds, baseline.fds + kFdSlack);
-    EXPECT_LE(afterRound[1].rssKiB, baseline.rssKiB + kSettledRssSlackKiB)
-        << "RSS did not come back after the fault";
-    EXPECT_LE(afterRound[1].rssKiB,
-              roundRssBound(afterRound[0].rssKiB, baseline.rssKiB, peak.rssKiB));
+    expectSettled(rounds);
     std::ostringstream l;
     l << applied << " CA/policy applies; " << std::lround(keepalive.value("requests_per_s", 0.0))
       << " req/s + " << std::lround(connects.value("connections_per_s", 0.0)) << " conn/s";
-    report("CA rotation + policy flips", l.str(), "alive, serving after, plaintext 0", baseline,
-           afterRound[1], peak);
+    report("CA rotation + policy flips", l.str(), "alive, serving after, plaintext 0",
+           rounds.baseline, rounds.after[1], rounds.peak);
 }
 
 // SIGHUP every 10 ms for the length of the load: each one re-reads the manifests directory and
@@ -104,14 +94,9 @@ TEST_F(ControlFaultsTest, SighupStormUnderLoad) {
     dir_.write("manifests/extra.yaml", configMap("from-manifests", "1"));
     startDaemon("1s", "manifests: " + dir_.path() + "/manifests\n");
     const std::string addr = coveredRoute();
-    const Footprint baseline = footprint(pid());
-
-    Footprint afterRound[2];
-    Footprint peak;
     json keepalive;
     int signals = 0;
-    for (int round = 0; round < 2; ++round) {
-        PeakSampler sampler(pid());
+    const Rounds rounds = twice([&](int round) {
         LoadGen ka(loadgen("keepalive", addr, 8, kLoadSeconds));
         LoadGen cc(loadgen("connect", addr, 8, kLoadSeconds));
         const auto end =
@@ -123,22 +108,17 @@ TEST_F(ControlFaultsTest, SighupStormUnderLoad) {
         }
         keepalive = ka.result();
         cc.result();
-        ASSERT_TRUE(alive()) << "lastmiled died in a SIGHUP storm";
+        ASSERT_TRUE(alive()) << "lastmiled died in a SIGHUP storm, round " << round;
         EXPECT_GT(keepalive.value("requests", 0), 0) << keepalive;
         EXPECT_TRUE(eventually([&] { return echoes(addr); }));
-        peak = sampler.peak();
-        afterRound[round] = settle(baseline);
-    }
+    });
     EXPECT_TRUE(getJson("configmap", "from-manifests").is_object());
     EXPECT_EQ(tap_->plaintext(), 0u) << tap_->firstPlaintextSample();
-    EXPECT_LE(afterRound[1].fds, baseline.fds + kFdSlack);
-    EXPECT_LE(afterRound[1].rssKiB, baseline.rssKiB + kSettledRssSlackKiB)
-        << "RSS did not come back after the fault";
-    EXPECT_LE(afterRound[1].rssKiB,
-              roundRssBound(afterRound[0].rssKiB, baseline.rssKiB, peak.rssKiB));
+    expectSettled(rounds);
     std::ostringstream l;
     l << signals << " SIGHUPs; " << std::lround(keepalive.value("requests_per_s", 0.0)) << " req/s";
-    report("SIGHUP storm", l.str(), "alive, serving, plaintext 0", baseline, afterRound[1], peak);
+    report("SIGHUP storm", l.str(), "alive, serving, plaintext 0", rounds.baseline, rounds.after[1],
+           rounds.peak);
 }
 
 // Files of three objects applied one after another; lastmiled is SIGKILLed mid-burst and
