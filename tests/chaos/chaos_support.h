@@ -116,14 +116,12 @@ bool eventually(F&& condition, std::chrono::milliseconds timeout = 10s) {
 
 // Descriptors lastmiled may hold above its baseline once a fault settled. They are exact
 // counts and nothing per connection outlives it, so a few (the store's WAL, an admin request
-// in flight) is all the slack needed. RSS gets no baseline check: glibc keeps freed heap in
-// its per-thread arenas for reuse, so a burst leaves RSS above the baseline with no leak; a
-// repeat of the same fault must not grow it (see kRoundRssSlackKiB).
+// in flight) is all the slack needed.
 constexpr std::uint64_t kFdSlack = 8;
 // A repeat of a fault may end with RSS above the first round's: glibc serves the second
-// burst from arenas fragmented by the first, and how much it keeps was seen to vary from run
-// to run (up to a fifth of the burst's peak growth) on this machine shared with other builds.
-// A leak grows by the burst's full size each round, which this bound catches.
+// burst from arenas fragmented by the first, and how much it keeps varied from run to run
+// (up to a fifth of the burst's peak growth) on this machine shared with other builds. A leak
+// grows by the burst's full size each round, which roundRssBound() still catches.
 constexpr std::uint64_t kRoundRssSlackKiB = 2048;
 // What lastmiled may keep over its pre-load RSS once a fault is over: the TLS session caches,
 // compiled profiles, metric series and per-worker arenas of the first traffic. Measured at
