@@ -49,6 +49,7 @@ struct Options {
     unsigned maxConnecting = 128;     // idle: connections in their handshake at a time
     double setupTimeout = 30.0;       // idle: bound on establishing all connections
     double intervalMs = 0;            // connect: pause of each slot between connections
+    bool silent = false;              // idle: connect and send nothing (no round trip)
 };
 
 std::uint64_t nowNs() {
@@ -266,6 +267,16 @@ void LoadGen::onConnected(std::size_t slot) {
     case Mode::Check:
         c.sent = c.received = 0;
         watch(slot, EPOLLIN | EPOLLOUT);
+        break;
+    case Mode::Idle:
+        if (opts_.silent) {
+            // Established once connected; EPOLLIN only reports the peer closing it.
+            c.established = true;
+            ++established_;
+            watch(slot, EPOLLIN);
+            break;
+        }
+        sendRequest(slot);
         break;
     default:
         sendRequest(slot);
@@ -646,6 +657,8 @@ int realMain(int argc, char** argv) {
     app.add_option("--interval-ms", opts.intervalMs, "connect: pause between a slot's connections")
         ->check(CLI::Range(0.0, 60'000.0));
     app.add_option("--setup-timeout", opts.setupTimeout, "idle/check: seconds to establish");
+    app.add_flag("--silent", opts.silent,
+                 "idle: send nothing, not even the first round trip (clients that connect and go quiet)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

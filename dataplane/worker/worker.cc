@@ -1446,6 +1446,9 @@ struct Worker::Impl {
     void buryDead() {
         for (Connection* c : dead_) {
             delete c;
+            // A connection closed while it still held its buffers (clients that trickle
+            // bytes never park) frees them here: a burst of such closes must trim too.
+            noteRelease();
         }
         dead_.clear();
     }
