@@ -348,7 +348,10 @@ void ChaosTest::startDaemon(const std::string& timeouts, const std::string& extr
     const std::string config = dir_.write(
         "lastmiled.yaml", "workers: 2\nbindAddress: 127.0.0.1\nconnectTimeout: " + timeouts +
                               "\nhandshakeTimeout: " + timeouts +
-                              "\nidleTimeout: 30s\ndrainTimeout: 1s\n" + extraConfig);
+                              "\nidleTimeout: 30s\ndrainTimeout: 1s\n"
+                              // The backends are on loopback, which the default refuses.
+                              "allowedBackendNetworks: [\"127.0.0.0/8\", \"::1/128\"]\n" +
+                              extraConfig);
     notify_ =
         std::make_unique<test::NotifySocket>(dir_.path() + "/notify" + std::to_string(starts_));
     std::vector<std::string> argv{binary("LASTMILED"), "--config",     config,
@@ -519,8 +522,11 @@ Footprint ChaosTest::settle(const Footprint& baseline, std::chrono::milliseconds
             return now.fds <= baseline.fds + kFdSlack;
         },
         timeout);
-    // lastmiled gives a quiet connection's buffers back after 1 s and trims its heap 1 s
-    // later: read RSS once it stopped falling (bounded).
+    // Buffers kept for reuse go back to the budget (and the heap) once unused for a second:
+    // RSS means something only after the buffer gauge has fallen to nothing.
+    eventually([&] { return metric("lastmile_buffer_memory_bytes") == 0; }, timeout);
+    // lastmiled trims its heap after buffers come back: read RSS once it stopped falling
+    // (bounded).
     for (int i = 0; i < 10; ++i) {
         std::this_thread::sleep_for(500ms);
         const Footprint next = footprint(pid());
