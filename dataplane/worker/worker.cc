@@ -151,7 +151,9 @@ struct Connection {
     // A side quiet for kParkAfter gives its read buffer back and waits for readability
     // with a poll instead: parking (its receive is being cancelled), then parked.
     bool clientParking = false;
-    bool clientParked = false;
+    // A new client starts parked: its first receive waits for bytes, so a client that
+    // connects and stays silent holds no buffer, and no share of the buffer budget.
+    bool clientParked = true;
     bool backendParking = false;
     bool backendParked = false;
     Clock::time_point lastActivity;
@@ -161,6 +163,7 @@ struct Connection {
     bool backendEof = false;          // the backend's stream is over: FIN to the client next
     bool truncated = false;           // ... without close_notify: a reset to the client instead
     bool resetWhenDelivered = false;  // truncated, and every byte was sent: reset once acked
+    Clock::time_point resetBy;         // ... or at this time, acknowledged or not
     bool closeNotifyQueued = false;   // our close_notify is in upOut
     bool backendWriteShut = false;    // FIN sent to the backend
     bool clientWriteShut = false;     // FIN sent to the client
@@ -1163,12 +1166,17 @@ struct Worker::Impl {
     }
 
     // A reset discards what the socket has not delivered yet, so it waits until the client
-    // has acknowledged every byte; scanDeadlines asks again each tick, the idle timeout
-    // bounds the wait.
+    // has acknowledged every byte; scanDeadlines asks again each tick. A client that does not
+    // read gets the reset after kLinger: the stream is broken either way, and waiting for
+    // the idle timeout would hold its descriptors and memory for nothing.
     void resetWhenDelivered(Connection& c) {
+        if (!c.resetWhenDelivered) {
+            c.resetWhenDelivered = true;
+            c.resetBy = now_ + kLinger;
+        }
         int undelivered = 0;
-        c.resetWhenDelivered = true;
-        if (::ioctl(c.client.get(), SIOCOUTQ, &undelivered) == -1 || undelivered == 0) {
+        if (::ioctl(c.client.get(), SIOCOUTQ, &undelivered) == -1 || undelivered == 0 ||
+            now_ >= c.resetBy) {
             abort(c);
         }
     }
