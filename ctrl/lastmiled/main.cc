@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // lastmiled: the appliance process: store, reconciler and API, and the dataplane workers.
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -295,8 +296,9 @@ int run(const Flags& flags) {
             }
             if (r.path == "/metrics") {
                 auto live = profiles.snapshot();
+                const struct mallinfo2 heap = ::mallinfo2();
                 MetricsInput in{workers.stats(), live, workers.engines(), live->generation,
-                                controller.compileFailures()};
+                                controller.compileFailures(), heap.uordblks + heap.hblkhd};
                 return HttpResponse{200, "text/plain; version=0.0.4", renderMetrics(in)};
             }
             if (auto page = serveDashboard(r.path)) {

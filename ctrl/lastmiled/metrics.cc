@@ -212,6 +212,9 @@ std::string renderMetrics(const MetricsInput& in) {
         << (handshakes == 0 ? 0.0 : static_cast<double>(s.handshakesResumed) / handshakes) << '\n';
     family(out, "lastmile_workers", "gauge", "dataplane worker threads");
     out << "lastmile_workers " << s.workers << '\n';
+    family(out, "lastmile_heap_in_use_bytes", "gauge",
+           "bytes allocated from the heap and not freed (RSS also counts freed memory kept)");
+    out << "lastmile_heap_in_use_bytes " << in.heapInUseBytes << '\n';
     family(out, "lastmile_record_engine_usable", "gauge",
            "1 when the record engine can take sessions on this host");
     for (const auto& e : in.engines) {

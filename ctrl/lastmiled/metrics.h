@@ -19,6 +19,9 @@ struct MetricsInput {
     std::vector<dataplane::EngineStatus> engines;
     std::uint64_t profileGeneration = 0;
     std::uint64_t compileFailures = 0;
+    // Bytes malloc has handed out and not had back (mallinfo2): unlike RSS, it does not
+    // depend on whether freed memory went back to the kernel, so growth means a leak.
+    std::uint64_t heapInUseBytes = 0;
 };
 
 std::string renderMetrics(const MetricsInput& in);

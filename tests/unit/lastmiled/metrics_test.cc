@@ -22,6 +22,14 @@ TEST(MetricsTest, EveryFailureReasonHasASeriesEvenAtZero) {
     EXPECT_TRUE(contains(text, "# TYPE lastmile_failures_total counter\n"));
 }
 
+TEST(MetricsTest, HeapInUseIsAGauge) {
+    MetricsInput in;
+    in.heapInUseBytes = 123456;
+    const std::string text = renderMetrics(in);
+    EXPECT_TRUE(contains(text, "# TYPE lastmile_heap_in_use_bytes gauge\n"));
+    EXPECT_TRUE(contains(text, "lastmile_heap_in_use_bytes 123456\n"));
+}
+
 TEST(MetricsTest, HandshakeHistogramBucketsAreCumulative) {
     MetricsInput in;
     in.dataplane.handshakeSeconds.buckets[0] = 2;  // <= 1 ms
