@@ -15,6 +15,7 @@
 
 #include "ctrl/api/base64.h"
 #include "ctrl/api/kinds.h"
+#include "dataplane/base/text.h"
 #include "dataplane/net/address_filter.h"
 
 namespace lastmile::ctrl {
@@ -203,8 +204,6 @@ bool isIp(const std::string& s, int family) {
     // inet_pton stops at a NUL: "10.0.0.1\0junk" is not an address.
     return s.find('\0') == std::string::npos && inet_pton(family, s.c_str(), buf) == 1;
 }
-
-bool isIpAny(const std::string& s) { return isIp(s, AF_INET) || isIp(s, AF_INET6); }
 
 // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is an IPv4 address to the API server, so an
 // IPv6 EndpointSlice may not carry one.
@@ -601,7 +600,7 @@ void checkGateway(Checker& c, const Json& object) {
             std::string type = getString(a, "type", "IPAddress");
             const auto& v = value->get_ref<const std::string&>();
             std::string path = index("spec.addresses", i) + ".value";
-            if (type == "IPAddress" && !isIpAny(v)) {
+            if (type == "IPAddress" && !isIpAddress(v)) {
                 c.invalid(path, *value, "must be a valid IPv4 or IPv6 address");
             } else if (type == "Hostname" && !isDnsSubdomain(v)) {
                 c.invalid(path, *value, "must be a lowercase RFC 1123 subdomain");
@@ -711,7 +710,7 @@ void checkService(Checker& c, const Json& object) {
     }
     if (const Json* ip = get(*spec, "clusterIP"); ip && ip->is_string()) {
         const auto& v = ip->get_ref<const std::string&>();
-        if (!v.empty() && v != "None" && !isIpAny(v)) {
+        if (!v.empty() && v != "None" && !isIpAddress(v)) {
             c.invalid("spec.clusterIP", *ip, "must be empty, 'None', or a valid IP address");
         }
     }
