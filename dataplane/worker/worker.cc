@@ -343,12 +343,20 @@ struct Worker::Impl {
         return it != p->second.end() && it->id == id ? &*it : nullptr;
     }
 
+    // Client sockets are non-blocking like backend ones. io_uring runs every splice on an
+    // io-wq thread, where a splice from a blocking socket with nothing to read sleeps inside
+    // the kernel holding the pipe's lock: the splice draining that pipe into the backend
+    // then waits for the lock, so an interactive client waiting for the answer to bytes
+    // still in the pipe stalled both for good (the hung iou-wrk thread of issue 14). A
+    // non-blocking splice returns EAGAIN instead, and the worker waits for readability.
+    static constexpr int kClientSocketFlags = SOCK_CLOEXEC | SOCK_NONBLOCK;
+
     void armAccept(Listener& l) {
         io_uring_sqe* s = ring_->sqe();
         if (ring_->features().multishotAccept) {
-            io_uring_prep_multishot_accept(s, l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+            io_uring_prep_multishot_accept(s, l.fd.get(), nullptr, nullptr, kClientSocketFlags);
         } else {
-            io_uring_prep_accept(s, l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+            io_uring_prep_accept(s, l.fd.get(), nullptr, nullptr, kClientSocketFlags);
         }
         io_uring_sqe_set_data64(s, uring::packUserData(Accept, reinterpret_cast<std::uint64_t>(&l)));
         l.armed = true;
@@ -1091,7 +1099,8 @@ struct Worker::Impl {
             }
         } else if (c.piped > 0) {
             if (!has(c, BackendSplice) && !has(c, BackendWritable)) {
-                splice(c, c.pipeRead.get(), c.backend.get(), c.piped, 0, BackendSplice);
+                splice(c, c.pipeRead.get(), c.backend.get(), c.piped, SPLICE_F_NONBLOCK,
+                       BackendSplice);
             }
         } else if (c.clientEof && !c.backendWriteShut && !has(c, BackendSend) &&
                    !has(c, BackendSplice) && !has(c, BackendWritable)) {

@@ -2450,6 +2450,38 @@ TEST_F(KernelTlsE2eTest, BackendFinWithoutCloseNotifyResetsTheClientAfterAllByte
     EXPECT_EQ(metric("lastmile_backend_truncations_total"), 1);
 }
 
+// A client that waits for the answer to each request before sending the next. Kernel
+// sessions splice client bytes through a pipe; when client sockets were blocking, the splice
+// waiting for the client's next request held the pipe's lock inside the kernel, so the
+// request still in the pipe never reached the backend and every connection hung within a
+// few dozen exchanges.
+TEST_F(KernelTlsE2eTest, InteractiveClientsNeverStallOnKernelSessions) {
+    constexpr int kClients = 3;
+    constexpr int kRounds = 150;
+    constexpr std::size_t kRequest = 8000;
+    auto backend = echoBackend();
+    auto l = serveWithPolicy(*backend, withOptions({{"session-resumption", "false"}}));
+    std::atomic<int> completed{0};
+    std::vector<std::thread> clients;
+    for (int i = 0; i < kClients; ++i) {
+        clients.emplace_back([&, i] {
+            UniqueFd fd = dial(l.tcp);
+            for (int round = 0; round < kRounds; ++round) {
+                const std::string request(kRequest, static_cast<char>('a' + (i + round) % 26));
+                if (!sendAll(fd.get(), request) || readExactly(fd.get(), kRequest) != request) {
+                    return;  // a stall shows as the receive timing out
+                }
+            }
+            completed.fetch_add(1);
+        });
+    }
+    for (auto& t : clients) {
+        t.join();
+    }
+    EXPECT_EQ(completed.load(), kClients) << "every exchange of every client was answered";
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), kClients);
+}
+
 TEST_F(KernelTlsE2eTest, CaRotationReverifiesKernelSessionsFromTheKeptPeerChain) {
     TestPki next;
     auto backend = echoBackend();
