@@ -57,7 +57,9 @@ namespace lastmile::dataplane {
     X(ConnectionLimit, "connection_limit", "too many connections")                              \
     X(BackendConnectionLimit, "backend_connection_limit", "too many backend connections")       \
     X(IdleTimeout, "idle_timeout", "the connection was idle too long")                          \
-    X(StreamError, "stream_error", "the stream to the backend failed")
+    X(StreamError, "stream_error", "the stream to the backend failed")                          \
+    X(Truncated, "truncated", "the backend's TLS stream ended without close_notify")            \
+    X(Stalled, "stalled", "the connection stopped moving bytes")
 
 enum class Failure {
 #define LM_ENUM(name, label, summary) name,

@@ -52,6 +52,10 @@ constexpr std::size_t kTrimPad = 1 << 20;
 constexpr std::chrono::seconds kTrimQuiet{1};
 // A side with no traffic for this long gives its read buffer back (see park()).
 constexpr std::chrono::seconds kParkAfter{1};
+// A send that has waited this long while its socket has room is stuck, not slowed by a
+// reader: the connection is closed as stalled (scanDeadlines). Generous, since a loaded
+// host can delay any completion by a second or more.
+constexpr std::chrono::seconds kStallAfter{10};
 // A receive that brought less than this (a trickle, an interactive exchange) parks its side
 // at once: the next bytes are waited for without a buffer, so a client sending a byte at a
 // time cannot pin one.
@@ -161,7 +165,7 @@ struct Connection {
     bool clientEof = false;           // FIN from the client
     bool backendFin = false;          // FIN from the backend: read nothing more
     bool backendEof = false;          // the backend's stream is over: FIN to the client next
-    bool truncated = false;           // ... without close_notify: a reset to the client instead
+    bool resetClient = false;         // the stream broke: the client's close is a reset
     bool resetWhenDelivered = false;  // truncated, and every byte was sent: reset once acked
     Clock::time_point resetBy;         // ... or at this time, acknowledged or not
     bool closeNotifyQueued = false;   // our close_notify is in upOut
@@ -174,6 +178,15 @@ struct Connection {
     unsigned pending = 0;  // bit(Op) of every SQE in flight
     Clock::time_point deadline = Clock::time_point::max();
     Clock::time_point handshakeStart;
+    // When the send in flight toward the backend (BackendSend, BackendSplice) or the client
+    // (ClientSend) was posted; max() while none is. A send to a socket with room finishes
+    // at once, so one that waits kStallAfter while its socket has room is stuck
+    // (scanDeadlines).
+    Clock::time_point toBackendSince = Clock::time_point::max();
+    Clock::time_point toClientSince = Clock::time_point::max();
+    // Plaintext forwarded each way, for the log line of a stream that broke.
+    std::uint64_t toBackendBytes = 0;
+    std::uint64_t toClientBytes = 0;
     ListenerCounters* listenerStats = nullptr;  // set for client connections
     ServiceCounters* serviceStats = nullptr;    // set once a backend is chosen
 };
@@ -280,6 +293,9 @@ struct Worker::Impl {
             default: {
                 auto& c = *reinterpret_cast<Connection*>(object);
                 c.pending &= ~bit(op);
+                if (Clock::time_point* since = sendSince(c, op)) {
+                    *since = Clock::time_point::max();
+                }
                 onEvent(c, op, cqe.res);
             }
         }
@@ -840,8 +856,7 @@ struct Worker::Impl {
                     if (std::exchange(c.refillAfterAnswer, false)) {
                         refillPools();
                     }
-                    bump(counters_.bytesToClient, static_cast<std::uint64_t>(res));
-                    bump(c.serviceStats->receivedBytes, static_cast<std::uint64_t>(res));
+                    countToClient(c, static_cast<std::uint64_t>(res));
                 }
                 break;
             case BackendPoll:
@@ -869,7 +884,11 @@ struct Worker::Impl {
                         return failHandshake(c, res == 0 ? "the backend closed the connection"
                                                          : std::strerror(-res));
                     }
-                    if (res < 0 || c.stage == Stage::Pooled) {
+                    if (res < 0) {
+                        return backendGone(c, std::string("receiving from the backend: ") +
+                                                  std::strerror(-res));
+                    }
+                    if (c.stage == Stage::Pooled) {
                         return backendGone(c, "the backend closed the connection");
                     }
                     c.backendFin = true;
@@ -884,12 +903,11 @@ struct Worker::Impl {
                 break;
             case BackendSend:
                 if (res < 0) {
-                    return backendGone(c, "sending to the backend failed");
+                    return backendGone(c, std::string("sending to the backend: ") + std::strerror(-res));
                 }
                 c.backendSendFrom->consume(static_cast<std::size_t>(res));
                 if (plaintextWire(c) && c.stage == Stage::Forwarding) {
-                    bump(counters_.bytesToBackend, static_cast<std::uint64_t>(res));
-                    bump(c.serviceStats->sentBytes, static_cast<std::uint64_t>(res));
+                    countToBackend(c, static_cast<std::uint64_t>(res));
                 }
                 if (c.stage == Stage::Handshaking) {
                     return handshake(c);
@@ -931,8 +949,7 @@ struct Worker::Impl {
                 }
                 c.piped -= static_cast<std::size_t>(res);
                 c.pipeFull = false;
-                bump(counters_.bytesToBackend, static_cast<std::uint64_t>(res));
-                bump(c.serviceStats->sentBytes, static_cast<std::uint64_t>(res));
+                countToBackend(c, static_cast<std::uint64_t>(res));
                 break;
             default:
                 break;
@@ -946,6 +963,17 @@ struct Worker::Impl {
         pump(c);
     }
 
+    void countToBackend(Connection& c, std::uint64_t n) {
+        bump(counters_.bytesToBackend, n);
+        bump(c.serviceStats->sentBytes, n);
+        c.toBackendBytes += n;
+    }
+    void countToClient(Connection& c, std::uint64_t n) {
+        bump(counters_.bytesToClient, n);
+        bump(c.serviceStats->receivedBytes, n);
+        c.toClientBytes += n;
+    }
+
     void backendGone(Connection& c, const std::string& why) {
         if (c.stage == Stage::Pooled) {
             bump(counters_.warmPoolDiscarded);
@@ -954,8 +982,7 @@ struct Worker::Impl {
         if (c.stage == Stage::Handshaking) {
             return failHandshake(c, why);
         }
-        counters_.fail(Failure::StreamError);
-        abort(c);
+        breakStream(c, Failure::StreamError, why);
     }
 
     // ---- Moving bytes. Called after every event; posts whatever can make progress.
@@ -1011,12 +1038,10 @@ struct Worker::Impl {
             if (c.upIn && !c.upIn->empty()) {
                 auto sealed = c.session->seal(*c.upIn);
                 if (!sealed) {
-                    counters_.fail(Failure::StreamError);
-                    abort(c);
+                    breakStream(c, Failure::StreamError, sealed.error().message());
                     return false;
                 }
-                bump(counters_.bytesToBackend, *sealed);
-                bump(c.serviceStats->sentBytes, *sealed);
+                countToBackend(c, *sealed);
             }
             if (c.clientEof && (!c.upIn || c.upIn->empty()) && !c.closeNotifyQueued) {
                 c.closeNotifyQueued = true;
@@ -1070,9 +1095,7 @@ struct Worker::Impl {
                 reject(c, Failure::HandshakeFailed, 502,
                        "the backend refused the TLS session: " + result.error().context());
             } else {
-                LM_LOG(Debug, kLog, "backend stream ended: " << result.error().message());
-                counters_.fail(Failure::StreamError);
-                abort(c);
+                breakStream(c, Failure::StreamError, result.error().message());
             }
             return false;
         }
@@ -1107,10 +1130,11 @@ struct Worker::Impl {
             auto sent = c.session->closeNotify();
             if (!sent && sent.error().code() == std::errc::resource_unavailable_try_again) {
                 poll(c, c.backend.get(), BackendWritable, POLLOUT);
+            } else if (!sent) {
+                // The backend is gone (a reset: it closed with our bytes unread), so what
+                // the client sent last may never have been read: not a clean end.
+                return breakStream(c, Failure::StreamError, sent.error().message());
             } else {
-                if (!sent) {
-                    LM_LOG(Debug, kLog, sent.error().message());  // the FIN still ends it
-                }
                 ::shutdown(c.backend.get(), SHUT_WR);
                 c.backendWriteShut = true;
             }
@@ -1156,8 +1180,32 @@ struct Worker::Impl {
     // a reset.
     void truncate(Connection& c) {
         bump(counters_.truncatedByBackend);
+        counters_.fail(Failure::Truncated);
+        logBroken(c, Failure::Truncated, "the backend's TLS stream ended without close_notify");
         c.backendEof = true;
-        c.truncated = true;
+        c.resetClient = true;
+    }
+
+    // The stream broke midway: counted, logged, and the client reset at once, since a FIN
+    // would tell it that it got the whole stream.
+    void breakStream(Connection& c, Failure why, const std::string& what) {
+        counters_.fail(why);
+        logBroken(c, why, what);
+        c.resetClient = true;
+        abort(c);
+    }
+
+    void logBroken(const Connection& c, Failure why, const std::string& what) {
+        const auto size = [](const ChunkPtr& chunk) { return chunk ? chunk->size() : 0; };
+        LM_LOG(Notice, kLog,
+               "stream " << failureLabel(why) << ": " << c.project << "/" << c.backendKey.ns
+                         << "/" << c.backendKey.service << ":" << c.backendKey.port << " via "
+                         << c.endpoint.address << ":" << c.endpoint.port << ": " << what
+                         << " (" << c.toClientBytes
+                         << " bytes sent to the client, " << c.toBackendBytes
+                         << " to the backend, "
+                         << size(c.upIn) + size(c.upOut) + c.piped
+                         << " held for the backend); the client gets a reset");
     }
 
     void sendToClient(Connection& c, ChunkPtr& from) {
@@ -1166,7 +1214,7 @@ struct Worker::Impl {
         }
         if (from && !from->empty()) {
             send(c, c.client.get(), *from, ClientSend);
-        } else if (c.backendEof && c.truncated) {
+        } else if (c.backendEof && c.resetClient) {
             resetWhenDelivered(c);
         } else if (c.backendEof && !c.clientWriteShut) {
             ::shutdown(c.client.get(), SHUT_WR);
@@ -1273,6 +1321,20 @@ struct Worker::Impl {
     void submit(Connection& c, io_uring_sqe* s, Op op) {
         io_uring_sqe_set_data64(s, uring::packUserData(op, reinterpret_cast<std::uint64_t>(&c)));
         c.pending |= bit(op);
+        if (Clock::time_point* since = sendSince(c, op)) {
+            *since = now_;
+        }
+    }
+    static Clock::time_point* sendSince(Connection& c, Op op) {
+        switch (op) {
+            case BackendSend:
+            case BackendSplice:
+                return &c.toBackendSince;
+            case ClientSend:
+                return &c.toClientSince;
+            default:
+                return nullptr;
+        }
     }
     void recv(Connection& c, int fd, Chunk& into, Op op) {
         io_uring_sqe* s = ring_->sqe();
@@ -1397,7 +1459,7 @@ struct Worker::Impl {
 
     void abort(Connection& c) {
         c.closing = true;
-        if (c.client.valid() && c.truncated) {
+        if (c.client.valid() && c.resetClient) {
             // The close is a reset (SO_LINGER {1, 0}); SHUT_RD ends a pending receive, poll
             // or splice without the FIN that SHUT_WR would send.
             const linger abortive{1, 0};
@@ -1478,12 +1540,30 @@ struct Worker::Impl {
                 onDeadline(*c);
             } else if (!c->closing && c->resetWhenDelivered) {
                 resetWhenDelivered(*c);
+            } else if (!c->closing && c->stage == Stage::Forwarding && stalled(*c)) {
+                breakStream(*c, Failure::Stalled,
+                            "a send waited " + std::to_string(kStallAfter.count()) +
+                                " s while the receiving socket had room");
             } else if (!c->closing && now_ - c->lastActivity >= kParkAfter &&
                        (c->stage == Stage::Forwarding || c->stage == Stage::Pooled)) {
                 park(*c);
             }
             c = next;
         }
+    }
+
+    // The progress watchdog: a send toward a side has been in flight for kStallAfter while
+    // that side's socket could take bytes. Backpressure (a reader that does not read)
+    // leaves the socket full and is the idle timeout's business, not this.
+    bool stalled(const Connection& c) const {
+        const auto stuck = [this](Clock::time_point since, int fd) {
+            if (since == Clock::time_point::max() || now_ - since < kStallAfter) {
+                return false;
+            }
+            pollfd room{fd, POLLOUT, 0};
+            return ::poll(&room, 1, 0) == 1 && (room.revents & POLLOUT) != 0;
+        };
+        return stuck(c.toBackendSince, c.backend.get()) || stuck(c.toClientSince, c.client.get());
     }
 
     // Cancels a quiet side's receive so that its empty buffer can go back to the pool.

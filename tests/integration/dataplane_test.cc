@@ -2480,6 +2480,29 @@ TEST_F(KernelTlsE2eTest, InteractiveClientsNeverStallOnKernelSessions) {
     }
     EXPECT_EQ(completed.load(), kClients) << "every exchange of every client was answered";
     EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), kClients);
+    EXPECT_EQ(metric("lastmile_failures_total{reason=\"stalled\"}"), 0);
+}
+
+// The backend ends its side and closes; bytes the client sends after that reach a closed
+// socket, whose kernel answers with a reset, and our close_notify then fails. What the client sent last never reached the
+// backend: the connection counts as failed, not as a clean close.
+TEST_F(KernelTlsE2eTest, BackendGoneBeforeOurCloseNotifyCountsAsAFailure) {
+    auto o = backendOptions(pki_.issueServer(kHostname), BackendMode::Source);
+    o.sourceBytes = 1000;
+    o.readAfterCloseNotify = false;
+    auto backend = startBackend(o);
+    auto l = serveWithPolicy(*backend, withOptions({{"session-resumption", "false"}}));
+    UniqueFd fd = dial(l.tcp);
+    const ReadResult r = readToEnd(fd.get());  // the backend's bytes, then its close_notify
+    ASSERT_EQ(r.data.size(), 1000u);
+    // The backend has closed: these bytes reach a closed socket, which answers with a reset.
+    ASSERT_TRUE(sendAll(fd.get(), std::string(1000, 'x')));
+    std::this_thread::sleep_for(300ms);
+    ASSERT_EQ(::shutdown(fd.get(), SHUT_WR), 0);  // now lastmile sends its close_notify
+    EXPECT_TRUE(eventually(
+        [&] { return metric("lastmile_failures_total{reason=\"stream_error\"}") == 1; }))
+        << "the failed close_notify is counted";
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), 1);
 }
 
 TEST_F(KernelTlsE2eTest, CaRotationReverifiesKernelSessionsFromTheKeptPeerChain) {

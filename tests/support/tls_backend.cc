@@ -757,7 +757,7 @@ struct TlsBackend::Worker {
                     break;  // close_notify waits for EPOLLOUT
                 }
                 progress = true;
-                if (c.peerEof) {
+                if (c.peerEof || !opts().readAfterCloseNotify) {
                     alive = false;
                     break;
                 }

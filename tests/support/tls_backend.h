@@ -89,6 +89,9 @@ struct TlsBackendOptions {
     std::uint64_t sourceBytes = 0;  // Source mode: 0 = unlimited
     // false: end every stream with a bare TCP FIN, no close_notify (a truncation attack).
     bool closeNotify = true;
+    // After sending close_notify, read on until the client's EOF (a TLS half-close). false:
+    // close the socket at once, so bytes the client sends later draw a TCP reset.
+    bool readAfterCloseNotify = true;
     // Echo and Source modes over TLS 1.3: once this many application bytes were sent, send
     // one KeyUpdate (update_not_requested) and carry on under the new keys. 0 = never.
     std::uint64_t keyUpdateAfterBytes = 0;
