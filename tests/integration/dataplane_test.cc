@@ -1781,6 +1781,7 @@ TEST_F(DataplaneE2eTest, BackendFinWithoutCloseNotifyResetsTheClientAfterAllByte
     EXPECT_TRUE(test::matchesSourcePattern(
         0, {reinterpret_cast<const std::uint8_t*>(r.data.data()), r.data.size()}));
     EXPECT_EQ(metric("lastmile_backend_truncations_total"), 1);
+    EXPECT_EQ(metric("lastmile_failures_total{reason=\"truncated\"}"), 1);
 }
 
 // ---- Budgets.
@@ -2448,6 +2449,7 @@ TEST_F(KernelTlsE2eTest, BackendFinWithoutCloseNotifyResetsTheClientAfterAllByte
         0, {reinterpret_cast<const std::uint8_t*>(r.data.data()), r.data.size()}));
     EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), 1);
     EXPECT_EQ(metric("lastmile_backend_truncations_total"), 1);
+    EXPECT_EQ(metric("lastmile_failures_total{reason=\"truncated\"}"), 1);
 }
 
 // A client that waits for the answer to each request before sending the next. Kernel
