@@ -178,12 +178,13 @@ struct Connection {
     unsigned pending = 0;  // bit(Op) of every SQE in flight
     Clock::time_point deadline = Clock::time_point::max();
     Clock::time_point handshakeStart;
-    // When the send in flight toward the backend (BackendSend, BackendSplice) or the client
-    // (ClientSend) was posted; max() while none is. A send to a socket with room finishes
-    // at once, so one that waits kStallAfter while its socket has room is stuck
-    // (scanDeadlines).
+    // When the operation in flight that moves bytes out to the backend (BackendSend,
+    // BackendSplice), out to the client (ClientSend) or in from the client through the pipe
+    // (ClientSplice) was posted; max() while none is. Each finishes at once when its socket
+    // is ready, so one that waits kStallAfter while it is ready is stuck (scanDeadlines).
     Clock::time_point toBackendSince = Clock::time_point::max();
     Clock::time_point toClientSince = Clock::time_point::max();
+    Clock::time_point fromClientSince = Clock::time_point::max();
     // Plaintext forwarded each way, for the log line of a stream that broke.
     std::uint64_t toBackendBytes = 0;
     std::uint64_t toClientBytes = 0;
@@ -1332,6 +1333,8 @@ struct Worker::Impl {
                 return &c.toBackendSince;
             case ClientSend:
                 return &c.toClientSince;
+            case ClientSplice:
+                return &c.fromClientSince;
             default:
                 return nullptr;
         }
@@ -1542,8 +1545,8 @@ struct Worker::Impl {
                 resetWhenDelivered(*c);
             } else if (!c->closing && c->stage == Stage::Forwarding && stalled(*c)) {
                 breakStream(*c, Failure::Stalled,
-                            "a send waited " + std::to_string(kStallAfter.count()) +
-                                " s while the receiving socket had room");
+                            "an operation waited " + std::to_string(kStallAfter.count()) +
+                                " s while its socket was ready");
             } else if (!c->closing && now_ - c->lastActivity >= kParkAfter &&
                        (c->stage == Stage::Forwarding || c->stage == Stage::Pooled)) {
                 park(*c);
@@ -1552,18 +1555,21 @@ struct Worker::Impl {
         }
     }
 
-    // The progress watchdog: a send toward a side has been in flight for kStallAfter while
-    // that side's socket could take bytes. Backpressure (a reader that does not read)
-    // leaves the socket full and is the idle timeout's business, not this.
+    // The progress watchdog: an operation moving bytes has been in flight for kStallAfter
+    // while its socket was ready (room to send, bytes to splice). Backpressure (a reader
+    // that does not read, a sender that does not send) leaves the socket not ready and is the
+    // idle timeout's business, not this.
     bool stalled(const Connection& c) const {
-        const auto stuck = [this](Clock::time_point since, int fd) {
+        const auto stuck = [this](Clock::time_point since, int fd, short ready) {
             if (since == Clock::time_point::max() || now_ - since < kStallAfter) {
                 return false;
             }
-            pollfd room{fd, POLLOUT, 0};
-            return ::poll(&room, 1, 0) == 1 && (room.revents & POLLOUT) != 0;
+            pollfd p{fd, ready, 0};
+            return ::poll(&p, 1, 0) == 1 && (p.revents & ready) != 0;
         };
-        return stuck(c.toBackendSince, c.backend.get()) || stuck(c.toClientSince, c.client.get());
+        return stuck(c.toBackendSince, c.backend.get(), POLLOUT) ||
+               stuck(c.toClientSince, c.client.get(), POLLOUT) ||
+               stuck(c.fromClientSince, c.client.get(), POLLIN);
     }
 
     // Cancels a quiet side's receive so that its empty buffer can go back to the pool.
