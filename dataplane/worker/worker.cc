@@ -294,7 +294,7 @@ struct Worker::Impl {
             default: {
                 auto& c = *reinterpret_cast<Connection*>(object);
                 c.pending &= ~bit(op);
-                if (Clock::time_point* since = sendSince(c, op)) {
+                if (Clock::time_point* since = watchedSince(c, op)) {
                     *since = Clock::time_point::max();
                 }
                 onEvent(c, op, cqe.res);
@@ -1322,11 +1322,11 @@ struct Worker::Impl {
     void submit(Connection& c, io_uring_sqe* s, Op op) {
         io_uring_sqe_set_data64(s, uring::packUserData(op, reinterpret_cast<std::uint64_t>(&c)));
         c.pending |= bit(op);
-        if (Clock::time_point* since = sendSince(c, op)) {
+        if (Clock::time_point* since = watchedSince(c, op)) {
             *since = now_;
         }
     }
-    static Clock::time_point* sendSince(Connection& c, Op op) {
+    static Clock::time_point* watchedSince(Connection& c, Op op) {
         switch (op) {
             case BackendSend:
             case BackendSplice:
