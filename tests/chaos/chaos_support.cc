@@ -17,10 +17,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 
+#include "tests/support/admin.h"
 #include "tests/support/client.h"
 
 namespace lastmile::chaos {
@@ -361,12 +361,7 @@ void ChaosTest::startDaemon(const std::string& timeouts, const std::string& extr
         argv, std::map<std::string, std::string>{{"NOTIFY_SOCKET", notify_->path()}},
         dir_.path() + "/logs" + std::to_string(starts_));
     notify_->waitFor("READY=1");
-    std::smatch m;
-    const std::string log = daemon_->stderrText();
-    if (!std::regex_search(log, m, std::regex("admin http://(127\\.0\\.0\\.1:[0-9]+)"))) {
-        throw std::runtime_error("no admin address in the ready line: " + log);
-    }
-    admin_ = m[1];
+    admin_ = test::adminAddress(daemon_->stderrText());
 }
 
 bool ChaosTest::alive() const {
@@ -400,16 +395,7 @@ json ChaosTest::getJson(const std::string& kind, const std::string& name) {
 }
 
 bool ChaosTest::gatewayProgrammed() {
-    json gw = getJson("gateway", "edge");
-    if (!gw.is_object() || !gw.contains("status")) {
-        return false;
-    }
-    for (const auto& c : gw["status"].value("conditions", json::array())) {
-        if (c.value("type", "") == "Programmed") {
-            return c.value("status", "") == "True";
-        }
-    }
-    return false;
+    return test::conditionTrue(getJson("gateway", "edge"), "Programmed");
 }
 
 std::string ChaosTest::caConfigMap(const std::string& pem) {
@@ -477,17 +463,7 @@ std::unique_ptr<test::TlsBackend> ChaosTest::startBackend(test::BackendMode mode
 }
 
 double ChaosTest::metric(const std::string& series) {
-    UniqueFd fd = test::dial(admin_);
-    test::sendAll(fd.get(),
-                  "GET /metrics HTTP/1.1\r\nHost: lastmiled\r\nConnection: close\r\n\r\n");
-    std::istringstream in(test::readToEnd(fd.get()).data);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind(series + " ", 0) == 0) {
-            return std::stod(line.substr(series.size() + 1));
-        }
-    }
-    return -1;
+    return test::metricValue(test::metricsText(admin_), series);
 }
 
 bool ChaosTest::echoes(const std::string& address) {

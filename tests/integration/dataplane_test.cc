@@ -22,8 +22,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dataplane/base/unique_fd.h"
+#include "tests/support/admin.h"
 #include "tests/support/client.h"
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
@@ -387,12 +386,7 @@ protected:
         setup.env["NOTIFY_SOCKET"] = notify_->path();
         daemon_ = std::make_unique<test::ChildProcess>(argv, setup.env, dir_.path() + "/logs");
         notify_->waitFor("READY=1");
-        std::smatch m;
-        const std::string log = daemon_->stderrText();
-        if (!std::regex_search(log, m, std::regex("admin http://(127\\.0\\.0\\.1:[0-9]+)"))) {
-            throw std::runtime_error("no admin address in the ready line: " + log);
-        }
-        admin_ = m[1];
+        admin_ = test::adminAddress(daemon_->stderrText());
     }
 
     test::Outcome ctl(std::vector<std::string> args) {
@@ -418,18 +412,7 @@ protected:
         return json::parse(r.out, nullptr, false);
     }
 
-    bool gatewayProgrammed() {
-        json gw = getJson("gateway", "edge");
-        if (!gw.is_object() || !gw.contains("status")) {
-            return false;
-        }
-        for (const auto& c : gw["status"].value("conditions", json::array())) {
-            if (c.value("type", "") == "Programmed") {
-                return c.value("status", "") == "True";
-            }
-        }
-        return false;
-    }
+    bool gatewayProgrammed() { return test::conditionTrue(getJson("gateway", "edge"), "Programmed"); }
 
     // The standard topology: Gateway edge (TCP + HTTP listeners) -> svc:443 -> endpoints at
     // `backendPorts` (one EndpointSlice each), plus `extra` documents in the same apply.
@@ -495,24 +478,11 @@ protected:
         return startBackend(backendOptions(pki_.issueServer(names, issue)));
     }
 
-    std::string metricsText() {
-        UniqueFd fd = dial(admin_);
-        sendAll(fd.get(), "GET /metrics HTTP/1.1\r\nHost: lastmiled\r\nConnection: close\r\n\r\n");
-        return readToEnd(fd.get()).data;
-    }
+    std::string metricsText() { return test::metricsText(admin_); }
 
     // The value of one series, e.g. `lastmile_failures_total{reason="verify_failed"}`; -1 if
     // absent.
-    double metric(const std::string& series) {
-        std::istringstream in(metricsText());
-        std::string line;
-        while (std::getline(in, line)) {
-            if (line.rfind(series + " ", 0) == 0) {
-                return std::stod(line.substr(series.size() + 1));
-            }
-        }
-        return -1;
-    }
+    double metric(const std::string& series) { return test::metricValue(metricsText(), series); }
 
     // Asks the HTTP listener at `address` until it answers `status` (each request with a
     // 2 s timeout, so a request that is served and held open does not stall the wait, for
