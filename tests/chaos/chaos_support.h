@@ -100,20 +100,7 @@ private:
     std::string failure_;
 };
 
-// Polls `condition` every 20 ms until it holds or `timeout` passes.
-template <typename F>
-bool eventually(F&& condition, std::chrono::milliseconds timeout = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-        if (condition()) {
-            return true;
-        }
-        if (std::chrono::steady_clock::now() >= deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(20ms);
-    }
-}
+using test::eventually;
 
 // Descriptors lastmiled may hold above its baseline once a fault settled. They are exact
 // counts and nothing per connection outlives it, so a few (the store's WAL, an admin request

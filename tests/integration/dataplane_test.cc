@@ -45,6 +45,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using test::BackendMode;
 using test::dial;
+using test::eventually;
 using test::freePort;
 using test::readExactly;
 using test::readToEnd;
@@ -71,29 +72,6 @@ constexpr bool kAddressSanitizer = false;
 #else
 constexpr bool kAddressSanitizer = false;
 #endif
-
-std::string binary(const char* var) {
-    const char* path = std::getenv(var);
-    if (path == nullptr) {
-        throw std::runtime_error(std::string(var) + " is not set (run through meson test)");
-    }
-    return path;
-}
-
-// Polls `condition` every 10 ms until it holds or `timeout` passes.
-template <typename F>
-bool eventually(F&& condition, std::chrono::milliseconds timeout = 10s) {
-    const auto deadline = SteadyClock::now() + timeout;
-    for (;;) {
-        if (condition()) {
-            return true;
-        }
-        if (SteadyClock::now() >= deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(10ms);
-    }
-}
 
 // One round trip on a fresh connection: what came back for `payload`.
 std::string echoOnce(const std::string& address, const std::string& payload) {
@@ -379,7 +357,7 @@ protected:
                 setup.extraConfig);
         notify_ = std::make_unique<test::NotifySocket>(dir_.path() + "/notify");
         std::vector<std::string> argv{
-            binary("LASTMILED"),    "--config",     config,       "--state-dir",
+            test::requiredEnv("LASTMILED"),    "--config",     config,       "--state-dir",
             dir_.path() + "/state", "--api-socket", socketPath(), "--admin-http",
             "127.0.0.1:0"};
         argv.insert(argv.end(), setup.extraArgs.begin(), setup.extraArgs.end());
@@ -390,7 +368,7 @@ protected:
     }
 
     test::Outcome ctl(std::vector<std::string> args) {
-        args.insert(args.begin(), binary("LASTMILECTL"));
+        args.insert(args.begin(), test::requiredEnv("LASTMILECTL"));
         return test::runProcess(args, {{"LASTMILE_SERVER", "unix://" + socketPath()}});
     }
 

@@ -35,6 +35,18 @@ double metricValue(const std::string& metrics, const std::string& series) {
     return -1;
 }
 
+double metricSum(const std::string& metrics, const std::string& family) {
+    std::istringstream in(metrics);
+    std::string line;
+    double sum = 0;
+    while (std::getline(in, line)) {
+        if (line.rfind(family + " ", 0) == 0 || line.rfind(family + "{", 0) == 0) {
+            sum += std::stod(line.substr(line.rfind(' ') + 1));
+        }
+    }
+    return sum;
+}
+
 bool conditionTrue(const nlohmann::json& object, const std::string& type) {
     if (!object.is_object() || !object.contains("status")) {
         return false;

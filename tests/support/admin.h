@@ -18,6 +18,9 @@ std::string metricsText(const std::string& admin);
 // -1 if absent.
 double metricValue(const std::string& metrics, const std::string& series);
 
+// The sum of every series of `family` in `metrics` (all its label sets), 0 if absent.
+double metricSum(const std::string& metrics, const std::string& family);
+
 // Whether `object` (as `lastmilectl get -o json` prints it) has condition `type` with status
 // "True".
 bool conditionTrue(const nlohmann::json& object, const std::string& type);
