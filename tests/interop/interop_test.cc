@@ -5,7 +5,8 @@
 // Cells: peer x TLS version x record pattern x who ends the session. Settings come from the
 // environment (meson sets them): LASTMILED, LASTMILECTL, LM_INTEROP_OPENSSL and
 // LM_INTEROP_GNUTLS_SERV (the tools; empty when missing), LM_INTEROP_PYTHON (the interpreter),
-// LM_INTEROP_PYTHON_PEER, LM_INTEROP_GO_PEER (empty when Go is missing), LM_INTEROP_ENGINE
+// LM_INTEROP_PYTHON_PEER, LM_INTEROP_GO_PEER and LM_INTEROP_GNUTLS_PEER (the peers built
+// here; empty when their toolchain is missing), LM_INTEROP_ENGINE
 // ("openssl" or "kernel": the engine every session must use), LM_INTEROP_BYTES (bytes per
 // direction per session) and LM_INTEROP_REPEAT (sessions per cell).
 #include <signal.h>
@@ -51,12 +52,12 @@ constexpr int kStallSeconds = 20;
 // The line that asks the backend to end the session itself (s_server -rev knows it too).
 constexpr std::string_view kTerminator = "CLOSE\n";
 
-enum class Peer { OpensslSServer, PythonSsl, GnutlsServ, GoCryptoTls };
+enum class Peer { OpensslSServer, PythonSsl, GnutlsServ, GnutlsLib, GoCryptoTls };
 enum class Pattern { SmallRecords, LargeRecords };
 enum class Ending { ClientHalfClose, BackendClose };
 
 constexpr Peer kPeers[] = {Peer::OpensslSServer, Peer::PythonSsl, Peer::GnutlsServ,
-                           Peer::GoCryptoTls};
+                           Peer::GnutlsLib, Peer::GoCryptoTls};
 constexpr const char* kVersions[] = {"1.2", "1.3"};
 
 const char* name(Peer p) {
@@ -64,6 +65,7 @@ const char* name(Peer p) {
     case Peer::OpensslSServer: return "OpensslSServer";
     case Peer::PythonSsl: return "PythonSsl";
     case Peer::GnutlsServ: return "GnutlsServ";
+    case Peer::GnutlsLib: return "GnutlsLib";
     case Peer::GoCryptoTls: return "GoCryptoTls";
     }
     return "?";
@@ -174,13 +176,19 @@ private:
     std::uint16_t port_ = 0;
 };
 
-bool reportsSessions(Peer p) { return p == Peer::PythonSsl || p == Peer::GoCryptoTls; }
+bool reportsSessions(Peer p) {
+    return p == Peer::PythonSsl || p == Peer::GnutlsLib || p == Peer::GoCryptoTls;
+}
 
 // Why this run cannot play `p` at all ("" when it can).
 std::string unavailable(Peer p) {
     if (p == Peer::GoCryptoTls && setting("LM_INTEROP_GO_PEER").empty()) {
         return "go (Debian's golang-go) was not found when the build was configured, so the "
                "crypto/tls peer was not built";
+    }
+    if (p == Peer::GnutlsLib && setting("LM_INTEROP_GNUTLS_PEER").empty()) {
+        return "libgnutls28-dev was not found when the build was configured, so the GnuTLS "
+               "library peer was not built";
     }
     if (p == Peer::GnutlsServ && setting("LM_INTEROP_GNUTLS_SERV").empty()) {
         return "gnutls-serv (Debian's gnutls-bin) was not found when the build was configured";
@@ -194,7 +202,8 @@ std::string unavailable(Peer p) {
 // Why `c` cannot be played by its peer ("" when it can).
 std::string unplayable(const Cell& c) {
     if (c.peer == Peer::GnutlsServ && c.ending == Ending::BackendClose) {
-        return "gnutls-serv --echo never ends a session itself: it echoes until the client does";
+        return "gnutls-serv --echo never ends a session itself: it echoes until the client does "
+               "(the GnutlsLib peer plays these cells on the same library)";
     }
     return unavailable(c.peer);
 }
@@ -224,10 +233,13 @@ std::unique_ptr<PeerProcess> startPeer(Peer peer, const std::string& version,
             },
             true, std::regex("PORT ([0-9]+)"), logDir);
     case Peer::GoCryptoTls:
+    case Peer::GnutlsLib:
         return std::make_unique<PeerProcess>(
             [&](std::uint16_t) {
-                return std::vector<std::string>{test::requiredEnv("LM_INTEROP_GO_PEER"), chainFile,
-                                                keyFile, version};
+                return std::vector<std::string>{
+                    test::requiredEnv(peer == Peer::GnutlsLib ? "LM_INTEROP_GNUTLS_PEER"
+                                                              : "LM_INTEROP_GO_PEER"),
+                    chainFile, keyFile, version};
             },
             true, std::regex("PORT ([0-9]+)"), logDir);
     case Peer::GnutlsServ:
