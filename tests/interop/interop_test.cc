@@ -330,10 +330,11 @@ struct Matrix {
             }
         }
         // One worker, as in issue 14's reproduction: every session meets the same engine state.
+        // Debug logging: what lastmiled said during a session that went wrong is in the report.
         const std::string config = dir.write(
             "lastmiled.yaml",
             "workers: 1\nbindAddress: 127.0.0.1\nconnectTimeout: 10s\nhandshakeTimeout: 10s\n"
-            "idleTimeout: 60s\ndrainTimeout: 1s\nerrorDetail: full\n"
+            "idleTimeout: 60s\ndrainTimeout: 1s\nerrorDetail: full\nlogLevel: debug\n"
             "allowedBackendNetworks: [\"127.0.0.0/8\"]\n");
         ::mkdir((dir.path() + "/lastmiled").c_str(), 0700);
         notify = std::make_unique<test::NotifySocket>(dir.path() + "/notify");
@@ -526,6 +527,19 @@ std::string seriesOf(const std::string& metrics, const std::string& family) {
     return out;
 }
 
+// The last `lines` lines of `text` (which ends with a newline when it is not empty).
+std::string tail(const std::string& text, std::size_t lines) {
+    std::size_t start = text.size();
+    for (std::size_t n = 0; n <= lines; ++n) {
+        const std::size_t newline = start == 0 ? std::string::npos : text.rfind('\n', start - 1);
+        if (newline == std::string::npos) {
+            return text;
+        }
+        start = newline;
+    }
+    return text.substr(start + 1);
+}
+
 // What a session line of the Python or Go peer says.
 struct PeerSession {
     std::uint64_t echoed = 0;
@@ -591,11 +605,13 @@ TEST_P(InteropTest, EchoesByteExactAndEndsCleanOnTheExpectedEngine) {
         SCOPED_TRACE("session " + std::to_string(i + 1) + " of " + std::to_string(repeat));
         const std::string before = m.metrics();
         const std::size_t peerSessions = backend.process->sessions().size();
+        const std::size_t logBefore = m.daemon->stderrText().size();
         const SessionOutcome o = runSession(backend.listenerPort, cell, bytes, i);
         ++tally.sessions;
         tally.losses += o.exact || o.stalled ? 0 : 1;
         tally.stalls += o.stalled ? 1 : 0;
-        EXPECT_TRUE(o.exact) << o.detail;
+        EXPECT_TRUE(o.exact) << o.detail << "\nlastmiled's log during the session:\n"
+                             << tail(m.daemon->stderrText().substr(logBefore), 40);
         // lastmiled accounts for a session when both of its ends are closed.
         EXPECT_TRUE(test::eventually(
             [&] { return test::metricValue(m.metrics(), "lastmile_connections_active") == 0; },
