@@ -20,9 +20,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <iterator>
 #include <memory>
 #include <regex>
 #include <sstream>
@@ -40,6 +43,7 @@
 #include "tests/support/manifests.h"
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
+#include "tests/support/tls_stat.h"
 
 namespace lastmile {
 namespace {
@@ -439,16 +443,47 @@ std::string reversedLines(const std::string& text) {
     return out;
 }
 
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// What every thread of `pid` is doing (state, wait channel, kernel stack where readable) and
+// the kernel TLS error counters: taken the moment a session stalls, before the client lets
+// go, because that is what tells a blocked io_uring worker from a lost wakeup.
+std::string stallSnapshot(pid_t pid) {
+    std::string out;
+    const std::string task = "/proc/" + std::to_string(pid) + "/task";
+    std::error_code ec;
+    for (const auto& t : std::filesystem::directory_iterator(task, ec)) {
+        const std::string dir = t.path().string();
+        std::string comm = slurp(dir + "/comm");
+        comm.erase(comm.find_last_not_of('\n') + 1);
+        const std::string stat = slurp(dir + "/stat");
+        const std::size_t state = stat.rfind(')');
+        out += "thread " + t.path().filename().string() + " " + comm + " state " +
+               (state == std::string::npos ? "?" : stat.substr(state + 2, 1)) + " wchan " +
+               slurp(dir + "/wchan") + "\n" + slurp(dir + "/stack");
+    }
+    for (const auto& [name, value] : test::tlsStat()) {
+        if (name.find("Error") != std::string::npos || name.find("Curr") != std::string::npos) {
+            out += name + " " + std::to_string(value) + "\n";
+        }
+    }
+    return out;
+}
+
 struct SessionOutcome {
     bool exact = false;    // every byte back, as expected, then EOF
     bool stalled = false;  // a read or write made no progress for kStallSeconds
     std::string detail;    // how it ended, with offsets, when not exact
+    std::string snapshot;  // stallSnapshot() of lastmiled when it stalled
 };
 
 // Sends the cell's payload through lastmiled at `address` while reading the echo, ends the
 // way the cell says, and compares what came back with what the peer should have answered.
 SessionOutcome runSession(std::uint16_t listenerPort, const Cell& cell, std::size_t bytes,
-                          unsigned seed) {
+                          unsigned seed, pid_t daemon) {
     const bool small = cell.pattern == Pattern::SmallRecords;
     // Small: a ~1 KB line per write. Large: 16 KiB writes (whole records) of 4 KiB lines, short
     // enough for s_server -rev's line buffer.
@@ -494,6 +529,9 @@ SessionOutcome runSession(std::uint16_t listenerPort, const Cell& cell, std::siz
             continue;
         }
         o.stalled = errno == EAGAIN || errno == EWOULDBLOCK;
+        if (o.stalled) {
+            o.snapshot = stallSnapshot(daemon);
+        }
         end = o.stalled ? "no byte for " + std::to_string(kStallSeconds) + " s"
                         : std::string("recv: ") + std::strerror(errno);
         break;
@@ -606,12 +644,14 @@ TEST_P(InteropTest, EchoesByteExactAndEndsCleanOnTheExpectedEngine) {
         const std::string before = m.metrics();
         const std::size_t peerSessions = backend.process->sessions().size();
         const std::size_t logBefore = m.daemon->stderrText().size();
-        const SessionOutcome o = runSession(backend.listenerPort, cell, bytes, i);
+        const SessionOutcome o = runSession(backend.listenerPort, cell, bytes, i, m.daemon->pid());
         ++tally.sessions;
         tally.losses += o.exact || o.stalled ? 0 : 1;
         tally.stalls += o.stalled ? 1 : 0;
         EXPECT_TRUE(o.exact) << o.detail << "\nlastmiled's log during the session:\n"
-                             << tail(m.daemon->stderrText().substr(logBefore), 40);
+                             << tail(m.daemon->stderrText().substr(logBefore), 40)
+                             << (o.snapshot.empty() ? "" : "lastmiled when it stalled:\n")
+                             << o.snapshot;
         // lastmiled accounts for a session when both of its ends are closed.
         EXPECT_TRUE(test::eventually(
             [&] { return test::metricValue(m.metrics(), "lastmile_connections_active") == 0; },
