@@ -100,7 +100,12 @@ private:
     std::string failure_;
 };
 
-using test::eventually;
+// Polls `condition` every 20 ms until it holds or `timeout` passes: the campaign's waits run
+// beside the load, so they poll at half the rate of the other suites.
+template <typename F>
+bool eventually(F&& condition, std::chrono::milliseconds timeout = 10s) {
+    return test::eventually(std::forward<F>(condition), timeout, 20ms);
+}
 
 // Descriptors lastmiled may hold above its baseline once a fault settled. They are exact
 // counts and nothing per connection outlives it, so a few (the store's WAL, an admin request
