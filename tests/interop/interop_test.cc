@@ -6,13 +6,12 @@
 // environment (meson sets them): LASTMILED, LASTMILECTL, LM_INTEROP_OPENSSL and
 // LM_INTEROP_GNUTLS_SERV (the tools; empty when missing), LM_INTEROP_PYTHON (the interpreter),
 // LM_INTEROP_PYTHON_PEER, LM_INTEROP_GO_PEER and LM_INTEROP_GNUTLS_PEER (the peers built
-// here; empty when their toolchain is missing), LM_INTEROP_ENGINE
-// ("openssl" or "kernel": the engine every session must use), LM_INTEROP_BYTES (bytes per
-// direction per session) and LM_INTEROP_REPEAT (sessions per cell).
-#include <signal.h>
+// here; empty when their toolchain is missing), LM_INTEROP_ENGINE ("openssl" or "kernel":
+// the engine every session must use), LM_INTEROP_BYTES (bytes per direction per session,
+// default 2 MiB) and LM_INTEROP_REPEAT (sessions per cell, default 1).
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -24,8 +23,8 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
-#include <map>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <regex>
 #include <sstream>
@@ -53,6 +52,8 @@ using namespace std::chrono_literals;
 constexpr const char* kHostname = "backend.example.com";
 // A read or write that makes no progress for this long is a stall, not a slow cell.
 constexpr int kStallSeconds = 20;
+// A session still moving bytes after this long is a failure too (a trickle is no echo).
+constexpr auto kSessionLimit = std::chrono::seconds(120);
 // The line that asks the backend to end the session itself (s_server -rev knows it too).
 constexpr std::string_view kTerminator = "CLOSE\n";
 
@@ -117,14 +118,13 @@ std::string setting(const char* var, const std::string& fallback = "") {
 
 // ---- Peers.
 
-// A backend process and the port it listens on, once it said so on stdout.
+// A backend process and the port it listens on, once it said so.
 class PeerProcess {
 public:
-    // Starts `argvFor(port)` until one announces a line matching `announcement` (on stdout, or
-    // on stderr for gnutls-serv)
-    // (its group 1 is the port). A peer that binds port 0 itself gets 0; gnutls-serv cannot
-    // say which port it got, so it gets a free one and, should another process take that
-    // port first and the bind fail, a new one.
+    // Starts `argvFor(port)` until one announces a line matching `announcement` (whose group 1
+    // is the port) on stdout, or on stderr for gnutls-serv. A peer that binds port 0 itself
+    // gets 0; gnutls-serv cannot say which port it got, so it gets a free one and, should
+    // another process take that port first and the bind fail, a new one.
     PeerProcess(const std::function<std::vector<std::string>(std::uint16_t)>& argvFor,
                 bool bindsPortZero, const std::regex& announcement, const std::string& logDir) {
         std::string why;
@@ -151,10 +151,9 @@ public:
     }
 
     std::uint16_t port() const { return port_; }
-    const test::ChildProcess& process() const { return *process_; }
 
-    // The "SESSION ..." lines the peer printed so far (the Python and Go peers print one
-    // after every session).
+    // The "SESSION ..." lines the peer printed so far (the Python, Go and GnuTLS library
+    // peers print one after every session).
     std::vector<std::string> sessions() const {
         std::vector<std::string> lines;
         std::istringstream in(process_->stdoutText());
@@ -480,8 +479,9 @@ struct SessionOutcome {
     std::string snapshot;  // stallSnapshot() of lastmiled when it stalled
 };
 
-// Sends the cell's payload through lastmiled at `address` while reading the echo, ends the
-// way the cell says, and compares what came back with what the peer should have answered.
+// Sends the cell's payload through lastmiled's listener at 127.0.0.1:`listenerPort` while
+// reading the echo, ends the way the cell says, and compares what came back with what the
+// peer should have answered.
 SessionOutcome runSession(std::uint16_t listenerPort, const Cell& cell, std::size_t bytes,
                           unsigned seed, pid_t daemon) {
     const bool small = cell.pattern == Pattern::SmallRecords;
@@ -493,25 +493,29 @@ SessionOutcome runSession(std::uint16_t listenerPort, const Cell& cell, std::siz
         cell.peer == Peer::OpensslSServer ? reversedLines(payload) : payload;
     UniqueFd fd = test::dial("127.0.0.1:" + std::to_string(listenerPort), nullptr, kStallSeconds);
     bool writeOk = true;
+    bool writeStalled = false;  // a send timed out (the socket's send timeout is kStallSeconds)
     std::thread writer([&] {
         for (std::size_t off = 0; off < payload.size() && writeOk; off += writeSize) {
             writeOk = test::sendAll(fd.get(), std::string_view(payload).substr(off, writeSize));
         }
-        if (!writeOk) {
-            return;
-        }
-        if (cell.ending == Ending::BackendClose) {
+        if (writeOk && cell.ending == Ending::BackendClose) {
             writeOk = test::sendAll(fd.get(), kTerminator);
-        } else {
+        } else if (writeOk) {
             ::shutdown(fd.get(), SHUT_WR);
         }
+        writeStalled = !writeOk && (errno == EAGAIN || errno == EWOULDBLOCK);
     });
     std::string got;
     got.reserve(expected.size());
     std::vector<char> buf(64 * 1024);
     SessionOutcome o;
     std::string end;
+    const auto deadline = std::chrono::steady_clock::now() + kSessionLimit;
     for (;;) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            end = "the session's time limit";
+            break;
+        }
         const ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
         if (n > 0) {
             got.append(buf.data(), static_cast<std::size_t>(n));
@@ -540,6 +544,7 @@ SessionOutcome runSession(std::uint16_t listenerPort, const Cell& cell, std::siz
         ::shutdown(fd.get(), SHUT_RDWR);  // frees a writer blocked on a dead stream
     }
     writer.join();
+    o.stalled = o.stalled || writeStalled;
     o.exact = end == "EOF" && writeOk && got == expected;
     if (!o.exact) {
         const auto mismatch = std::mismatch(got.begin(), got.end(), expected.begin(),
@@ -548,7 +553,10 @@ SessionOutcome runSession(std::uint16_t listenerPort, const Cell& cell, std::siz
         o.detail = "got " + std::to_string(got.size()) + " of " + std::to_string(expected.size()) +
                    " bytes, first difference at " +
                    std::to_string(mismatch.first - got.begin()) + ", ended by " + end +
-                   (writeOk ? "" : ", the client could not send everything");
+                   (writeOk ? ""
+                    : writeStalled ? ", a send made no progress for " +
+                                         std::to_string(kStallSeconds) + " s"
+                                   : ", the client could not send everything");
     }
     return o;
 }
