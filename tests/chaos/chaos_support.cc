@@ -17,11 +17,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 
+#include "tests/support/admin.h"
 #include "tests/support/client.h"
+#include "tests/support/manifests.h"
 
 namespace lastmile::chaos {
 
@@ -298,28 +299,6 @@ json LoadGen::result() {
 
 // ---- ChaosTest.
 
-namespace {
-
-std::string binary(const char* var) {
-    const char* path = std::getenv(var);
-    if (path == nullptr) {
-        throw std::runtime_error(std::string(var) + " is not set (run through meson test)");
-    }
-    return path;
-}
-
-std::string indentBlock(const std::string& text, const std::string& prefix) {
-    std::string out;
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-        out += prefix + line + "\n";
-    }
-    return out;
-}
-
-}  // namespace
-
 void ChaosTest::SetUpTestSuite() {
     // 10,000 idle clients hold ~10,000 descriptors here and ~20,000 in lastmiled, which
     // inherits this limit and raises its soft limit to it. Root may raise the hard limit.
@@ -354,19 +333,14 @@ void ChaosTest::startDaemon(const std::string& timeouts, const std::string& extr
                               extraConfig);
     notify_ =
         std::make_unique<test::NotifySocket>(dir_.path() + "/notify" + std::to_string(starts_));
-    std::vector<std::string> argv{binary("LASTMILED"), "--config",     config,
+    std::vector<std::string> argv{test::requiredEnv("LASTMILED"), "--config",     config,
                                   "--state-dir",       stateDir(),     "--api-socket",
                                   socketPath(),        "--admin-http", "127.0.0.1:0"};
     daemon_ = std::make_unique<test::ChildProcess>(
         argv, std::map<std::string, std::string>{{"NOTIFY_SOCKET", notify_->path()}},
         dir_.path() + "/logs" + std::to_string(starts_));
     notify_->waitFor("READY=1");
-    std::smatch m;
-    const std::string log = daemon_->stderrText();
-    if (!std::regex_search(log, m, std::regex("admin http://(127\\.0\\.0\\.1:[0-9]+)"))) {
-        throw std::runtime_error("no admin address in the ready line: " + log);
-    }
-    admin_ = m[1];
+    admin_ = test::adminAddress(daemon_->stderrText());
 }
 
 bool ChaosTest::alive() const {
@@ -375,7 +349,7 @@ bool ChaosTest::alive() const {
 }
 
 test::Outcome ChaosTest::ctl(std::vector<std::string> args) {
-    args.insert(args.begin(), binary("LASTMILECTL"));
+    args.insert(args.begin(), test::requiredEnv("LASTMILECTL"));
     return test::runProcess(args, {{"LASTMILE_SERVER", "unix://" + socketPath()}});
 }
 
@@ -400,61 +374,24 @@ json ChaosTest::getJson(const std::string& kind, const std::string& name) {
 }
 
 bool ChaosTest::gatewayProgrammed() {
-    json gw = getJson("gateway", "edge");
-    if (!gw.is_object() || !gw.contains("status")) {
-        return false;
-    }
-    for (const auto& c : gw["status"].value("conditions", json::array())) {
-        if (c.value("type", "") == "Programmed") {
-            return c.value("status", "") == "True";
-        }
-    }
-    return false;
+    return test::conditionTrue(getJson("gateway", "edge"), "Programmed");
 }
 
-std::string ChaosTest::caConfigMap(const std::string& pem) {
-    return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: backend-ca\ndata:\n  ca.crt: |\n" +
-           indentBlock(pem, "    ");
-}
+std::string ChaosTest::caConfigMap(const std::string& pem) { return test::caConfigMapYaml(pem); }
 
 std::string ChaosTest::policy(const std::string& service) {
-    return "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata:\n  name: " +
-           service +
-           "-tls\nspec:\n  targetRefs:\n  - group: \"\"\n    kind: Service\n    name: " + service +
-           "\n  validation:\n    hostname: " + kHostname +
-           "\n    caCertificateRefs:\n    - group: \"\"\n      kind: ConfigMap\n      name: "
-           "backend-ca\n";
+    return test::policyYaml(service, kHostname);
 }
 
 std::vector<std::string> ChaosTest::serve(const std::vector<Route>& routes) {
     std::vector<std::string> addresses;
-    std::string listeners;
-    std::string docs = caConfigMap(pki_.caPem());
+    std::vector<test::RoutedService> services;
     for (const auto& [service, port, protocol] : routes) {
-        std::uint16_t listen = test::freePort();
+        const std::uint16_t listen = test::freePort();
         addresses.push_back("127.0.0.1:" + std::to_string(listen));
-        listeners += "  - name: " + service + "\n    port: " + std::to_string(listen) +
-                     "\n    protocol: " + protocol + "\n";
-        docs += protocol == "TCP"
-                    ? "---\napiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\n"
-                    : "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n";
-        docs += "metadata:\n  name: " + service +
-                "\nspec:\n  parentRefs:\n  - name: edge\n    sectionName: " + service +
-                "\n  rules:\n  - backendRefs:\n    - name: " + service + "\n      port: 443\n";
-        docs += "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: " + service +
-                "\nspec:\n  ports:\n  - name: https\n    port: 443\n";
-        docs += "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: " +
-                service + "\n  labels:\n    kubernetes.io/service-name: " + service +
-                "\naddressType: IPv4\nendpoints:\n- addresses: [\"127.0.0.1\"]\nports:\n"
-                "- name: https\n  port: " +
-                std::to_string(port) + "\n";
-        docs += "---\n" + policy(service);
+        services.push_back({service, listen, port, protocol, {}});
     }
-    docs +=
-        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n"
-        "  name: edge\nspec:\n  gatewayClassName: lastmile\n  addresses:\n"
-        "  - type: IPAddress\n    value: 127.0.0.1\n  listeners:\n" +
-        listeners;
+    const std::string docs = test::edgeYaml(services, pki_.caPem(), kHostname);
     apply(docs);
     if (!eventually([&] { return gatewayProgrammed(); })) {
         throw std::runtime_error("Gateway edge is not Programmed: " +
@@ -477,17 +414,7 @@ std::unique_ptr<test::TlsBackend> ChaosTest::startBackend(test::BackendMode mode
 }
 
 double ChaosTest::metric(const std::string& series) {
-    UniqueFd fd = test::dial(admin_);
-    test::sendAll(fd.get(),
-                  "GET /metrics HTTP/1.1\r\nHost: lastmiled\r\nConnection: close\r\n\r\n");
-    std::istringstream in(test::readToEnd(fd.get()).data);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind(series + " ", 0) == 0) {
-            return std::stod(line.substr(series.size() + 1));
-        }
-    }
-    return -1;
+    return test::metricValue(test::metricsText(admin_), series);
 }
 
 bool ChaosTest::echoes(const std::string& address) {
@@ -503,7 +430,7 @@ bool ChaosTest::echoes(const std::string& address) {
 
 std::vector<std::string> ChaosTest::loadgen(const std::string& mode, const std::string& target,
                                             unsigned connections, double seconds) {
-    return {binary("LM_LOADGEN"),
+    return {test::requiredEnv("LM_LOADGEN"),
             "--mode",
             mode,
             "--target",

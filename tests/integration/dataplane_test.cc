@@ -22,8 +22,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dataplane/base/unique_fd.h"
+#include "tests/support/admin.h"
 #include "tests/support/client.h"
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
@@ -46,6 +45,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using test::BackendMode;
 using test::dial;
+using test::eventually;
 using test::freePort;
 using test::readExactly;
 using test::readToEnd;
@@ -72,29 +72,6 @@ constexpr bool kAddressSanitizer = false;
 #else
 constexpr bool kAddressSanitizer = false;
 #endif
-
-std::string binary(const char* var) {
-    const char* path = std::getenv(var);
-    if (path == nullptr) {
-        throw std::runtime_error(std::string(var) + " is not set (run through meson test)");
-    }
-    return path;
-}
-
-// Polls `condition` every 10 ms until it holds or `timeout` passes.
-template <typename F>
-bool eventually(F&& condition, std::chrono::milliseconds timeout = 10s) {
-    const auto deadline = SteadyClock::now() + timeout;
-    for (;;) {
-        if (condition()) {
-            return true;
-        }
-        if (SteadyClock::now() >= deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(10ms);
-    }
-}
 
 // One round trip on a fresh connection: what came back for `payload`.
 std::string echoOnce(const std::string& address, const std::string& payload) {
@@ -380,23 +357,18 @@ protected:
                 setup.extraConfig);
         notify_ = std::make_unique<test::NotifySocket>(dir_.path() + "/notify");
         std::vector<std::string> argv{
-            binary("LASTMILED"),    "--config",     config,       "--state-dir",
+            test::requiredEnv("LASTMILED"),    "--config",     config,       "--state-dir",
             dir_.path() + "/state", "--api-socket", socketPath(), "--admin-http",
             "127.0.0.1:0"};
         argv.insert(argv.end(), setup.extraArgs.begin(), setup.extraArgs.end());
         setup.env["NOTIFY_SOCKET"] = notify_->path();
         daemon_ = std::make_unique<test::ChildProcess>(argv, setup.env, dir_.path() + "/logs");
         notify_->waitFor("READY=1");
-        std::smatch m;
-        const std::string log = daemon_->stderrText();
-        if (!std::regex_search(log, m, std::regex("admin http://(127\\.0\\.0\\.1:[0-9]+)"))) {
-            throw std::runtime_error("no admin address in the ready line: " + log);
-        }
-        admin_ = m[1];
+        admin_ = test::adminAddress(daemon_->stderrText());
     }
 
     test::Outcome ctl(std::vector<std::string> args) {
-        args.insert(args.begin(), binary("LASTMILECTL"));
+        args.insert(args.begin(), test::requiredEnv("LASTMILECTL"));
         return test::runProcess(args, {{"LASTMILE_SERVER", "unix://" + socketPath()}});
     }
 
@@ -418,18 +390,7 @@ protected:
         return json::parse(r.out, nullptr, false);
     }
 
-    bool gatewayProgrammed() {
-        json gw = getJson("gateway", "edge");
-        if (!gw.is_object() || !gw.contains("status")) {
-            return false;
-        }
-        for (const auto& c : gw["status"].value("conditions", json::array())) {
-            if (c.value("type", "") == "Programmed") {
-                return c.value("status", "") == "True";
-            }
-        }
-        return false;
-    }
+    bool gatewayProgrammed() { return test::conditionTrue(getJson("gateway", "edge"), "Programmed"); }
 
     // The standard topology: Gateway edge (TCP + HTTP listeners) -> svc:443 -> endpoints at
     // `backendPorts` (one EndpointSlice each), plus `extra` documents in the same apply.
@@ -495,24 +456,11 @@ protected:
         return startBackend(backendOptions(pki_.issueServer(names, issue)));
     }
 
-    std::string metricsText() {
-        UniqueFd fd = dial(admin_);
-        sendAll(fd.get(), "GET /metrics HTTP/1.1\r\nHost: lastmiled\r\nConnection: close\r\n\r\n");
-        return readToEnd(fd.get()).data;
-    }
+    std::string metricsText() { return test::metricsText(admin_); }
 
     // The value of one series, e.g. `lastmile_failures_total{reason="verify_failed"}`; -1 if
     // absent.
-    double metric(const std::string& series) {
-        std::istringstream in(metricsText());
-        std::string line;
-        while (std::getline(in, line)) {
-            if (line.rfind(series + " ", 0) == 0) {
-                return std::stod(line.substr(series.size() + 1));
-            }
-        }
-        return -1;
-    }
+    double metric(const std::string& series) { return test::metricValue(metricsText(), series); }
 
     // Asks the HTTP listener at `address` until it answers `status` (each request with a
     // 2 s timeout, so a request that is served and held open does not stall the wait, for

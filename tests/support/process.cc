@@ -167,7 +167,17 @@ int ChildProcess::wait(std::chrono::milliseconds timeout) {
     return decodeStatus(status_);
 }
 
+std::string requiredEnv(const char* var) {
+    const char* value = std::getenv(var);
+    if (value == nullptr) {
+        throw std::runtime_error(std::string(var) + " is not set (run through meson test)");
+    }
+    return value;
+}
+
 std::string ChildProcess::stderrText() const { return slurp(logDir_ + "/stderr"); }
+
+std::string ChildProcess::stdoutText() const { return slurp(logDir_ + "/stdout"); }
 
 NotifySocket::NotifySocket(const std::string& path) : path_(path) {
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -7,9 +7,29 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace lastmile::test {
+
+// The value of environment variable `var` (a path meson passes). Throws when it is not set.
+std::string requiredEnv(const char* var);
+
+// Polls `condition` every `interval` until it holds or `timeout` passes.
+template <typename F>
+bool eventually(F&& condition, std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                std::chrono::milliseconds interval = std::chrono::milliseconds(10)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (condition()) {
+            return true;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(interval);
+    }
+}
 
 struct Outcome {
     int exitCode = -1;  // -1 when killed by a signal or timed out
@@ -37,6 +57,7 @@ public:
     // Waits for exit; returns the exit code (128+N for signal N). Throws on timeout.
     int wait(std::chrono::milliseconds timeout = std::chrono::seconds(30));
     std::string stderrText() const;
+    std::string stdoutText() const;
 
 private:
     pid_t pid_ = -1;
