@@ -7,10 +7,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "drivers/ktls/keys.h"
@@ -223,6 +225,76 @@ private:
 
 std::string errnoText(int err) { return std::strerror(err); }
 
+// What OpenSSL reported receiving while openTickets ran (its message callback).
+struct PostHandshakeSeen {
+    bool other = false;  // a handshake message that is not a NewSessionTicket, or data
+};
+
+void notePostHandshake(int writeP, int, int contentType, const void* buf, std::size_t len, SSL*,
+                       void* arg) {
+    auto* seen = static_cast<PostHandshakeSeen*>(arg);
+    if (writeP != 0 || len == 0) {
+        return;
+    }
+    const auto first = *static_cast<const std::uint8_t*>(buf);
+    if ((contentType == SSL3_RT_HANDSHAKE && first != kNewSessionTicket) ||
+        (contentType == SSL3_RT_INNER_CONTENT_TYPE && first != kRecordHandshake)) {
+        seen->other = true;
+    }
+}
+
+// Whole TLS records at the front of `bytes`, or nullopt when they end inside one.
+std::optional<std::uint64_t> wholeRecords(const Chunk& bytes) {
+    const std::uint8_t* p = bytes.data();
+    std::size_t left = bytes.size();
+    std::uint64_t records = 0;
+    while (left >= 5) {
+        const std::size_t length = std::size_t{p[3]} << 8 | p[4];
+        if (left - 5 < length) {
+            return std::nullopt;
+        }
+        p += 5 + length;
+        left -= 5 + length;
+        ++records;
+    }
+    return left == 0 ? std::optional(records) : std::nullopt;
+}
+
+// TLS 1.3 servers may send their session tickets right behind the handshake (Go's
+// crypto/tls always does, GnuTLS often), so they wait in `fromPeer` when the session comes
+// here. When the buffered bytes are whole records holding nothing but tickets, OpenSSL
+// opens them (its session cache keeps the tickets for resumption) and the kernel starts at
+// the record after them. Returns how many records were opened; Errc::Unavailable when the
+// bytes hold anything else (application data, a KeyUpdate, a partial record), which then
+// stays with OpenSSL for the openssl engine.
+Result<std::uint64_t> openTickets(SSL* ssl, const Chunk& fromPeer) {
+    const auto records = wholeRecords(fromPeer);
+    if (!records) {
+        return fail(Errc::Unavailable, "a partial record from the backend is buffered in userspace");
+    }
+    PostHandshakeSeen seen;
+    SSL_set_msg_callback(ssl, notePostHandshake);
+    SSL_set_msg_callback_arg(ssl, &seen);
+    unsigned char byte = 0;
+    std::size_t got = 0;
+    // SSL_peek handles the tickets and stops at application data without taking it, so a
+    // decline leaves every byte for the openssl engine.
+    const int peeked = SSL_peek_ex(ssl, &byte, 1, &got);
+    const int error = peeked == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, peeked);
+    SSL_set_msg_callback(ssl, nullptr);
+    SSL_set_msg_callback_arg(ssl, nullptr);
+    ERR_clear_error();
+    if (peeked == 1 || seen.other) {
+        return fail(Errc::Unavailable, "the backend sent more than session tickets before the "
+                                       "kernel could take the session");
+    }
+    if (error != SSL_ERROR_WANT_READ) {
+        return fail(Errc::Unavailable, "OpenSSL could not open the records buffered after the "
+                                       "handshake");
+    }
+    return *records;
+}
+
 }  // namespace
 
 std::string_view declineLabel(Decline d) noexcept {
@@ -302,7 +374,18 @@ Result<std::unique_ptr<RecordSession>> KernelEngine::attach(SSL* ssl, int fd, Wi
                            std::string(cipherName(*cipher)) +
                            (tls13 ? " for TLS 1.3" : " for TLS 1.2"));
     }
-    // Records already pulled into userspace cannot be handed back to the kernel.
+    // Records already pulled into userspace cannot be handed back to the kernel, except
+    // TLS 1.3 session tickets, which OpenSSL opens here (see openTickets).
+    std::uint64_t ticketRecords = 0;
+    if (tls13 && SSL_has_pending(ssl) == 0 && wire.fromPeer != nullptr &&
+        !wire.fromPeer->empty()) {
+        auto opened = openTickets(ssl, *wire.fromPeer);
+        if (!opened) {
+            return decline(Decline::BufferedRecords, Errc::Unavailable,
+                           "kernel TLS: " + opened.error().message());
+        }
+        ticketRecords = *opened;
+    }
     if ((wire.fromPeer != nullptr && !wire.fromPeer->empty()) || SSL_has_pending(ssl) != 0) {
         return decline(Decline::BufferedRecords, Errc::Unavailable,
                        "kernel TLS: records from the backend are already buffered in userspace");
@@ -318,6 +401,7 @@ Result<std::unique_ptr<RecordSession>> KernelEngine::attach(SSL* ssl, int fd, Wi
         return decline(noSecrets ? Decline::NoSecrets : Decline::Keys, Errc::Unavailable,
                        "kernel TLS: " + keys.error().message());
     }
+    keys->rx.sequence += ticketRecords;
     const KernelCryptoInfo tx(keys->tx, *cipher, tls13);
     const KernelCryptoInfo rx(keys->rx, *cipher, tls13);
 

@@ -48,9 +48,11 @@ public:
     // Errc::Unavailable and the socket still carries userspace TLS (fall back to openssl).
     // Errc::Internal means TLS_TX or TLS_RX failed after the ULP was set: the socket can
     // carry neither kernel nor userspace TLS any more, so the caller must end the
-    // connection. The caller must have sent everything in wire.toPeer, and nothing may sit
-    // in wire.fromPeer or inside OpenSSL. On success the session needs neither `ssl` nor
-    // `wire`. Taken or declined, the TLS 1.3 secrets kept on `ssl` are cleansed.
+    // connection. The caller must have sent everything in wire.toPeer. Nothing may sit in
+    // wire.fromPeer or inside OpenSSL, except whole TLS 1.3 records holding only session
+    // tickets, which OpenSSL opens here (its session cache keeps them). On success the
+    // session needs neither `ssl` nor `wire`. Taken or declined, the TLS 1.3 secrets kept on
+    // `ssl` are cleansed.
     Result<std::unique_ptr<RecordSession>> attach(SSL* ssl, int fd, Wire& wire) override;
 
     std::vector<std::pair<std::string_view, std::uint64_t>> declines() const override;

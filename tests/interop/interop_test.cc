@@ -672,9 +672,11 @@ TEST_P(InteropTest, EchoesByteExactAndEndsCleanOnTheExpectedEngine) {
         const bool onExpected =
             delta("lastmile_engine_sessions_total{engine=\"" + m.engine + "\"}") == 1 &&
             delta("lastmile_engine_sessions_total{engine=\"" + other + "\"}") == 0;
-        // The one fallback that is by design and counted: a TLS 1.3 peer whose session
-        // tickets came with the handshake (Go, sometimes GnuTLS) left records that only
-        // OpenSSL holds, so the kernel engine declines and the session stays in userspace.
+        // The one fallback that is by design and counted: records only OpenSSL can hold
+        // came with the handshake (application data, or a ticket record cut by a TCP
+        // segment), so the kernel engine declines and the session stays in userspace.
+        // Tickets alone (Go always sends them with the handshake) are opened and the kernel
+        // takes the session.
         const bool declinedWithReason =
             m.engine == "kernel" &&
             delta("lastmile_engine_declines_total{engine=\"kernel\",reason=\"buffered_records\"}") ==

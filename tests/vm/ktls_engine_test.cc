@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "drivers/openssl/openssl_engine.h"
+#include "drivers/openssl/wire_bio.h"
 #include "tests/support/test_pki.h"
 #include "tests/support/tls_backend.h"
 #include "tests/support/tls_stat.h"
@@ -256,6 +257,43 @@ TEST_F(KernelEngineVmTest, SourceArrivesIntactAfterTheTicketsTheKernelHandedBack
     EXPECT_TRUE(r.closeNotify) << "the source ends with close_notify";
     // OpenSSL servers send two tickets after a TLS 1.3 handshake; they came before any data.
     EXPECT_EQ(engine().ticketsDropped() - ticketsBefore, 2U);
+}
+
+// Go's crypto/tls (and often GnuTLS) sends its TLS 1.3 tickets right behind the handshake,
+// so the worker has read them into its buffer when it offers the session. Here the two
+// tickets of an OpenSSL server are read off the socket into the wire the same way: OpenSSL
+// opens them, and the kernel takes the session at the record after them.
+TEST_F(KernelEngineVmTest, TakesTheSessionAfterOpeningTicketsAlreadyReadIntoUserspace) {
+    TlsBackendOptions o;
+    o.mode = BackendMode::Source;
+    o.sourceBytes = kMiB;
+    startBackend(std::move(o));
+    KtlsClient client(backend_->port(), pki_.caPem(), {TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256"});
+    Wire wire;
+    auto buffered = std::make_unique<Chunk>();
+    for (int record = 0; record < 2; ++record) {  // the two tickets, as whole records
+        std::uint8_t header[5];
+        ASSERT_EQ(::recv(client.fd(), header, sizeof header, MSG_WAITALL), 5);
+        std::vector<std::uint8_t> body(std::size_t{header[3]} << 8 | header[4]);
+        ASSERT_EQ(::recv(client.fd(), body.data(), body.size(), MSG_WAITALL),
+                  static_cast<ssize_t>(body.size()));
+        buffered->append(header, sizeof header);
+        buffered->append(body.data(), body.size());
+    }
+    wire.fromPeer = buffered.get();
+    ASSERT_TRUE(openssl::attachWire(client.ssl(), wire));
+    const std::uint64_t ticketsBefore = engine().ticketsDropped();
+    auto session = engine().attach(client.ssl(), client.fd(), wire);
+    ASSERT_TRUE(session) << session.error().message();
+    EXPECT_TRUE(buffered->empty()) << "OpenSSL opened both tickets";
+    client.freeSsl();
+
+    const Received r = receive(client.fd(), **session, 0);
+    ASSERT_FALSE(r.error) << r.error->message();
+    EXPECT_EQ(r.bytes, kMiB);
+    EXPECT_TRUE(r.patternIntact) << "the kernel started at the record after the tickets";
+    EXPECT_TRUE(r.closeNotify);
+    EXPECT_EQ(engine().ticketsDropped(), ticketsBefore) << "no ticket reached the kernel";
 }
 
 TEST_F(KernelEngineVmTest, AKeyUpdateEndsTheSessionAfterEveryByteBeforeIt) {
