@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "dataplane/base/chunk.h"
-#include "dataplane/base/result.h"
+#include "base/chunk.h"
+#include "base/result.h"
 
 namespace lastmile::drivers {
 

@@ -24,8 +24,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "dataplane/base/result.h"
-#include "dataplane/base/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace lastmile::perf {
 namespace {

@@ -15,7 +15,7 @@
 
 #include "ctrl/api/base64.h"
 #include "ctrl/api/kinds.h"
-#include "dataplane/base/text.h"
+#include "base/text.h"
 #include "dataplane/net/address_filter.h"
 
 namespace lastmile::ctrl {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "ctrl/api/json.h"
-#include "dataplane/base/result.h"
+#include "base/result.h"
 
 namespace lastmile::ctrl {
 

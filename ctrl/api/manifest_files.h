@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/base/result.h"
+#include "base/result.h"
 
 namespace lastmile::ctrl {
 

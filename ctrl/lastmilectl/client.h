@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "ctrl/api/kinds.h"
-#include "dataplane/base/result.h"
+#include "base/result.h"
 
 namespace lastmile::ctl {
 

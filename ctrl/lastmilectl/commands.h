@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "ctrl/lastmilectl/client.h"
-#include "dataplane/base/result.h"
+#include "base/result.h"
 
 namespace lastmile::ctl {
 

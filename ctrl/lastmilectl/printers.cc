@@ -12,7 +12,7 @@
 
 #include "ctrl/api/base64.h"
 #include "ctrl/api/decode.h"
-#include "dataplane/base/text.h"
+#include "base/text.h"
 
 namespace lastmile::ctl {
 

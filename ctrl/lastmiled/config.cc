@@ -11,7 +11,7 @@
 #include <map>
 #include <regex>
 
-#include "dataplane/base/text.h"
+#include "base/text.h"
 
 namespace lastmile::ctrl {
 namespace {

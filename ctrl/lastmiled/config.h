@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "ctrl/server/api_access.h"
-#include "dataplane/base/log.h"
-#include "dataplane/base/result.h"
+#include "base/log.h"
+#include "base/result.h"
 #include "dataplane/worker/options.h"
 
 namespace lastmile::ctrl {

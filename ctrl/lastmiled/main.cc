@@ -32,7 +32,7 @@
 #include "ctrl/server/controller.h"
 #include "ctrl/server/http_server.h"
 #include "ctrl/store/store.h"
-#include "dataplane/base/log.h"
+#include "base/log.h"
 #include "dataplane/worker/dataplane.h"
 #include "lastmile_config.h"
 

@@ -10,7 +10,7 @@
 #include <tuple>
 #include <utility>
 
-#include "dataplane/base/text.h"
+#include "base/text.h"
 
 namespace lastmile::ctrl {
 namespace {

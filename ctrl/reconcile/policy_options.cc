@@ -11,7 +11,7 @@
 #include <string_view>
 #include <utility>
 
-#include "dataplane/base/text.h"
+#include "base/text.h"
 #include "dataplane/tls/option_names.h"
 
 namespace lastmile::ctrl {

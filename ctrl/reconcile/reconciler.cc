@@ -20,8 +20,8 @@
 
 #include "ctrl/api/base64.h"
 #include "ctrl/reconcile/policy_options.h"
-#include "dataplane/base/result.h"
-#include "dataplane/base/text.h"
+#include "base/result.h"
+#include "base/text.h"
 #include "dataplane/tls/certificate_info.h"
 #include "dataplane/tls/openssl_handles.h"
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/base/result.h"
+#include "base/result.h"
 
 namespace lastmile::ctrl {
 

@@ -9,8 +9,8 @@
 #include <utility>
 
 #include "ctrl/api/admission.h"
-#include "dataplane/base/log.h"
-#include "dataplane/base/text.h"
+#include "base/log.h"
+#include "base/text.h"
 
 namespace lastmile::ctrl {
 namespace {

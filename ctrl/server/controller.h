@@ -20,7 +20,7 @@
 #include "ctrl/reconcile/listener_claims.h"
 #include "ctrl/reconcile/reconciler.h"
 #include "ctrl/store/store.h"
-#include "dataplane/base/result.h"
+#include "base/result.h"
 #include "dataplane/tls/profile_set.h"
 
 namespace lastmile::ctrl {

@@ -12,7 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "dataplane/base/log.h"
+#include "base/log.h"
 
 namespace lastmile::ctrl {
 

@@ -8,8 +8,8 @@
 #include <string>
 
 #include "ctrl/server/api_access.h"
-#include "dataplane/base/result.h"
-#include "dataplane/base/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 
 struct MHD_Daemon;
 

@@ -24,9 +24,9 @@
 
 #include <sqlite3.h>
 
-#include "dataplane/base/handle.h"
-#include "dataplane/base/text.h"
-#include "dataplane/base/unique_fd.h"
+#include "base/handle.h"
+#include "base/text.h"
+#include "base/unique_fd.h"
 
 namespace lastmile::ctrl {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "ctrl/store/store.h"
-#include "dataplane/base/result.h"
+#include "base/result.h"
 
 namespace lastmile::ctrl {
 

@@ -11,7 +11,7 @@
 
 #include "ctrl/api/json.h"
 #include "ctrl/api/object_key.h"
-#include "dataplane/base/result.h"
+#include "base/result.h"
 
 namespace lastmile::ctrl {
 

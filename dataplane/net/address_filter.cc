@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "dataplane/base/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace lastmile::net {
 namespace {

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "dataplane/base/result.h"
+#include "base/result.h"
 #include "dataplane/net/socket.h"
 
 namespace lastmile::net {

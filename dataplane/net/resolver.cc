@@ -8,7 +8,7 @@
 
 #include <algorithm>
 
-#include "dataplane/base/log.h"
+#include "base/log.h"
 
 namespace lastmile::net {
 namespace {

@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "dataplane/base/result.h"
-#include "dataplane/base/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace lastmile::net {
 

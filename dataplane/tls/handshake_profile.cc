@@ -13,7 +13,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "dataplane/base/text.h"
+#include "base/text.h"
 #include "dataplane/tls/option_names.h"
 #include "dataplane/tls/pem.h"
 

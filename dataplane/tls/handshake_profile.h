@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/base/result.h"
+#include "base/result.h"
 #include "dataplane/tls/certificate_info.h"
 #include "dataplane/tls/openssl_handles.h"
 #include "dataplane/tls/profile_spec.h"

@@ -10,8 +10,8 @@
 
 #include <string>
 
-#include "dataplane/base/handle.h"
-#include "dataplane/base/result.h"
+#include "base/handle.h"
+#include "base/result.h"
 
 namespace lastmile::tls {
 

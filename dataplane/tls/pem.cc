@@ -10,7 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "dataplane/base/text.h"
+#include "base/text.h"
 
 namespace lastmile::tls {
 namespace {

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "dataplane/base/result.h"
+#include "base/result.h"
 #include "dataplane/tls/certificate_info.h"
 #include "dataplane/tls/openssl_handles.h"
 

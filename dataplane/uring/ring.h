@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "dataplane/base/result.h"
+#include "base/result.h"
 
 namespace lastmile::uring {
 

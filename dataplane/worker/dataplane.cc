@@ -11,7 +11,7 @@
 #include <set>
 #include <thread>
 
-#include "dataplane/base/log.h"
+#include "base/log.h"
 #include "dataplane/net/socket.h"
 #include "drivers/ktls/ktls_engine.h"
 #include "drivers/ktls/secrets.h"

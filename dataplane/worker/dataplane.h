@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "dataplane/base/result.h"
+#include "base/result.h"
 #include "dataplane/route/plan.h"
 #include "dataplane/tls/profile_set.h"
 #include "dataplane/uring/ring.h"

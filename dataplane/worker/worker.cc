@@ -25,8 +25,8 @@
 #include <thread>
 #include <utility>
 
-#include "dataplane/base/chunk.h"
-#include "dataplane/base/log.h"
+#include "base/chunk.h"
+#include "base/log.h"
 #include "dataplane/net/socket.h"
 #include "dataplane/tls/openssl_handles.h"
 #include "dataplane/worker/balancer.h"

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/base/chunk.h"
-#include "dataplane/base/result.h"
-#include "dataplane/base/unique_fd.h"
+#include "base/chunk.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 #include "dataplane/net/address_filter.h"
 #include "dataplane/net/resolver.h"
 #include "dataplane/route/plan.h"

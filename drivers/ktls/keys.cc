@@ -14,7 +14,7 @@
 #include <string_view>
 #include <tuple>
 
-#include "dataplane/base/handle.h"
+#include "base/handle.h"
 #include "drivers/ktls/secrets.h"
 
 namespace lastmile::drivers::ktls {

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "dataplane/base/result.h"
+#include "base/result.h"
 #include "drivers/ktls/probe.h"
 
 namespace lastmile::drivers::ktls {

@@ -17,7 +17,7 @@
 #include <cstring>
 #include <optional>
 
-#include "dataplane/base/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace lastmile::drivers::ktls {
 namespace {

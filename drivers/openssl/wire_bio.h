@@ -4,7 +4,7 @@
 
 #include <openssl/ssl.h>
 
-#include "dataplane/base/result.h"
+#include "base/result.h"
 #include "drivers/record_engine.h"
 
 namespace lastmile::drivers::openssl {

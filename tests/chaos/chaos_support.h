@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "dataplane/base/unique_fd.h"
+#include "base/unique_fd.h"
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
 #include "tests/support/tls_backend.h"

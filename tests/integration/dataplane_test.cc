@@ -30,7 +30,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dataplane/base/unique_fd.h"
+#include "base/unique_fd.h"
 #include "tests/support/admin.h"
 #include "tests/support/client.h"
 #include "tests/support/process.h"

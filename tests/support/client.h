@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "dataplane/base/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace lastmile::test {
 

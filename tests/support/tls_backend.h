@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "dataplane/base/result.h"
-#include "dataplane/base/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 #include "dataplane/tls/openssl_handles.h"
 #include "dataplane/tls/profile_spec.h"
 #include "tests/support/test_pki.h"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests for ChunkPool's accounting against the shared BufferBudget.
-#include "dataplane/base/chunk.h"
+#include "base/chunk.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests for Result, Error and LM_TRY.
-#include "dataplane/base/result.h"
+#include "base/result.h"
 
 #include <gtest/gtest.h>
 

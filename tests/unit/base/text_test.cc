@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests for join and RFC 3339 formatting and parsing.
-#include "dataplane/base/text.h"
+#include "base/text.h"
 
 #include <gtest/gtest.h>
 

@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "dataplane/base/unique_fd.h"
+#include "base/unique_fd.h"
 #include "dataplane/tls/openssl_handles.h"
 #include "drivers/ktls/secrets.h"
 

@@ -6,7 +6,7 @@
 
 #include <system_error>
 
-#include "dataplane/base/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace lastmile::net {
 namespace {

@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/base/unique_fd.h"
+#include "base/unique_fd.h"
 #include "dataplane/tls/openssl_handles.h"
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"

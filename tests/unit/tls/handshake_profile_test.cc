@@ -16,7 +16,7 @@
 
 #include <gtest/gtest.h>
 
-#include "dataplane/base/unique_fd.h"
+#include "base/unique_fd.h"
 #include "tests/support/test_pki.h"
 
 namespace lastmile::tls {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The lastmile error category and Error formatting.
-#include "dataplane/base/result.h"
+#include "base/result.h"
 
 #include <cerrno>
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // stderr log sink.
-#include "dataplane/base/log.h"
+#include "base/log.h"
 
 #include <unistd.h>
 

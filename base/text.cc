@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // join, RFC 3339 through strftime/strptime/timegm, IP literals through inet_pton/inet_aton.
-#include "dataplane/base/text.h"
+#include "base/text.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
