@@ -54,6 +54,9 @@ public:
     // Opens the received records into `plain` while it has room. Records that carry no
     // application data (TLS 1.3 tickets, key updates) are handled here.
     virtual Result<OpenResult> open(Chunk& plain) = 0;
+    // Plaintext already opened from the received records but not handed out yet (open()
+    // stopped for room): the worker calls open() again before it judges the stream ended.
+    virtual bool hasBufferedPlaintext() const noexcept { return false; }
     // Sends close_notify: appended to the wire (userspace framing) or written to the
     // socket as an alert record (kernel framing).
     virtual Status closeNotify() = 0;

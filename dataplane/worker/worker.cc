@@ -1051,7 +1051,7 @@ struct Worker::Impl {
         }
         // Backend -> client: open only while no send reads downOut.
         if (!has(c, ClientSend) &&
-            ((c.downIn && !c.downIn->empty()) || (c.ssl && SSL_pending(c.ssl.get()) > 0))) {
+            ((c.downIn && !c.downIn->empty()) || c.session->hasBufferedPlaintext())) {
             ensure(c.downOut);
             bindWire(c);
             if (!opened(c, c.session->open(*c.downOut), *c.downOut)) {
@@ -1061,7 +1061,7 @@ struct Worker::Impl {
         // A FIN without close_notify ends the stream once every record that came before it
         // was opened: a truncation, counted, and passed on as a reset (sendToClient).
         if (c.backendFin && !c.backendEof && (!c.downIn || c.downIn->empty()) &&
-            SSL_pending(c.ssl.get()) == 0) {
+            !c.session->hasBufferedPlaintext()) {
             truncate(c);
         }
         sendToBackend(c);

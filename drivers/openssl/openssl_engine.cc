@@ -17,6 +17,7 @@ public:
     OpensslSession(SSL* ssl, Wire& wire) : ssl_(ssl), wire_(wire) {}
 
     std::string_view engine() const noexcept override { return "openssl"; }
+    bool hasBufferedPlaintext() const noexcept override { return SSL_pending(ssl_) > 0; }
 
     Result<std::size_t> seal(Chunk& plain) override {
         std::size_t consumed = 0;
