@@ -14,8 +14,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <stdexcept>
@@ -30,18 +28,8 @@ using nlohmann::json;
 
 Footprint footprint(pid_t pid) {
     Footprint f;
-    std::error_code ec;
-    for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-        ++f.fds;
-    }
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) {
-            f.rssKiB = std::stoull(line.substr(6));
-        }
-    }
+    f.fds = test::countFds(pid);
+    f.rssKiB = test::rssKiB(pid);
     return f;
 }
 

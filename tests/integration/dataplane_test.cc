@@ -17,8 +17,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -44,11 +42,13 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 using test::BackendMode;
+using test::countFds;
 using test::dial;
 using test::eventually;
 using test::freePort;
 using test::readExactly;
 using test::readToEnd;
+using test::rssKiB;
 using test::ReadResult;
 using test::sendAll;
 using test::IssueOptions;
@@ -278,27 +278,6 @@ struct Listeners {
     std::string tcp;
     std::string http;
 };
-
-std::uint64_t countFds(pid_t pid) {
-    std::uint64_t n = 0;
-    std::error_code ec;
-    for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-        ++n;
-    }
-    return n;
-}
-
-std::uint64_t rssKiB(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) {
-            return std::stoull(line.substr(6));
-        }
-    }
-    return 0;
-}
 
 // How to start the daemon under test.
 struct DaemonSetup {

@@ -20,7 +20,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <iterator>
@@ -442,11 +441,6 @@ std::string reversedLines(const std::string& text) {
     return out;
 }
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 // What every thread of `pid` is doing (state, wait channel, kernel stack where readable) and
 // the kernel TLS error counters: taken the moment a session stalls, before the client lets
 // go, because that is what tells a blocked io_uring worker from a lost wakeup.
@@ -456,13 +450,13 @@ std::string stallSnapshot(pid_t pid) {
     std::error_code ec;
     for (const auto& t : std::filesystem::directory_iterator(task, ec)) {
         const std::string dir = t.path().string();
-        std::string comm = slurp(dir + "/comm");
+        std::string comm = test::readFile(dir + "/comm");
         comm.erase(comm.find_last_not_of('\n') + 1);
-        const std::string stat = slurp(dir + "/stat");
+        const std::string stat = test::readFile(dir + "/stat");
         const std::size_t state = stat.rfind(')');
         out += "thread " + t.path().filename().string() + " " + comm + " state " +
                (state == std::string::npos ? "?" : stat.substr(state + 2, 1)) + " wchan " +
-               slurp(dir + "/wchan") + "\n" + slurp(dir + "/stack");
+               test::readFile(dir + "/wchan") + "\n" + test::readFile(dir + "/stack");
     }
     for (const auto& [name, value] : test::tlsStat()) {
         if (name.find("Error") != std::string::npos || name.find("Curr") != std::string::npos) {

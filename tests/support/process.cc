@@ -28,13 +28,6 @@ namespace {
     throw std::runtime_error(what + ": " + std::strerror(errno));
 }
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 // Forks and execs argv with stdin/stdout/stderr on the given files. Returns the pid.
 pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
             int in, int out, int err) {
@@ -98,6 +91,33 @@ int decodeStatus(int status) {
 
 }  // namespace
 
+std::string readFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::uint64_t countFds(pid_t pid) {
+    std::uint64_t n = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        ++n;
+    }
+    return n;
+}
+
+std::uint64_t rssKiB(pid_t pid) {
+    std::istringstream status(readFile("/proc/" + std::to_string(pid) + "/status"));
+    for (std::string line; std::getline(status, line);) {
+        if (line.rfind("VmRSS:", 0) == 0) {
+            return std::stoull(line.substr(6));
+        }
+    }
+    return 0;
+}
+
 Outcome runProcess(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
                    const std::string& input, std::chrono::milliseconds timeout) {
     TempDir dir;
@@ -125,8 +145,8 @@ Outcome runProcess(const std::vector<std::string>& argv, const std::map<std::str
     }
     Outcome o;
     o.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    o.out = slurp(dir.path() + "/stdout");
-    o.err = slurp(dir.path() + "/stderr");
+    o.out = readFile(dir.path() + "/stdout");
+    o.err = readFile(dir.path() + "/stderr");
     return o;
 }
 
@@ -175,9 +195,9 @@ std::string requiredEnv(const char* var) {
     return value;
 }
 
-std::string ChildProcess::stderrText() const { return slurp(logDir_ + "/stderr"); }
+std::string ChildProcess::stderrText() const { return readFile(logDir_ + "/stderr"); }
 
-std::string ChildProcess::stdoutText() const { return slurp(logDir_ + "/stdout"); }
+std::string ChildProcess::stdoutText() const { return readFile(logDir_ + "/stdout"); }
 
 NotifySocket::NotifySocket(const std::string& path) : path_(path) {
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <thread>
@@ -66,6 +67,12 @@ private:
     bool reaped_ = false;
     int status_ = 0;
 };
+
+// A whole file (empty when it cannot be read), /proc files included.
+std::string readFile(const std::string& path);
+// Open descriptors (/proc/PID/fd) and resident memory (VmRSS) of a process.
+std::uint64_t countFds(pid_t pid);
+std::uint64_t rssKiB(pid_t pid);
 
 // A unix datagram socket standing in for systemd's NOTIFY_SOCKET.
 class NotifySocket {
