@@ -52,8 +52,8 @@ constexpr std::size_t kTrimPad = 1 << 20;
 constexpr std::chrono::seconds kTrimQuiet{1};
 // A side with no traffic for this long gives its read buffer back (see park()).
 constexpr std::chrono::seconds kParkAfter{1};
-// A send that has waited this long while its socket has room is stuck, not slowed by a
-// reader: the connection is closed as stalled (scanDeadlines). Generous, since a loaded
+// An operation moving bytes that has waited this long while its socket was ready is stuck, not
+// slowed by a peer: the connection is closed as stalled (scanDeadlines). Generous, since a loaded
 // host can delay any completion by a second or more.
 constexpr std::chrono::seconds kStallAfter{10};
 // A receive that brought less than this (a trickle, an interactive exchange) parks its side
