@@ -14,7 +14,7 @@
 #include "base/log.h"
 #include "dataplane/net/socket.h"
 #include "drivers/ktls/ktls_engine.h"
-#include "drivers/ktls/secrets.h"
+#include "drivers/tls/secrets.h"
 #include "drivers/openssl/openssl_engine.h"
 
 namespace lastmile::dataplane {
@@ -34,7 +34,7 @@ EngineStatus kernelStatus(const drivers::ktls::KernelEngine& engine) {
     EngineStatus status{std::string(engine.name()), engine.probe(), {}, {}};
     status.features.emplace_back("ulp", caps.ulp);
     for (const auto& c : caps.ciphers) {
-        std::string name(drivers::ktls::cipherName(c.cipher));
+        std::string name(drivers::tls::aeadName(c.cipher));
         std::transform(name.begin(), name.end(), name.begin(),
                        [](char ch) { return ch == '-' ? '_' : static_cast<char>(std::tolower(ch)); });
         status.features.emplace_back("tls12_" + name, caps.supports(c.cipher, false));
@@ -54,7 +54,7 @@ EngineStatus kernelStatus(const drivers::ktls::KernelEngine& engine) {
 }  // namespace
 
 void prepareContextForKernel(SSL_CTX* ctx, const tls::ProfileSpec& spec, bool nicOffload) {
-    drivers::ktls::captureTrafficSecrets(ctx);
+    drivers::tls::captureTrafficSecrets(ctx);
     if (nicOffload && spec.cipherSuites.empty()) {
         // Only the client's preference: the backend still chooses among what both offer.
         SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"

@@ -31,7 +31,7 @@
 #include "dataplane/tls/openssl_handles.h"
 #include "dataplane/worker/balancer.h"
 #include "dataplane/worker/http_reply.h"
-#include "drivers/ktls/secrets.h"
+#include "drivers/tls/secrets.h"
 #include "drivers/openssl/openssl_engine.h"
 #include "drivers/openssl/wire_bio.h"
 
@@ -742,7 +742,7 @@ struct Worker::Impl {
             c.session = std::move(*session);
             // Kept for the kernel engine's keys; a session it was never offered (offload:
             // userspace, ticket collection) must not keep them for its whole life.
-            drivers::ktls::forgetTrafficSecrets(c.ssl.get());
+            drivers::tls::forgetTrafficSecrets(c.ssl.get());
             bump(counters_.engineSessions[i]);
             c.serviceStats->engine.store(engine->name().data(), std::memory_order_relaxed);
             if (c.session->framing() == drivers::Framing::Kernel) {

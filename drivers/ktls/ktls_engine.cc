@@ -15,8 +15,8 @@
 #include <optional>
 #include <string>
 
-#include "drivers/ktls/keys.h"
-#include "drivers/ktls/secrets.h"
+#include "drivers/tls/keys.h"
+#include "drivers/tls/secrets.h"
 
 namespace lastmile::drivers::ktls {
 namespace {
@@ -42,7 +42,7 @@ struct KernelCryptoInfo {
     alignas(8) unsigned char bytes[sizeof(tls12_crypto_info_aes_gcm_256)];
     socklen_t len = 0;
 
-    KernelCryptoInfo(const DirectionKeys& k, KtlsCipher cipher, bool tls13) {
+    KernelCryptoInfo(const tls::DirectionKeys& k, tls::Aead cipher, bool tls13) {
         const unsigned short version = tls13 ? TLS_1_3_VERSION : TLS_1_2_VERSION;
         // GCM: the kernel's salt is the first 4 IV bytes. TLS 1.3 puts the other 8 in `iv`
         // (XORed with the sequence); TLS 1.2 sends `iv` as the explicit nonce, which only has
@@ -66,13 +66,13 @@ struct KernelCryptoInfo {
             store(info);
         };
         switch (cipher) {
-            case KtlsCipher::Aes128Gcm:
+            case tls::Aead::Aes128Gcm:
                 gcm(tls12_crypto_info_aes_gcm_128{}, TLS_CIPHER_AES_GCM_128);
                 break;
-            case KtlsCipher::Aes256Gcm:
+            case tls::Aead::Aes256Gcm:
                 gcm(tls12_crypto_info_aes_gcm_256{}, TLS_CIPHER_AES_GCM_256);
                 break;
-            case KtlsCipher::Chacha20Poly1305: {
+            case tls::Aead::Chacha20Poly1305: {
                 tls12_crypto_info_chacha20_poly1305 info{};
                 info.info = {version, TLS_CIPHER_CHACHA20_POLY1305};
                 std::memcpy(info.key, k.key.data(), sizeof info.key);
@@ -347,7 +347,7 @@ Result<std::unique_ptr<RecordSession>> KernelEngine::attach(SSL* ssl, int fd, Wi
     // them no more (in userspace OpenSSL keeps its own), so they go on every path.
     struct Forget {
         SSL* ssl;
-        ~Forget() { forgetTrafficSecrets(ssl); }
+        ~Forget() { tls::forgetTrafficSecrets(ssl); }
     } forget{ssl};
     if (!caps_.ulp) {
         return decline(Decline::NoUlp, Errc::Unavailable,
@@ -361,7 +361,7 @@ Result<std::unique_ptr<RecordSession>> KernelEngine::attach(SSL* ssl, int fd, Wi
     }
     const bool tls13 = version == TLS1_3_VERSION;
     const SSL_CIPHER* suite = SSL_get_current_cipher(ssl);
-    const auto cipher = ktlsCipherOf(suite);
+    const auto cipher = tls::aeadOf(suite);
     if (!cipher) {
         return decline(Decline::Cipher, Errc::Unavailable,
                        std::string("kernel TLS: cipher ") +
@@ -371,7 +371,7 @@ Result<std::unique_ptr<RecordSession>> KernelEngine::attach(SSL* ssl, int fd, Wi
     if (!caps_.supports(*cipher, tls13)) {
         return decline(Decline::Cipher, Errc::Unavailable,
                        "kernel TLS: this kernel does not offer " +
-                           std::string(cipherName(*cipher)) +
+                           std::string(tls::aeadName(*cipher)) +
                            (tls13 ? " for TLS 1.3" : " for TLS 1.2"));
     }
     // Records already pulled into userspace cannot be handed back to the kernel, except
@@ -395,7 +395,7 @@ Result<std::unique_ptr<RecordSession>> KernelEngine::attach(SSL* ssl, int fd, Wi
         return decline(Decline::UnsentRecords, Errc::Unavailable,
                        "kernel TLS: handshake records to the backend are not sent yet");
     }
-    auto keys = deriveClientKeys(ssl);
+    auto keys = tls::deriveClientKeys(ssl);
     if (!keys) {
         const bool noSecrets = keys.error().code() == make_error_code(Errc::Unavailable);
         return decline(noSecrets ? Decline::NoSecrets : Decline::Keys, Errc::Unavailable,

@@ -22,8 +22,8 @@
 namespace lastmile::drivers::ktls {
 namespace {
 
-constexpr KtlsCipher kAllCiphers[kCipherCount] = {KtlsCipher::Aes128Gcm, KtlsCipher::Aes256Gcm,
-                                                  KtlsCipher::Chacha20Poly1305};
+constexpr tls::Aead kAllCiphers[tls::kAeadCount] = {tls::Aead::Aes128Gcm, tls::Aead::Aes256Gcm,
+                                                  tls::Aead::Chacha20Poly1305};
 
 std::string errnoText(const char* what, int err) {
     return std::string(what) + ": " + std::strerror(err);
@@ -69,7 +69,7 @@ std::optional<TcpPair> connectLoopback(std::string& error) {
 }
 
 // Installs zero keys: the kernel checks sizes and algorithms, not key values.
-int setDummyKeys(int fd, int direction, KtlsCipher cipher, unsigned short version) {
+int setDummyKeys(int fd, int direction, tls::Aead cipher, unsigned short version) {
     union {
         tls12_crypto_info_aes_gcm_128 aes128;
         tls12_crypto_info_aes_gcm_256 aes256;
@@ -78,15 +78,15 @@ int setDummyKeys(int fd, int direction, KtlsCipher cipher, unsigned short versio
     std::memset(&info, 0, sizeof info);
     socklen_t len = 0;
     switch (cipher) {
-        case KtlsCipher::Aes128Gcm:
+        case tls::Aead::Aes128Gcm:
             info.aes128.info = {version, TLS_CIPHER_AES_GCM_128};
             len = sizeof info.aes128;
             break;
-        case KtlsCipher::Aes256Gcm:
+        case tls::Aead::Aes256Gcm:
             info.aes256.info = {version, TLS_CIPHER_AES_GCM_256};
             len = sizeof info.aes256;
             break;
-        case KtlsCipher::Chacha20Poly1305:
+        case tls::Aead::Chacha20Poly1305:
             info.chacha.info = {version, TLS_CIPHER_CHACHA20_POLY1305};
             len = sizeof info.chacha;
             break;
@@ -96,7 +96,7 @@ int setDummyKeys(int fd, int direction, KtlsCipher cipher, unsigned short versio
 
 bool setUlp(int fd) { return ::setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") == 0; }
 
-DirectionSupport probeCipher(KtlsCipher cipher, unsigned short version) {
+DirectionSupport probeCipher(tls::Aead cipher, unsigned short version) {
     DirectionSupport s;
     auto pair = connectLoopback(s.error);
     if (!pair) {
@@ -122,8 +122,8 @@ DirectionSupport probeCipher(KtlsCipher cipher, unsigned short version) {
 // Kernels without TLS 1.3 rekey refuse any second TLS_TX (EBUSY); kernels with it accept
 // new keys of the same cipher and version, which is exactly what a KeyUpdate installs.
 void probeRekey(KernelTlsCapabilities& caps) {
-    std::optional<KtlsCipher> cipher;
-    for (KtlsCipher c : kAllCiphers) {
+    std::optional<tls::Aead> cipher;
+    for (tls::Aead c : kAllCiphers) {
         if (caps.of(c).tls13.tx) {
             cipher = c;
             break;
@@ -254,25 +254,13 @@ void probeNics(KernelTlsCapabilities& caps) {
 
 }  // namespace
 
-std::string_view cipherName(KtlsCipher c) noexcept {
-    switch (c) {
-        case KtlsCipher::Aes128Gcm:
-            return "AES-128-GCM";
-        case KtlsCipher::Aes256Gcm:
-            return "AES-256-GCM";
-        case KtlsCipher::Chacha20Poly1305:
-            return "ChaCha20-Poly1305";
-    }
-    return "?";
-}
-
-bool KernelTlsCapabilities::supports(KtlsCipher c, bool tls13) const noexcept {
+bool KernelTlsCapabilities::supports(tls::Aead c, bool tls13) const noexcept {
     const DirectionSupport& d = tls13 ? of(c).tls13 : of(c).tls12;
     return ulp && d.tx && d.rx;
 }
 
 bool KernelTlsCapabilities::usable() const noexcept {
-    for (KtlsCipher c : kAllCiphers) {
+    for (tls::Aead c : kAllCiphers) {
         if (supports(c, false) || supports(c, true)) {
             return true;
         }
@@ -288,10 +276,10 @@ std::string KernelTlsCapabilities::describe() const {
     for (bool tls13 : {false, true}) {
         out += tls13 ? "; tls1.3" : "; tls1.2";
         std::string list;
-        for (KtlsCipher c : kAllCiphers) {
+        for (tls::Aead c : kAllCiphers) {
             const DirectionSupport& d = tls13 ? of(c).tls13 : of(c).tls12;
             if (d.tx || d.rx) {
-                list += std::string(list.empty() ? " " : ",") + std::string(cipherName(c)) +
+                list += std::string(list.empty() ? " " : ",") + std::string(tls::aeadName(c)) +
                         (d.tx && d.rx ? ""
                          : d.tx       ? "(tx only)"
                                       : "(rx only)");
@@ -312,7 +300,7 @@ std::string KernelTlsCapabilities::describe() const {
 
 KernelTlsCapabilities probeKernelTls() {
     KernelTlsCapabilities caps;
-    for (KtlsCipher c : kAllCiphers) {
+    for (tls::Aead c : kAllCiphers) {
         caps.ciphers[static_cast<std::size_t>(c)].cipher = c;
     }
     probeNics(caps);
@@ -330,7 +318,7 @@ KernelTlsCapabilities probeKernelTls() {
         return caps;
     }
     caps.ulp = true;
-    for (KtlsCipher c : kAllCiphers) {
+    for (tls::Aead c : kAllCiphers) {
         CipherSupport& s = caps.ciphers[static_cast<std::size_t>(c)];
         s.tls12 = probeCipher(c, TLS_1_2_VERSION);
         s.tls13 = probeCipher(c, TLS_1_3_VERSION);

@@ -8,13 +8,9 @@
 #include <string_view>
 #include <vector>
 
-namespace lastmile::drivers::ktls {
+#include "drivers/tls/keys.h"
 
-// The AEADs both OpenSSL and the kernel know; CCM, SM4 and ARIA sessions stay in userspace.
-enum class KtlsCipher { Aes128Gcm, Aes256Gcm, Chacha20Poly1305 };
-inline constexpr std::size_t kCipherCount = 3;
-// "AES-128-GCM", "AES-256-GCM", "ChaCha20-Poly1305".
-std::string_view cipherName(KtlsCipher c) noexcept;
+namespace lastmile::drivers::ktls {
 
 // Whether TLS_TX and TLS_RX accepted the cipher for one TLS version on a fresh socket.
 struct DirectionSupport {
@@ -24,7 +20,7 @@ struct DirectionSupport {
 };
 
 struct CipherSupport {
-    KtlsCipher cipher = KtlsCipher::Aes128Gcm;
+    tls::Aead cipher = tls::Aead::Aes128Gcm;
     DirectionSupport tls12;
     DirectionSupport tls13;
 };
@@ -42,7 +38,7 @@ struct KernelTlsCapabilities {
     // (ENOENT: the tls module is absent or the kernel was built without CONFIG_TLS).
     bool ulp = false;
     std::string ulpError;
-    std::array<CipherSupport, kCipherCount> ciphers{};  // indexed by KtlsCipher
+    std::array<CipherSupport, tls::kAeadCount> ciphers{};  // indexed by tls::Aead
     // TLS 1.3 receive offload (5.1+) for at least one cipher.
     bool tls13Rx = false;
     // A second TLS_TX on a TLS 1.3 socket is accepted, i.e. the kernel can install new keys
@@ -52,11 +48,11 @@ struct KernelTlsCapabilities {
     std::vector<NicTlsOffload> nics;  // every interface that reports the feature strings
     std::string nicError;             // why interfaces could not be listed or queried
 
-    const CipherSupport& of(KtlsCipher c) const noexcept {
+    const CipherSupport& of(tls::Aead c) const noexcept {
         return ciphers[static_cast<std::size_t>(c)];
     }
     // TLS_TX and TLS_RX both work for this cipher and version (TLS 1.2 if !tls13).
-    bool supports(KtlsCipher c, bool tls13) const noexcept;
+    bool supports(tls::Aead c, bool tls13) const noexcept;
     // The ULP works and at least one cipher works both ways in some version.
     bool usable() const noexcept;
     // One line for logs and `describe`, e.g. "ulp ok; tls1.2 AES-128-GCM,...; rekey no".

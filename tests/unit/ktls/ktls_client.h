@@ -16,7 +16,7 @@
 
 #include "base/unique_fd.h"
 #include "dataplane/tls/openssl_handles.h"
-#include "drivers/ktls/secrets.h"
+#include "drivers/tls/secrets.h"
 
 namespace lastmile::test {
 
@@ -59,7 +59,7 @@ public:
             throw std::runtime_error("unknown cipher " + o.cipher);
         }
         if (o.captureSecrets) {
-            drivers::ktls::captureTrafficSecrets(ctx_.get());
+            drivers::tls::captureTrafficSecrets(ctx_.get());
         }
         ssl_.reset(SSL_new(ctx_.get()));
         SSL_set_fd(ssl_.get(), fd_.get());

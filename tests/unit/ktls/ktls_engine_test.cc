@@ -47,8 +47,8 @@ KernelTlsCapabilities everything() {
         c.tls12 = {true, true, {}};
         c.tls13 = {true, true, {}};
     }
-    caps.ciphers[1].cipher = KtlsCipher::Aes256Gcm;
-    caps.ciphers[2].cipher = KtlsCipher::Chacha20Poly1305;
+    caps.ciphers[1].cipher = tls::Aead::Aes256Gcm;
+    caps.ciphers[2].cipher = tls::Aead::Chacha20Poly1305;
     return caps;
 }
 
@@ -159,12 +159,12 @@ TEST_F(KernelEngineHostTest, DeclinesWithoutTheUlpAndTheSessionStaysInUserspace)
 TEST_F(KernelEngineHostTest, ADeclinedSessionKeepsNoTrafficSecrets) {
     KernelEngine engine(everything());
     KtlsClient client = connect();
-    ASSERT_NE(capturedTrafficSecrets(client.ssl()), nullptr);
+    ASSERT_NE(tls::capturedTrafficSecrets(client.ssl()), nullptr);
     Chunk fromPeer;  // a record already in userspace: declined (buffered_records)
     fromPeer.append("\x17\x03\x03", 3);
     Wire wire{&fromPeer, nullptr};
     ASSERT_FALSE(engine.attach(client.ssl(), client.fd(), wire));
-    EXPECT_EQ(capturedTrafficSecrets(client.ssl()), nullptr);
+    EXPECT_EQ(tls::capturedTrafficSecrets(client.ssl()), nullptr);
     expectUserspaceEcho(client);
 }
 
@@ -194,7 +194,7 @@ TEST_F(KernelEngineHostTest, DeclinesWhenRecordsAreAlreadyBufferedInUserspace) {
 
 TEST_F(KernelEngineHostTest, DeclinesACipherThisKernelDoesNotOffer) {
     KernelTlsCapabilities caps = everything();
-    caps.ciphers[static_cast<std::size_t>(KtlsCipher::Chacha20Poly1305)].tls13.rx = false;
+    caps.ciphers[static_cast<std::size_t>(tls::Aead::Chacha20Poly1305)].tls13.rx = false;
     KernelEngine engine(std::move(caps));
     KtlsClient client = connect({.cipher = "TLS_CHACHA20_POLY1305_SHA256"});
     Wire wire;

@@ -9,10 +9,20 @@
 #include <cstdint>
 #include <optional>
 
-#include "base/result.h"
-#include "drivers/ktls/probe.h"
+#include <string_view>
 
-namespace lastmile::drivers::ktls {
+#include "base/result.h"
+
+namespace lastmile::drivers::tls {
+
+// The AEADs every engine outside OpenSSL may carry; CCM, SM4 and ARIA sessions stay on the
+// openssl engine.
+enum class Aead { Aes128Gcm, Aes256Gcm, Chacha20Poly1305 };
+inline constexpr std::size_t kAeadCount = 3;
+// "AES-128-GCM", "AES-256-GCM", "ChaCha20-Poly1305".
+std::string_view aeadName(Aead a) noexcept;
+// Which of them the suite uses; nullopt for any other (CCM, CBC...).
+std::optional<Aead> aeadOf(const SSL_CIPHER* cipher);
 
 // One direction's AEAD state at the first application record.
 struct DirectionKeys {
@@ -29,7 +39,7 @@ struct DirectionKeys {
 // Always from the client's side: tx = client_write, rx = server_write. Cleanses itself.
 struct SessionKeys {
     int version = 0;  // TLS1_2_VERSION or TLS1_3_VERSION
-    KtlsCipher cipher = KtlsCipher::Aes128Gcm;
+    Aead cipher = Aead::Aes128Gcm;
     DirectionKeys tx;
     DirectionKeys rx;
 
@@ -39,14 +49,11 @@ struct SessionKeys {
     ~SessionKeys();
 };
 
-// Which of the kernel's ciphers the suite uses; nullopt for any other (CCM, CBC...).
-std::optional<KtlsCipher> ktlsCipherOf(const SSL_CIPHER* cipher);
-
 // Derives the keys a client holds right after its handshake completed, before any
 // application record either way: TLS 1.2 sequence 1 both ways (each Finished was record 0),
 // TLS 1.3 sequence 0. TLS 1.3 needs the secrets of captureTrafficSecrets (Errc::Unavailable
 // without them); TLS 1.2 uses the session's master secret. Errc::Invalid for a version or
-// cipher the kernel cannot carry, Errc::Internal when an OpenSSL KDF fails.
+// cipher no engine but openssl carries, Errc::Internal when an OpenSSL KDF fails.
 Result<SessionKeys> deriveClientKeys(const SSL* ssl);
 
-}  // namespace lastmile::drivers::ktls
+}  // namespace lastmile::drivers::tls

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Key derivation through OpenSSL's own KDFs (TLS13-KDF, TLS1-PRF), so labels and hashes match it.
-#include "drivers/ktls/keys.h"
+#include "drivers/tls/keys.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -15,9 +15,9 @@
 #include <tuple>
 
 #include "base/handle.h"
-#include "drivers/ktls/secrets.h"
+#include "drivers/tls/secrets.h"
 
-namespace lastmile::drivers::ktls {
+namespace lastmile::drivers::tls {
 namespace {
 
 using EvpKdfCtxPtr = Handle<EVP_KDF_CTX, EVP_KDF_CTX_free>;
@@ -28,13 +28,13 @@ struct CipherSizes {
     std::size_t tls12Iv;  // the key block's fixed IV: 4-byte salt for GCM, 12 for ChaCha20
 };
 
-CipherSizes sizesOf(KtlsCipher c) {
+CipherSizes sizesOf(Aead c) {
     switch (c) {
-        case KtlsCipher::Aes128Gcm:
+        case Aead::Aes128Gcm:
             return {16, 4};
-        case KtlsCipher::Aes256Gcm:
+        case Aead::Aes256Gcm:
             return {32, 4};
-        case KtlsCipher::Chacha20Poly1305:
+        case Aead::Chacha20Poly1305:
             return {32, 12};
     }
     return {0, 0};
@@ -156,14 +156,26 @@ SessionKeys::~SessionKeys() {
     OPENSSL_cleanse(&rx, sizeof rx);
 }
 
-std::optional<KtlsCipher> ktlsCipherOf(const SSL_CIPHER* cipher) {
+std::string_view aeadName(Aead a) noexcept {
+    switch (a) {
+        case Aead::Aes128Gcm:
+            return "AES-128-GCM";
+        case Aead::Aes256Gcm:
+            return "AES-256-GCM";
+        case Aead::Chacha20Poly1305:
+            return "ChaCha20-Poly1305";
+    }
+    return "?";
+}
+
+std::optional<Aead> aeadOf(const SSL_CIPHER* cipher) {
     switch (cipher == nullptr ? NID_undef : SSL_CIPHER_get_cipher_nid(cipher)) {
         case NID_aes_128_gcm:
-            return KtlsCipher::Aes128Gcm;
+            return Aead::Aes128Gcm;
         case NID_aes_256_gcm:
-            return KtlsCipher::Aes256Gcm;
+            return Aead::Aes256Gcm;
         case NID_chacha20_poly1305:
-            return KtlsCipher::Chacha20Poly1305;
+            return Aead::Chacha20Poly1305;
         default:
             return std::nullopt;
     }
@@ -174,10 +186,10 @@ Result<SessionKeys> deriveClientKeys(const SSL* ssl) {
     keys.version = SSL_version(ssl);
     if (keys.version != TLS1_2_VERSION && keys.version != TLS1_3_VERSION) {
         return fail(Errc::Invalid,
-                    std::string("kernel TLS carries TLS 1.2 and 1.3, not ") + SSL_get_version(ssl));
+                    std::string("record engines carry TLS 1.2 and 1.3, not ") + SSL_get_version(ssl));
     }
     const SSL_CIPHER* suite = SSL_get_current_cipher(ssl);
-    const auto cipher = ktlsCipherOf(suite);
+    const auto cipher = aeadOf(suite);
     if (!cipher) {
         return fail(Errc::Invalid, std::string("cipher ") +
                                        (suite ? SSL_CIPHER_get_name(suite) : "(none)") +
@@ -196,4 +208,4 @@ Result<SessionKeys> deriveClientKeys(const SSL* ssl) {
     return keys;
 }
 
-}  // namespace lastmile::drivers::ktls
+}  // namespace lastmile::drivers::tls

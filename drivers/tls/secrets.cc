@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The keylog callback that keeps TLS 1.3 traffic secrets in ex_data instead of logging them.
-#include "drivers/ktls/secrets.h"
+#include "drivers/tls/secrets.h"
 
 #include <openssl/crypto.h>
 
 #include <string_view>
 
-namespace lastmile::drivers::ktls {
+namespace lastmile::drivers::tls {
 namespace {
 
 void freeSecrets(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
@@ -102,4 +102,4 @@ void forgetTrafficSecrets(SSL* ssl) {
     }
 }
 
-}  // namespace lastmile::drivers::ktls
+}  // namespace lastmile::drivers::tls

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // deriveClientKeys without a kernel: a record sealed with the derived client keys is read by a
 // stock OpenSSL server, and its echo opens with the derived server keys.
-#include "drivers/ktls/keys.h"
+#include "drivers/tls/keys.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -16,7 +16,7 @@
 #include "tests/support/tls_backend.h"
 #include "tests/unit/ktls/ktls_client.h"
 
-namespace lastmile::drivers::ktls {
+namespace lastmile::drivers::tls {
 namespace {
 
 using test::BackendMode;
@@ -28,13 +28,13 @@ using EvpCipherCtxPtr = Handle<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
 
 constexpr std::size_t kTag = 16;
 
-const EVP_CIPHER* evpOf(KtlsCipher c) {
+const EVP_CIPHER* evpOf(tls::Aead c) {
     switch (c) {
-        case KtlsCipher::Aes128Gcm:
+        case tls::Aead::Aes128Gcm:
             return EVP_aes_128_gcm();
-        case KtlsCipher::Aes256Gcm:
+        case tls::Aead::Aes256Gcm:
             return EVP_aes_256_gcm();
-        case KtlsCipher::Chacha20Poly1305:
+        case tls::Aead::Chacha20Poly1305:
             return EVP_chacha20_poly1305();
     }
     return nullptr;
@@ -52,7 +52,7 @@ void putBe(std::uint64_t v, std::uint8_t* out, int n) {
 Bytes nonceOf(const SessionKeys& keys, const DirectionKeys& d, std::uint64_t seq,
               Bytes& explicitPart) {
     Bytes nonce(12, 0);
-    if (keys.version == TLS1_2_VERSION && keys.cipher != KtlsCipher::Chacha20Poly1305) {
+    if (keys.version == TLS1_2_VERSION && keys.cipher != tls::Aead::Chacha20Poly1305) {
         std::memcpy(nonce.data(), d.iv.data(), 4);
         putBe(seq, nonce.data() + 4, 8);
         explicitPart.assign(nonce.begin() + 4, nonce.end());
@@ -171,7 +171,7 @@ std::string openRecord(int fd, const SessionKeys& keys) {
 struct Suite {
     int version;
     const char* cipher;
-    KtlsCipher expected;
+    tls::Aead expected;
 };
 
 class ClientKeysTest : public ::testing::TestWithParam<Suite> {};
@@ -202,15 +202,15 @@ TEST_P(ClientKeysTest, SealAndOpenRecordsAStockServerAgreesWith) {
 INSTANTIATE_TEST_SUITE_P(
     Suites, ClientKeysTest,
     ::testing::Values(
-        Suite{TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", KtlsCipher::Aes128Gcm},
-        Suite{TLS1_3_VERSION, "TLS_AES_256_GCM_SHA384", KtlsCipher::Aes256Gcm},
-        Suite{TLS1_3_VERSION, "TLS_CHACHA20_POLY1305_SHA256", KtlsCipher::Chacha20Poly1305},
-        Suite{TLS1_2_VERSION, "ECDHE-ECDSA-AES128-GCM-SHA256", KtlsCipher::Aes128Gcm},
-        Suite{TLS1_2_VERSION, "ECDHE-ECDSA-AES256-GCM-SHA384", KtlsCipher::Aes256Gcm},
-        Suite{TLS1_2_VERSION, "ECDHE-ECDSA-CHACHA20-POLY1305", KtlsCipher::Chacha20Poly1305}),
+        Suite{TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", tls::Aead::Aes128Gcm},
+        Suite{TLS1_3_VERSION, "TLS_AES_256_GCM_SHA384", tls::Aead::Aes256Gcm},
+        Suite{TLS1_3_VERSION, "TLS_CHACHA20_POLY1305_SHA256", tls::Aead::Chacha20Poly1305},
+        Suite{TLS1_2_VERSION, "ECDHE-ECDSA-AES128-GCM-SHA256", tls::Aead::Aes128Gcm},
+        Suite{TLS1_2_VERSION, "ECDHE-ECDSA-AES256-GCM-SHA384", tls::Aead::Aes256Gcm},
+        Suite{TLS1_2_VERSION, "ECDHE-ECDSA-CHACHA20-POLY1305", tls::Aead::Chacha20Poly1305}),
     [](const auto& p) {
         std::string name = std::string(p.param.version == TLS1_3_VERSION ? "Tls13_" : "Tls12_") +
-                           std::string(cipherName(p.param.expected));
+                           std::string(tls::aeadName(p.param.expected));
         for (char& ch : name) {
             if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') {
                 ch = '_';
@@ -233,4 +233,4 @@ TEST(ClientKeysRefusalTest, Tls13WithoutCapturedSecretsIsUnavailable) {
 }
 
 }  // namespace
-}  // namespace lastmile::drivers::ktls
+}  // namespace lastmile::drivers::tls
