@@ -14,6 +14,7 @@
 
 #include "base/chunk.h"
 #include "base/result.h"
+#include "drivers/offload.h"
 
 namespace lastmile::drivers {
 
@@ -64,24 +65,76 @@ public:
     virtual void releaseIdleMemory() {}
 };
 
+// A device an engine drives (a NIC with inline TLS, a crypto device) and what it offers.
+struct EngineDevice {
+    std::string name;  // "eth0", "crypto_aesni_gcm0"
+    std::vector<std::pair<std::string, bool>> features;  // "tx" -> true, "aes_256_gcm" -> true
+};
+
 // Whether an engine can work on this host, found once at start.
 struct EngineProbe {
     bool usable = false;
     std::string detail;  // what was found, or why it cannot be used
+    // What the host offers the engine, for metrics and describe ("ulp", "rekey", ...).
+    std::vector<std::pair<std::string, bool>> features;
+    std::vector<EngineDevice> devices;
 };
 
+// What an engine may need to know about a profile when it prepares the profile's SSL_CTX.
+struct ContextFacts {
+    bool ciphersChosen = false;  // the policy named its suites: their order is the policy's
+};
+
+// How RecordEngine::attach ended.
+struct Attach {
+    enum class Outcome {
+        Taken,     // `session` carries the records from now on
+        Declined,  // the socket and `ssl` are as they were: the next engine may try
+        Broken,    // the socket was changed and can carry no TLS any more: end the connection
+    };
+    Outcome outcome = Outcome::Declined;
+    std::unique_ptr<RecordSession> session;  // Taken only
+    std::string reason;                      // Declined and Broken: why, for the log
+
+    static Attach taken(std::unique_ptr<RecordSession> session) {
+        return {Outcome::Taken, std::move(session), {}};
+    }
+    static Attach declined(std::string reason) {
+        return {Outcome::Declined, nullptr, std::move(reason)};
+    }
+    static Attach broken(std::string reason) {
+        return {Outcome::Broken, nullptr, std::move(reason)};
+    }
+};
+
+// One way of carrying records. Engines are built once (drivers/engines.h) and shared by every
+// worker; everything here is called from many threads at once.
 class RecordEngine {
 public:
     virtual ~RecordEngine() = default;
     virtual std::string_view name() const noexcept = 0;
     virtual EngineProbe probe() const = 0;
+
+    // Whether a profile with this `offload` preference may send its sessions here.
+    virtual bool serves(Offload preference) const noexcept = 0;
+    // TLS 1.3 NewSessionTickets that arrive after the hand-off still reach OpenSSL's session
+    // cache, so a session here can feed resumption. Sessions that could collect tickets for
+    // the next connections are kept on engines that keep them.
+    virtual bool keepsTickets() const noexcept = 0;
+    // Called on every profile's SSL_CTX whose preference this engine serves, when the profile
+    // is compiled, before any session uses it: what the engine needs from the handshake (the
+    // kernel engine captures TLS 1.3 traffic secrets). The compiler raises the security level
+    // afterwards, so nothing done here can lower it.
+    virtual void prepareContext(SSL_CTX* /*ctx*/, const ContextFacts& /*facts*/) const {}
+    // The session `ssl` went to another engine: drops what prepareContext made it keep.
+    virtual void passOver(SSL* /*ssl*/) const noexcept {}
+
     // Takes over the established session `ssl` on the backend socket `fd`, whose records
-    // move through `wire` (which must outlive the session). Errc::Unavailable with the
-    // reason when this session cannot go to this engine: the worker tries the next one.
-    // A kernel-framed session no longer needs `ssl` once attached: the worker frees it.
-    virtual Result<std::unique_ptr<RecordSession>> attach(SSL* ssl, int fd, Wire& wire) = 0;
+    // move through `wire` (which must outlive the session). A kernel-framed session no longer
+    // needs `ssl` once taken: the worker frees it.
+    virtual Attach attach(SSL* ssl, int fd, Wire& wire) = 0;
     // Sessions this engine declined so far, per reason: stable snake_case labels (metric
-    // names) and counts. Thread-safe: workers share the engine.
+    // names) and counts.
     virtual std::vector<std::pair<std::string_view, std::uint64_t>> declines() const { return {}; }
 };
 

@@ -773,15 +773,18 @@ std::string describeObject(const ctrl::KindInfo& kind, const Json& object) {
 
 namespace {
 
-// Where a profile's sessions go on this host: the first usable engine the preference allows
-// (a session whose cipher or state an engine cannot take falls to the next one), and why
-// the engines before it were passed over.
+// Where a profile's sessions go on this host: the first usable engine that serves the
+// preference (a session whose cipher or state an engine cannot take falls to the next one),
+// and why the engines before it were passed over.
 std::string recordEngine(const Json& profileList, const std::string& offload) {
     std::vector<std::string> passed;
     for (const auto& e : arrayAt(profileList, {"recordEngines"})) {
         const std::string name = textAt(e, {"name"});
-        if (offload == "userspace" && name != "openssl") {
-            passed.push_back(name + " not wanted (offload: userspace)");
+        const auto serves = arrayAt(e, {"serves"});
+        if (std::none_of(serves.begin(), serves.end(), [&](const Json& s) {
+                return s.is_string() && s.get<std::string>() == offload;
+            })) {
+            passed.push_back(name + " not wanted (offload: " + offload + ")");
             continue;
         }
         const Json* usable = member(e, "usable");
@@ -858,7 +861,10 @@ std::string describeProfiles(const Json& profileList, const std::string& policy)
         w.field(1, "Session Resumption",
                 yesNo(member(p, "sessionResumption"), "enabled", "disabled", "<unknown>"));
         std::string offload = textAt(p, {"offload"});
-        w.field(1, "Engine Preference", offload.empty() ? "auto" : offload);
+        if (offload.empty()) {
+            offload = "auto";
+        }
+        w.field(1, "Engine Preference", offload);
         w.field(1, "Record Engine", recordEngine(profileList, offload));
         const Json* warm = member(p, "warmPool");
         w.field(1, "Warm Pool",

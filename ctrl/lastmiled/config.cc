@@ -12,6 +12,7 @@
 #include <regex>
 
 #include "base/text.h"
+#include "drivers/engines.h"
 
 namespace lastmile::ctrl {
 namespace {
@@ -54,6 +55,24 @@ Result<std::vector<net::Network>> parseNetworks(const YAML::Node& value, const s
     }
     if (!problems.empty()) {
         return fail(Errc::Invalid, problems);
+    }
+    return out;
+}
+
+// `recordEngines`: a list of names drivers::checkEngineOrder accepts. The order is the user's.
+Result<std::vector<std::string>> parseRecordEngines(const YAML::Node& value, const std::string& at) {
+    if (!value.IsSequence() || value.size() == 0) {
+        return fail(Errc::Invalid, at + ": expected a list of record engines, e.g. [kernel, openssl]");
+    }
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        if (!value[i].IsScalar()) {
+            return fail(Errc::Invalid, at + "[" + std::to_string(i) + "]: expected an engine name");
+        }
+        out.push_back(value[i].Scalar());
+    }
+    if (auto s = drivers::checkEngineOrder(out); !s) {
+        return fail(Errc::Invalid, at + ": " + s.error().context());
     }
     return out;
 }
@@ -220,6 +239,12 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
             base.dataplane.allowedBackendNetworks = std::move(*networks);
             continue;
         }
+        if (key == "recordEngines") {
+            auto engines = parseRecordEngines(value, at);
+            LM_TRY(engines);
+            base.dataplane.recordEngines = std::move(*engines);
+            continue;
+        }
         if (key == "apiAccess") {
             auto grants = parseApiAccess(path, value);
             LM_TRY(grants);
@@ -292,7 +317,8 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                                                 "allowedBackendNetworks, connectTimeout, "
                                                 "handshakeTimeout, idleTimeout, drainTimeout, "
                                                 "maxConnections, maxBackendConnections, "
-                                                "maxBufferMemory, errorDetail, apiAccess)");
+                                                "maxBufferMemory, errorDetail, recordEngines, "
+                                                "apiAccess)");
             }
         } catch (const YAML::Exception&) {
             return fail(Errc::Invalid, at + ": wrong type");

@@ -261,7 +261,8 @@ int run(const Flags& flags) {
     }
     Controller controller(
         **store,
-        ReconcilerConfig{config->controllerName, config->gatewayClassName, workers.backendFilter()},
+        ReconcilerConfig{config->controllerName, config->gatewayClassName, workers.backendFilter(),
+                         &workers.engines()},
         profiles, clock, reconcile,
         [&workers](const std::string& project, const std::vector<route::ListenerPlan>& plans) {
             return workers.bind(project, plans);
@@ -274,8 +275,18 @@ int run(const Flags& flags) {
     }
     applyManifests(controller, config->manifests);
     Json engines = Json::array();
-    for (const auto& e : workers.engines()) {
-        engines.push_back({{"name", e.name}, {"usable", e.probe.usable}, {"detail", e.probe.detail}});
+    const drivers::EngineSet& engineSet = workers.engines();
+    for (std::size_t i = 0; i < engineSet.size(); ++i) {
+        Json serves = Json::array();
+        for (drivers::Offload o : drivers::kOffloads) {
+            if (engineSet.at(i).serves(o)) {
+                serves.push_back(drivers::offloadName(o));
+            }
+        }
+        engines.push_back({{"name", engineSet.at(i).name()},
+                           {"usable", engineSet.usable(i)},
+                           {"detail", engineSet.probe(i).detail},
+                           {"serves", std::move(serves)}});
     }
     controller.setRecordEngines(std::move(engines));
 
@@ -297,7 +308,7 @@ int run(const Flags& flags) {
             if (r.path == "/metrics") {
                 auto live = profiles.snapshot();
                 const struct mallinfo2 heap = ::mallinfo2();
-                MetricsInput in{workers.stats(), live, workers.engines(), live->generation,
+                MetricsInput in{workers.stats(), live, &workers.engines(), live->generation,
                                 controller.compileFailures(), heap.uordblks + heap.hblkhd};
                 return HttpResponse{200, "text/plain; version=0.0.4", renderMetrics(in)};
             }

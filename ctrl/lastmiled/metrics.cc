@@ -158,6 +158,42 @@ void renderTrustAnchors(std::ostringstream& out, const MetricsInput& in) {
     }
 }
 
+// Record engines in their configured order, with what each found on this host at start.
+void renderEngines(std::ostringstream& out, const drivers::EngineSet* engines) {
+    if (engines == nullptr) {
+        return;
+    }
+    family(out, "lastmile_record_engine_usable", "gauge",
+           "1 when the record engine can take sessions on this host");
+    for (std::size_t i = 0; i < engines->size(); ++i) {
+        out << "lastmile_record_engine_usable" << labels({{"engine", std::string(engines->at(i).name())}})
+            << ' ' << (engines->usable(i) ? 1 : 0) << '\n';
+    }
+    family(out, "lastmile_record_engine_feature", "gauge",
+           "1 when the host offers what an engine can use (kernel TLS ULP, a cipher per TLS "
+           "version, TLS 1.3 receive, rekey), found at start");
+    for (std::size_t i = 0; i < engines->size(); ++i) {
+        const std::string engine(engines->at(i).name());
+        for (const auto& [feature, present] : engines->probe(i).features) {
+            out << "lastmile_record_engine_feature" << labels({{"engine", engine}, {"feature", feature}})
+                << ' ' << (present ? 1 : 0) << '\n';
+        }
+    }
+    family(out, "lastmile_record_engine_device", "gauge",
+           "1 when a device an engine drives offers the feature (a NIC's TLS offload per "
+           "direction: tx, rx), found at start");
+    for (std::size_t i = 0; i < engines->size(); ++i) {
+        const std::string engine(engines->at(i).name());
+        for (const auto& device : engines->probe(i).devices) {
+            for (const auto& [feature, present] : device.features) {
+                out << "lastmile_record_engine_device"
+                    << labels({{"engine", engine}, {"device", device.name}, {"feature", feature}})
+                    << ' ' << (present ? 1 : 0) << '\n';
+            }
+        }
+    }
+}
+
 }  // namespace
 
 std::string renderMetrics(const MetricsInput& in) {
@@ -215,31 +251,7 @@ std::string renderMetrics(const MetricsInput& in) {
     family(out, "lastmile_heap_in_use_bytes", "gauge",
            "bytes allocated from the heap and not freed (RSS also counts freed memory kept)");
     out << "lastmile_heap_in_use_bytes " << in.heapInUseBytes << '\n';
-    family(out, "lastmile_record_engine_usable", "gauge",
-           "1 when the record engine can take sessions on this host");
-    for (const auto& e : in.engines) {
-        out << "lastmile_record_engine_usable{engine=\"" << e.name << "\"} "
-            << (e.probe.usable ? 1 : 0) << '\n';
-    }
-    family(out, "lastmile_record_engine_feature", "gauge",
-           "1 when the host offers what an engine can use (kernel TLS ULP, a cipher per TLS "
-           "version, TLS 1.3 receive, rekey, NIC offload), found at start");
-    for (const auto& e : in.engines) {
-        for (const auto& [feature, present] : e.features) {
-            out << "lastmile_record_engine_feature" << labels({{"engine", e.name}, {"feature", feature}})
-                << ' ' << (present ? 1 : 0) << '\n';
-        }
-    }
-    family(out, "lastmile_nic_tls_offload", "gauge",
-           "1 when the interface's NIC has TLS inline crypto enabled in that direction");
-    for (const auto& e : in.engines) {
-        for (const auto& [interface, tx, rx] : e.nics) {
-            out << "lastmile_nic_tls_offload" << labels({{"interface", interface}, {"direction", "tx"}})
-                << ' ' << (tx ? 1 : 0) << '\n'
-                << "lastmile_nic_tls_offload" << labels({{"interface", interface}, {"direction", "rx"}})
-                << ' ' << (rx ? 1 : 0) << '\n';
-        }
-    }
+    renderEngines(out, in.engines);
     family(out, "lastmile_handshake_duration_seconds", "histogram",
            "backend TLS handshake time, from ClientHello to an established session");
     std::uint64_t cumulative = 0;

@@ -9,14 +9,14 @@
 
 #include "dataplane/worker/counters.h"
 #include "dataplane/tls/profile_set.h"
-#include "dataplane/worker/dataplane.h"
+#include "drivers/engines.h"
 
 namespace lastmile::ctrl {
 
 struct MetricsInput {
     dataplane::DataplaneStats dataplane;
     std::shared_ptr<const tls::ProfileSet> profiles;  // policy, SNI and CA of each Service
-    std::vector<dataplane::EngineStatus> engines;
+    const drivers::EngineSet* engines = nullptr;  // what each record engine found at start
     std::uint64_t profileGeneration = 0;
     std::uint64_t compileFailures = 0;
     // Bytes malloc has handed out and not had back (mallinfo2): unlike RSS, it does not

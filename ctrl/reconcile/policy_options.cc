@@ -187,18 +187,11 @@ OptionsOutcome applyPolicyOptions(const Json& options, tls::ProfileSpec& spec) {
                 out.invalid.push_back(describe(key, value, "must be true or false"));
             }
         } else if (name == "offload") {
-            auto v = trim(value);
-            if (v == "auto") {
-                spec.offload = tls::Offload::Auto;
-            } else if (v == "kernel") {
-                spec.offload = tls::Offload::Kernel;
-            } else if (v == "nic") {
-                spec.offload = tls::Offload::Nic;
-            } else if (v == "userspace") {
-                spec.offload = tls::Offload::Userspace;
+            if (auto offload = drivers::parseOffload(trim(value))) {
+                spec.offload = *offload;
             } else {
-                out.invalid.push_back(
-                    describe(key, value, "must be one of auto, kernel, nic, userspace"));
+                out.invalid.push_back(describe(
+                    key, value, "must be one of auto, nic, kernel, cryptodev, userspace"));
             }
         } else if (name == "warm-pool") {
             auto v = trim(value);

@@ -1058,7 +1058,7 @@ void Pass::checkUncompiledPolicies(const std::set<std::size_t>& checked,
             (p.base.caBundlePem.empty() && !p.base.systemTrust)) {
             continue;
         }
-        auto compiled = tls::HandshakeProfile::compile(p.base);
+        auto compiled = tls::HandshakeProfile::compile(p.base, config_.engines);
         if (!compiled && compiled.error().code() == make_error_code(Errc::Invalid)) {
             recordCompileRejection(pi, compiled.error());
             rejected.insert(pi);
@@ -1074,7 +1074,7 @@ void Pass::buildProfiles(ReconcileOutput& out) {
         if (b.spec.failClosedReason.empty()) {
             checked.insert(b.policy);
         }
-        auto compiled = tls::HandshakeProfile::compile(b.spec);
+        auto compiled = tls::HandshakeProfile::compile(b.spec, config_.engines);
         if (compiled) {
             b.profile = std::move(*compiled);
             continue;

@@ -25,6 +25,8 @@ struct ReconcilerConfig {
     // False, reason BackendNotPermitted. The default knows no listeners and refuses loopback.
     std::shared_ptr<const net::AddressFilter> backendFilter =
         std::make_shared<net::AddressFilter>();
+    // The record engines that prepare every compiled profile's SSL_CTX; null: none.
+    const drivers::EngineSet* engines = nullptr;
 };
 
 // What the dataplane made of each listener, keyed by (Gateway key, listener name). A

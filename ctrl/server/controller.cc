@@ -19,19 +19,6 @@ constexpr const char* kLog = "controller";
 
 const char* versionName(tls::TlsVersion v) { return v == tls::TlsVersion::Tls12 ? "1.2" : "1.3"; }
 
-const char* offloadName(tls::Offload o) {
-    switch (o) {
-    case tls::Offload::Auto:
-        return "auto";
-    case tls::Offload::Kernel:
-        return "kernel";
-    case tls::Offload::Nic:
-        return "nic";
-    case tls::Offload::Userspace:
-        return "userspace";
-    }
-    return "auto";
-}
 
 Json describeProfile(const tls::HandshakeProfile& profile) {
     const auto& spec = profile.spec();
@@ -65,7 +52,7 @@ Json describeProfile(const tls::HandshakeProfile& profile) {
         {"signatureAlgorithms", spec.signatureAlgorithms},
         {"alpnProtocols", spec.alpnProtocols},
         {"sessionResumption", spec.sessionResumption},
-        {"offload", offloadName(spec.offload)},
+        {"offload", drivers::offloadName(spec.offload)},
         {"warmPool", spec.warmPool},
         {"clientCertificate", spec.clientCertificate.has_value()},
         {"failClosedReason", spec.failClosedReason},

@@ -3,7 +3,6 @@
 #include "dataplane/tls/handshake_profile.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
@@ -19,8 +18,6 @@
 
 namespace lastmile::tls {
 namespace {
-
-std::atomic<HandshakeProfile::ContextHook> contextHook{nullptr};
 
 // RFC 6125: a certificate wildcard covers one whole left-most label; the subject CN is
 // never consulted (every certificate we accept must carry its names as SANs).
@@ -377,11 +374,8 @@ std::shared_ptr<const HandshakeProfile> HandshakeProfile::failClosed(ProfileSpec
         new HandshakeProfile(std::move(spec), SslCtxPtr(), {}));
 }
 
-void HandshakeProfile::setContextHook(ContextHook hook) noexcept {
-    contextHook.store(hook, std::memory_order_release);
-}
-
-Result<std::shared_ptr<const HandshakeProfile>> HandshakeProfile::compile(const ProfileSpec& spec) {
+Result<std::shared_ptr<const HandshakeProfile>> HandshakeProfile::compile(
+    const ProfileSpec& spec, const drivers::EngineSet* engines) {
     if (!spec.failClosedReason.empty()) {
         return failClosed(spec, spec.failClosedReason);
     }
@@ -453,11 +447,12 @@ Result<std::shared_ptr<const HandshakeProfile>> HandshakeProfile::compile(const 
         return sslFail("attaching verification state to the SSL_CTX");
     }
     static_cast<void>(state.release());  // now owned by the SSL_CTX
-    if (ContextHook hook = contextHook.load(std::memory_order_acquire)) {
-        hook(ctx.get(), spec);
+    if (engines != nullptr) {
+        engines->prepareContext(ctx.get(), spec.offload,
+                                drivers::ContextFacts{!spec.cipherSuites.empty()});
     }
     // Last, so that nothing applied before can lower it: anonymous, NULL and weak suites stay
-    // out whatever an option or a hook did (defence in depth: the allow-lists already refuse
+    // out whatever an option or an engine did (defence in depth: the allow-lists already refuse
     // them by name).
     SSL_CTX_set_security_level(ctx.get(),
                                std::max(kMinSecurityLevel, SSL_CTX_get_security_level(ctx.get())));

@@ -10,6 +10,7 @@
 #include "dataplane/tls/certificate_info.h"
 #include "dataplane/tls/openssl_handles.h"
 #include "dataplane/tls/profile_spec.h"
+#include "drivers/engines.h"
 
 namespace lastmile::tls {
 
@@ -23,15 +24,10 @@ public:
     // store...);
     // any other code is an internal failure. A spec with failClosedReason set compiles to a
     // fail-closed profile.
-    static Result<std::shared_ptr<const HandshakeProfile>> compile(const ProfileSpec& spec);
-
-    // Called on every SSL_CTX compile() builds, with its spec, before a session uses it:
-    // the record engines prepare contexts there (the kernel engine hooks OpenSSL's keylog,
-    // since traffic secrets are how a TLS 1.3 session's keys reach the kernel).
-    // Process-wide like the engines; set once at start, before the first compile. compile()
-    // raises the security level after the hook, so a hook cannot lower it.
-    using ContextHook = void (*)(SSL_CTX*, const ProfileSpec&);
-    static void setContextHook(ContextHook hook) noexcept;
+    // The record engines that serve the spec's `offload` preference prepare the SSL_CTX
+    // (drivers::RecordEngine::prepareContext); null: none (tests of the handshake alone).
+    static Result<std::shared_ptr<const HandshakeProfile>> compile(
+        const ProfileSpec& spec, const drivers::EngineSet* engines = nullptr);
 
     // A profile that refuses every connection with `reason`.
     static std::shared_ptr<const HandshakeProfile> failClosed(ProfileSpec spec, std::string reason);

@@ -7,12 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "drivers/offload.h"
+
 namespace lastmile::tls {
 
 enum class TlsVersion { Tls12, Tls13 };
 
-// Record-engine preference from `lastmile.dev/offload`; never a reason to weaken verification.
-enum class Offload { Auto, Kernel, Nic, Userspace };
+using drivers::Offload;
 
 struct SanMatcher {
     enum class Type { Hostname, Uri };

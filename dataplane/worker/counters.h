@@ -152,8 +152,10 @@ struct WorkerCounters {
     std::atomic<std::int64_t> pooled{0};  // handshaken backend connections waiting in the pool
     std::atomic<std::uint64_t> ringSubmits{0};
     Histogram handshakeSeconds;
-    // Sessions each record engine took, by its position in the dataplane's engine list.
-    std::array<std::atomic<std::uint64_t>, 4> engineSessions{};
+    // Sessions each record engine took, by its position in the dataplane's EngineSet.
+    std::vector<std::atomic<std::uint64_t>> engineSessions;
+
+    explicit WorkerCounters(std::size_t engines) : engineSessions(engines) {}
 
     void fail(Failure f) { dataplane::bump(failures[static_cast<std::size_t>(f)]); }
 };

@@ -6,62 +6,19 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <set>
 #include <thread>
 
 #include "base/log.h"
 #include "dataplane/net/socket.h"
-#include "drivers/ktls/ktls_engine.h"
-#include "drivers/tls/secrets.h"
-#include "drivers/openssl/openssl_engine.h"
 
 namespace lastmile::dataplane {
 namespace {
 
 constexpr const char* kLog = "dataplane";
 
-// Set once in Dataplane::start, before the first profile compiles.
-std::atomic<bool> hostNicOffload{false};
-
-void prepareContext(SSL_CTX* ctx, const tls::ProfileSpec& spec) {
-    prepareContextForKernel(ctx, spec, hostNicOffload.load(std::memory_order_relaxed));
-}
-
-EngineStatus kernelStatus(const drivers::ktls::KernelEngine& engine) {
-    const auto& caps = engine.capabilities();
-    EngineStatus status{std::string(engine.name()), engine.probe(), {}, {}};
-    status.features.emplace_back("ulp", caps.ulp);
-    for (const auto& c : caps.ciphers) {
-        std::string name(drivers::tls::aeadName(c.cipher));
-        std::transform(name.begin(), name.end(), name.begin(),
-                       [](char ch) { return ch == '-' ? '_' : static_cast<char>(std::tolower(ch)); });
-        status.features.emplace_back("tls12_" + name, caps.supports(c.cipher, false));
-        status.features.emplace_back("tls13_" + name, caps.supports(c.cipher, true));
-    }
-    status.features.emplace_back("tls13_rx", caps.tls13Rx);
-    status.features.emplace_back("rekey", caps.rekey);
-    bool nicTx = false;
-    for (const auto& nic : caps.nics) {
-        status.nics.emplace_back(nic.interface, nic.tx, nic.rx);
-        nicTx = nicTx || nic.tx;
-    }
-    status.features.emplace_back("nic_tx_offload", nicTx);
-    return status;
-}
-
 }  // namespace
-
-void prepareContextForKernel(SSL_CTX* ctx, const tls::ProfileSpec& spec, bool nicOffload) {
-    drivers::tls::captureTrafficSecrets(ctx);
-    if (nicOffload && spec.cipherSuites.empty()) {
-        // Only the client's preference: the backend still chooses among what both offer.
-        SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
-                                      "TLS_CHACHA20_POLY1305_SHA256");
-        SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:DEFAULT");
-    }
-}
 
 void DataplaneStats::add(const WorkerCounters& w) {
 #define LM_ADD(field, name, help) field += w.field.load(std::memory_order_relaxed);
@@ -95,28 +52,17 @@ Result<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneOptions& opti
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     d->shared_.workerCount = options.workers == 0 ? cores : options.workers;
 
-    // Cheapest first; the openssl floor goes last and always takes the session.
-    auto kernel = std::make_unique<drivers::ktls::KernelEngine>();
-    d->engineStatus_.push_back(kernelStatus(*kernel));
-    d->engineImpls_.push_back(std::move(kernel));
-    d->engineImpls_.push_back(std::make_unique<drivers::openssl::OpensslEngine>());
-    d->engineStatus_.push_back({std::string(drivers::openssl::OpensslEngine::kName),
-                                d->engineImpls_.back()->probe(), {}, {}});
-    for (std::size_t i = 0; i < d->engineImpls_.size(); ++i) {
-        const EngineStatus& status = d->engineStatus_[i];
-        if (status.probe.usable) {
-            d->shared_.engines.push_back(d->engineImpls_[i].get());
-        }
-        LM_LOG(Info, kLog, "record engine " << status.name << ": "
-                                            << (status.probe.usable ? "usable" : "unusable")
-                                            << " (" << status.probe.detail << ")");
+    auto engines = drivers::EngineSet::create(options.recordEngines);
+    if (!engines) {
+        return fail(std::move(engines).error());
     }
-    if (d->engineStatus_.front().probe.usable) {
-        const bool nicTx = std::any_of(d->engineStatus_.front().nics.begin(),
-                                       d->engineStatus_.front().nics.end(),
-                                       [](const auto& nic) { return std::get<1>(nic); });
-        hostNicOffload.store(nicTx, std::memory_order_relaxed);
-        tls::HandshakeProfile::setContextHook(prepareContext);
+    d->engines_ = std::make_unique<drivers::EngineSet>(std::move(*engines));
+    d->shared_.engines = d->engines_.get();
+    for (std::size_t i = 0; i < d->engines_->size(); ++i) {
+        const drivers::EngineProbe& probe = d->engines_->probe(i);
+        LM_LOG(Info, kLog, "record engine " << d->engines_->at(i).name() << ": "
+                                            << (probe.usable ? "usable" : "unusable") << " ("
+                                            << probe.detail << ")");
     }
     for (unsigned i = 0; i < d->shared_.workerCount; ++i) {
         auto worker = std::make_unique<Worker>(i, d->shared_);
@@ -266,9 +212,10 @@ DataplaneStats Dataplane::stats() const {
     total.backendConnectionLimit = shared_.options.backendConnectionLimit();
     total.bufferMemory = shared_.buffers.used();
     total.bufferMemoryLimit = shared_.buffers.limit();
-    for (const auto& engine : engineImpls_) {
-        for (const auto& [reason, n] : engine->declines()) {
-            total.engineDeclines[{std::string(engine->name()), std::string(reason)}] = n;
+    for (std::size_t i = 0; i < engines_->size(); ++i) {
+        const drivers::RecordEngine& engine = engines_->at(i);
+        for (const auto& [reason, n] : engine.declines()) {
+            total.engineDeclines[{std::string(engine.name()), std::string(reason)}] = n;
         }
     }
     return total;

@@ -18,28 +18,15 @@
 #include "dataplane/worker/counters.h"
 #include "dataplane/worker/options.h"
 #include "dataplane/worker/worker.h"
-#include "drivers/record_engine.h"
+#include "drivers/engines.h"
 
 namespace lastmile::dataplane {
 
-struct EngineStatus {
-    std::string name;
-    drivers::EngineProbe probe;
-    // What the probe found, for metrics and describe: feature -> present ("ulp", "rekey"...).
-    std::vector<std::pair<std::string, bool>> features;
-    // Interfaces whose NIC does TLS inline: (interface, tx active, rx active).
-    std::vector<std::tuple<std::string, bool, bool>> nics;
-};
-
-// Prepares every handshake profile's SSL_CTX for the kernel engine: its TLS 1.3 traffic
-// secrets are captured, and when a NIC can offload TLS, suites it can carry (AES-GCM) come
-// first unless the policy chose the suites itself.
-void prepareContextForKernel(SSL_CTX* ctx, const tls::ProfileSpec& spec, bool nicOffload);
-
 class Dataplane {
 public:
-    // Starts options.workers workers (0: one per core), each with its own ring, reading
-    // `registry` (which must outlive the dataplane). `ring` is for tests of the fallbacks.
+    // Builds the record engines of options.recordEngines and starts options.workers workers
+    // (0: one per core), each with its own ring, reading `registry` (which must outlive the
+    // dataplane). `ring` is for tests of the fallbacks.
     static Result<std::unique_ptr<Dataplane>> start(const DataplaneOptions& options,
                                                     tls::ProfileRegistry& registry,
                                                     const uring::RingOptions& ring = {});
@@ -73,7 +60,8 @@ public:
     }
 
     DataplaneStats stats() const;
-    const std::vector<EngineStatus>& engines() const noexcept { return engineStatus_; }
+    // The record engines, for the profile compiler (they prepare its contexts) and status.
+    const drivers::EngineSet& engines() const noexcept { return *engines_; }
     std::vector<std::string> ringSetups() const;
     unsigned workerCount() const noexcept { return shared_.workerCount; }
 
@@ -83,8 +71,7 @@ private:
     net::Resolver resolver_;
     std::shared_ptr<net::AddressFilter> backendFilter_;
     WorkerShared shared_;
-    std::vector<std::unique_ptr<drivers::RecordEngine>> engineImpls_;  // preferred first
-    std::vector<EngineStatus> engineStatus_;
+    std::unique_ptr<drivers::EngineSet> engines_;
     std::vector<std::unique_ptr<Worker>> workers_;
 
     struct Bound {

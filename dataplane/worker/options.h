@@ -36,6 +36,9 @@ struct DataplaneOptions {
     // memory beyond it. 256 MiB holds about a thousand 260 KiB buffers: a thousand
     // connections moving bulk data at once, any number of quiet ones (they hold none).
     std::uint64_t maxBufferMemory = 256ull << 20;
+    // (recordEngines) the engines offered each established session, in this order; empty:
+    // every engine built in, cheapest first (drivers::builtEngines).
+    std::vector<std::string> recordEngines;
 
     std::uint32_t backendConnectionLimit() const noexcept {
         return maxBackendConnections != 0 ? maxBackendConnections : maxConnections;

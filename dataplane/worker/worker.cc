@@ -31,7 +31,6 @@
 #include "dataplane/tls/openssl_handles.h"
 #include "dataplane/worker/balancer.h"
 #include "dataplane/worker/http_reply.h"
-#include "drivers/tls/secrets.h"
 #include "drivers/openssl/openssl_engine.h"
 #include "drivers/openssl/wire_bio.h"
 
@@ -201,7 +200,8 @@ bool plaintextWire(const Connection& c) { return !c.profile || c.kernelFramed; }
 }  // namespace
 
 struct Worker::Impl {
-    Impl(unsigned index, WorkerShared& shared) : index_(index), shared_(shared) {}
+    Impl(unsigned index, WorkerShared& shared)
+        : index_(index), shared_(shared), counters_(shared.engines->size()) {}
 
     // ---- Control thread side.
     enum class CommandKind { AddListener, RemoveListener, Refresh, Drain, Stop };
@@ -708,50 +708,69 @@ struct Worker::Impl {
         pump(c);
     }
 
-    // The first engine that takes the session gets it; the profile's `offload: userspace`
-    // keeps it on the openssl floor. Returns false when the connection was refused.
-    bool attachEngine(Connection& c) {
-        bool userspaceOnly = c.profile->spec().offload == tls::Offload::Userspace;
-        // TLS 1.3 tickets arrive after the handshake, and a kernel session can only drop
-        // them. A session that did not resume stays in userspace, so that its tickets let
-        // the next connections resume; those go to the kernel.
-        if (!userspaceOnly && c.profile->spec().sessionResumption &&
-            SSL_version(c.ssl.get()) == TLS1_3_VERSION && SSL_session_reused(c.ssl.get()) != 1 &&
-            shared_.engines.size() > 1) {
-            userspaceOnly = true;
+    // Engines a session of `c` may go to: usable, serving the profile's preference and, for
+    // a session that should collect tickets, keeping them. TLS 1.3 tickets arrive after the
+    // handshake; a session that did not resume goes where they reach the session cache, so
+    // that the next connections resume, and those go to the cheapest engine.
+    std::vector<std::size_t> candidates(const Connection& c) {
+        const drivers::EngineSet& engines = *shared_.engines;
+        const tls::ProfileSpec& spec = c.profile->spec();
+        std::vector<std::size_t> out;
+        for (std::size_t i = 0; i < engines.size(); ++i) {
+            if (engines.usable(i) && engines.at(i).serves(spec.offload)) {
+                out.push_back(i);
+            }
+        }
+        const bool collectTickets = spec.sessionResumption &&
+                                    SSL_version(c.ssl.get()) == TLS1_3_VERSION &&
+                                    SSL_session_reused(c.ssl.get()) != 1;
+        const auto keeps = [&](std::size_t i) { return engines.at(i).keepsTickets(); };
+        if (collectTickets && !out.empty() && !keeps(out.front()) &&
+            std::any_of(out.begin(), out.end(), keeps)) {
+            std::erase_if(out, [&](std::size_t i) { return !keeps(i); });
             bump(counters_.ticketCollectors);
         }
-        for (std::size_t i = 0; i < shared_.engines.size(); ++i) {
-            drivers::RecordEngine* engine = shared_.engines[i];
-            if (userspaceOnly && engine->name() != drivers::openssl::OpensslEngine::kName) {
+        return out;
+    }
+
+    // The first candidate engine that takes the session gets it. Returns false when the
+    // connection was refused.
+    bool attachEngine(Connection& c) {
+        const drivers::EngineSet& engines = *shared_.engines;
+        std::optional<std::size_t> taker;
+        for (std::size_t i : candidates(c)) {
+            drivers::RecordEngine& engine = engines.at(i);
+            drivers::Attach attached = engine.attach(c.ssl.get(), c.backend.get(), c.wire);
+            if (attached.outcome == drivers::Attach::Outcome::Broken) {
+                reject(c, Failure::HandshakeFailed, 502,
+                       "moving the TLS session to the " + std::string(engine.name()) +
+                           " engine failed: " + attached.reason);
+                return false;
+            }
+            if (attached.outcome == drivers::Attach::Outcome::Declined) {
+                LM_LOG(Debug, kLog, engine.name() << " engine declined a session: "
+                                                  << attached.reason);
                 continue;
             }
-            auto session = engine->attach(c.ssl.get(), c.backend.get(), c.wire);
-            if (!session) {
-                if (session.error().code() != make_error_code(Errc::Unavailable)) {
-                    // The socket was half moved into the kernel: no engine can use it now.
-                    reject(c, Failure::HandshakeFailed, 502,
-                           "moving the TLS session to the " + std::string(engine->name()) +
-                               " engine failed: " + session.error().message());
-                    return false;
-                }
-                LM_LOG(Debug, kLog, engine->name() << " engine declined a session: "
-                                                   << session.error().message());
-                continue;
-            }
-            c.session = std::move(*session);
-            // Kept for the kernel engine's keys; a session it was never offered (offload:
-            // userspace, ticket collection) must not keep them for its whole life.
-            drivers::tls::forgetTrafficSecrets(c.ssl.get());
-            bump(counters_.engineSessions[i]);
-            c.serviceStats->engine.store(engine->name().data(), std::memory_order_relaxed);
-            if (c.session->framing() == drivers::Framing::Kernel) {
-                return enterKernel(c);
-            }
-            return true;
+            c.session = std::move(attached.session);
+            taker = i;
+            break;
         }
-        reject(c, Failure::HandshakeFailed, 502, "no record engine took the session");
-        return false;
+        for (std::size_t i = 0; i < engines.size(); ++i) {
+            if (i != taker) {
+                engines.at(i).passOver(c.ssl.get());
+            }
+        }
+        if (!taker) {
+            reject(c, Failure::HandshakeFailed, 502, "no record engine took the session");
+            return false;
+        }
+        bump(counters_.engineSessions[*taker]);
+        c.serviceStats->engine.store(engines.at(*taker).name().data(), std::memory_order_relaxed);
+        if (c.session->framing() == drivers::Framing::Kernel) {
+            return enterKernel(c);
+        }
+        return true;
     }
 
     // The kernel holds the keys now: the SSL and the record buffers are not needed again.
@@ -1966,9 +1985,9 @@ void Worker::collect(DataplaneStats& into) const {
         l.connections += c->connections.load(std::memory_order_relaxed);
         l.active += c->active.load(std::memory_order_relaxed);
     }
-    const auto& engines = impl_->shared_.engines;
-    for (std::size_t i = 0; i < engines.size() && i < impl_->counters_.engineSessions.size(); ++i) {
-        into.engineSessions[std::string(engines[i]->name())] +=
+    const drivers::EngineSet& engines = *impl_->shared_.engines;
+    for (std::size_t i = 0; i < engines.size(); ++i) {
+        into.engineSessions[std::string(engines.at(i).name())] +=
             impl_->counters_.engineSessions[i].load(std::memory_order_relaxed);
     }
     into.perWorker.push_back({impl_->counters_.ringSubmits.load(std::memory_order_relaxed),

@@ -17,7 +17,7 @@
 #include "dataplane/uring/ring.h"
 #include "dataplane/worker/counters.h"
 #include "dataplane/worker/options.h"
-#include "drivers/record_engine.h"
+#include "drivers/engines.h"
 
 namespace lastmile::dataplane {
 
@@ -32,8 +32,8 @@ struct WorkerShared {
     std::atomic<std::int64_t> backendConnections{0};  // backend sockets, warm ones included
     std::atomic<std::int64_t> slotWanted{0};  // clients waiting for a backend socket slot
     BufferBudget buffers;                             // every worker's chunks
-    // Tried in order after each handshake; the last one (openssl) always takes the session.
-    std::vector<drivers::RecordEngine*> engines;
+    // Offered each established session in order (drivers/engines.h).
+    const drivers::EngineSet* engines = nullptr;
     uring::RingOptions ring;
     net::Resolver* resolver = nullptr;  // ExternalName Services
     const net::AddressFilter* backendFilter = nullptr;  // every dial passes it

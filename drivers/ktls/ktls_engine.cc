@@ -3,6 +3,7 @@
 // records the kernel hands back because they are not application data.
 #include "drivers/ktls/ktls_engine.h"
 
+#include <ifaddrs.h>
 #include <linux/tls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,6 +11,8 @@
 #include <openssl/err.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -295,6 +298,45 @@ Result<std::uint64_t> openTickets(SSL* ssl, const Chunk& fromPeer) {
     return *records;
 }
 
+// The interface that owns the local address of the connected socket `fd`: the one its
+// packets leave through on any host that does not route one interface's addresses out of
+// another. Empty when it cannot be told.
+std::string egressInterface(int fd) {
+    sockaddr_storage local{};
+    socklen_t len = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == -1) {
+        return {};
+    }
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) == -1) {
+        return {};
+    }
+    std::string found;
+    for (const ifaddrs* a = list; a != nullptr && found.empty(); a = a->ifa_next) {
+        if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != local.ss_family) {
+            continue;
+        }
+        const bool same =
+            local.ss_family == AF_INET
+                ? reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr ==
+                      reinterpret_cast<const sockaddr_in*>(&local)->sin_addr.s_addr
+                : std::memcmp(&reinterpret_cast<const sockaddr_in6*>(a->ifa_addr)->sin6_addr,
+                              &reinterpret_cast<const sockaddr_in6*>(&local)->sin6_addr,
+                              sizeof(in6_addr)) == 0;
+        if (same) {
+            found = a->ifa_name;
+        }
+    }
+    ::freeifaddrs(list);
+    return found;
+}
+
+bool offloadsTx(const KernelTlsCapabilities& caps, const std::string& interface) {
+    return std::any_of(caps.nics.begin(), caps.nics.end(), [&](const NicTlsOffload& nic) {
+        return nic.tx && nic.interface == interface;
+    });
+}
+
 }  // namespace
 
 std::string_view declineLabel(Decline d) noexcept {
@@ -317,15 +359,70 @@ std::string_view declineLabel(Decline d) noexcept {
             return "ulp_refused";
         case Decline::KernelRefused:
             return "kernel_refused";
+        case Decline::NotOffloaded:
+            return "not_offloaded";
     }
     return "unknown";
 }
 
 KernelEngine::KernelEngine() : KernelEngine(probeKernelTls()) {}
 
-KernelEngine::KernelEngine(KernelTlsCapabilities caps) : caps_(std::move(caps)) {}
+KernelEngine::KernelEngine(KernelTlsCapabilities caps, Mode mode)
+    : caps_(std::move(caps)), mode_(mode) {}
 
-EngineProbe KernelEngine::probe() const { return EngineProbe{caps_.usable(), caps_.describe()}; }
+std::string_view KernelEngine::name() const noexcept {
+    return mode_ == Mode::Nic ? "nic" : "kernel";
+}
+
+bool KernelEngine::serves(Offload preference) const noexcept {
+    return preference == Offload::Auto ||
+           preference == (mode_ == Mode::Nic ? Offload::Nic : Offload::Kernel);
+}
+
+EngineProbe KernelEngine::probe() const {
+    EngineProbe probe{caps_.usable(), caps_.describe(), {}, {}};
+    probe.features.emplace_back("ulp", caps_.ulp);
+    for (const auto& c : caps_.ciphers) {
+        std::string name(tls::aeadName(c.cipher));
+        std::transform(name.begin(), name.end(), name.begin(), [](char ch) {
+            return ch == '-' ? '_' : static_cast<char>(std::tolower(ch));
+        });
+        probe.features.emplace_back("tls12_" + name, caps_.supports(c.cipher, false));
+        probe.features.emplace_back("tls13_" + name, caps_.supports(c.cipher, true));
+    }
+    probe.features.emplace_back("tls13_rx", caps_.tls13Rx);
+    probe.features.emplace_back("rekey", caps_.rekey);
+    if (mode_ == Mode::Software) {
+        return probe;
+    }
+    std::string offloading;
+    for (const auto& nic : caps_.nics) {
+        probe.devices.push_back({nic.interface, {{"tx", nic.tx}, {"rx", nic.rx}}});
+        if (nic.tx) {
+            offloading += (offloading.empty() ? "" : ", ") + nic.interface;
+        }
+    }
+    if (offloading.empty()) {
+        probe.usable = false;
+        probe.detail = "no interface has tls-hw-tx-offload enabled" +
+                       (caps_.nicError.empty() ? "" : " (" + caps_.nicError + ")");
+    } else if (probe.usable) {
+        probe.detail = "TLS transmit offload on " + offloading + "; " + probe.detail;
+    }
+    return probe;
+}
+
+void KernelEngine::prepareContext(SSL_CTX* ctx, const ContextFacts& facts) const {
+    tls::captureTrafficSecrets(ctx);
+    if (mode_ == Mode::Nic && !facts.ciphersChosen) {
+        // Only the client's preference: the backend still chooses among what both offer.
+        SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                      "TLS_CHACHA20_POLY1305_SHA256");
+        SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:DEFAULT");
+    }
+}
+
+void KernelEngine::passOver(SSL* ssl) const noexcept { tls::forgetTrafficSecrets(ssl); }
 
 std::vector<std::pair<std::string_view, std::uint64_t>> KernelEngine::declines() const {
     std::vector<std::pair<std::string_view, std::uint64_t>> out;
@@ -337,89 +434,91 @@ std::vector<std::pair<std::string_view, std::uint64_t>> KernelEngine::declines()
     return out;
 }
 
-Unexpected<Error> KernelEngine::decline(Decline why, Errc code, std::string reason) {
+Attach KernelEngine::decline(Decline why, std::string reason) {
     declines_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
-    return fail(code, std::move(reason));
+    return why == Decline::KernelRefused ? Attach::broken(std::move(reason))
+                                         : Attach::declined(std::move(reason));
 }
 
-Result<std::unique_ptr<RecordSession>> KernelEngine::attach(SSL* ssl, int fd, Wire& wire) {
-    // The secrets were kept for this attach alone: taken or declined, the session needs
-    // them no more (in userspace OpenSSL keeps its own), so they go on every path.
-    struct Forget {
-        SSL* ssl;
-        ~Forget() { tls::forgetTrafficSecrets(ssl); }
-    } forget{ssl};
+Attach KernelEngine::attach(SSL* ssl, int fd, Wire& wire) {
     if (!caps_.ulp) {
-        return decline(Decline::NoUlp, Errc::Unavailable,
-                       "kernel TLS: no TLS ULP (" + caps_.ulpError + ")");
+        return decline(Decline::NoUlp, "kernel TLS: no TLS ULP (" + caps_.ulpError + ")");
+    }
+    if (mode_ == Mode::Nic) {
+        const std::string interface = egressInterface(fd);
+        if (!offloadsTx(caps_, interface)) {
+            return decline(Decline::NotOffloaded,
+                           "kernel TLS: " + (interface.empty() ? "the route's interface"
+                                                               : interface) +
+                               " has no TLS transmit offload");
+        }
     }
     const int version = SSL_version(ssl);
     if (version != TLS1_2_VERSION && version != TLS1_3_VERSION) {
-        return decline(
-            Decline::Version, Errc::Unavailable,
-            std::string("kernel TLS: carries TLS 1.2 and 1.3, not ") + SSL_get_version(ssl));
+        return decline(Decline::Version, std::string("kernel TLS: carries TLS 1.2 and 1.3, not ") +
+                                             SSL_get_version(ssl));
     }
     const bool tls13 = version == TLS1_3_VERSION;
     const SSL_CIPHER* suite = SSL_get_current_cipher(ssl);
     const auto cipher = tls::aeadOf(suite);
     if (!cipher) {
-        return decline(Decline::Cipher, Errc::Unavailable,
-                       std::string("kernel TLS: cipher ") +
+        return decline(Decline::Cipher, std::string("kernel TLS: cipher ") +
                            (suite != nullptr ? SSL_CIPHER_get_name(suite) : "(none)") +
                            " is not AES-GCM or ChaCha20-Poly1305");
     }
     if (!caps_.supports(*cipher, tls13)) {
-        return decline(Decline::Cipher, Errc::Unavailable,
-                       "kernel TLS: this kernel does not offer " +
+        return decline(Decline::Cipher, "kernel TLS: this kernel does not offer " +
                            std::string(tls::aeadName(*cipher)) +
                            (tls13 ? " for TLS 1.3" : " for TLS 1.2"));
     }
-    // Records already pulled into userspace cannot be handed back to the kernel, except
-    // TLS 1.3 session tickets, which OpenSSL opens here (see openTickets).
-    std::uint64_t ticketRecords = 0;
-    if (tls13 && SSL_has_pending(ssl) == 0 && wire.fromPeer != nullptr &&
-        !wire.fromPeer->empty()) {
-        auto opened = openTickets(ssl, *wire.fromPeer);
-        if (!opened) {
-            return decline(Decline::BufferedRecords, Errc::Unavailable,
-                           "kernel TLS: " + opened.error().message());
-        }
-        ticketRecords = *opened;
-    }
-    if ((wire.fromPeer != nullptr && !wire.fromPeer->empty()) || SSL_has_pending(ssl) != 0) {
-        return decline(Decline::BufferedRecords, Errc::Unavailable,
-                       "kernel TLS: records from the backend are already buffered in userspace");
-    }
     // Once TLS_TX is set, bytes written to the socket are sealed again.
     if (wire.toPeer != nullptr && !wire.toPeer->empty()) {
-        return decline(Decline::UnsentRecords, Errc::Unavailable,
+        return decline(Decline::UnsentRecords,
                        "kernel TLS: handshake records to the backend are not sent yet");
     }
     auto keys = tls::deriveClientKeys(ssl);
     if (!keys) {
         const bool noSecrets = keys.error().code() == make_error_code(Errc::Unavailable);
-        return decline(noSecrets ? Decline::NoSecrets : Decline::Keys, Errc::Unavailable,
+        return decline(noSecrets ? Decline::NoSecrets : Decline::Keys,
                        "kernel TLS: " + keys.error().message());
+    }
+    // Records already pulled into userspace cannot be handed back to the kernel, except
+    // TLS 1.3 session tickets, which OpenSSL opens here (see openTickets). Last of the checks,
+    // since opened tickets are gone from the wire: after this only a refused TCP_ULP can
+    // decline, which would refuse the next kernel-framed engine too.
+    std::uint64_t ticketRecords = 0;
+    if (tls13 && SSL_has_pending(ssl) == 0 && wire.fromPeer != nullptr &&
+        !wire.fromPeer->empty()) {
+        auto opened = openTickets(ssl, *wire.fromPeer);
+        if (!opened) {
+            return decline(Decline::BufferedRecords, "kernel TLS: " + opened.error().message());
+        }
+        ticketRecords = *opened;
+    }
+    if ((wire.fromPeer != nullptr && !wire.fromPeer->empty()) || SSL_has_pending(ssl) != 0) {
+        return decline(Decline::BufferedRecords,
+                       "kernel TLS: records from the backend are already buffered in userspace");
     }
     keys->rx.sequence += ticketRecords;
     const KernelCryptoInfo tx(keys->tx, *cipher, tls13);
     const KernelCryptoInfo rx(keys->rx, *cipher, tls13);
 
     if (::setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") == -1) {
-        return decline(Decline::UlpRefused, Errc::Unavailable,
-                       "kernel TLS: setting TCP_ULP tls: " + errnoText(errno));
+        return decline(Decline::UlpRefused, "kernel TLS: setting TCP_ULP tls: " + errnoText(errno));
     }
     if (::setsockopt(fd, SOL_TLS, TLS_TX, tx.bytes, tx.len) == -1) {
-        return decline(Decline::KernelRefused, Errc::Internal,
+        return decline(Decline::KernelRefused,
                        "kernel TLS: TLS_TX refused after TCP_ULP, the connection is lost: " +
                            errnoText(errno));
     }
     if (::setsockopt(fd, SOL_TLS, TLS_RX, rx.bytes, rx.len) == -1) {
-        return decline(
-            Decline::KernelRefused, Errc::Internal,
-            "kernel TLS: TLS_RX refused after TLS_TX, the connection is lost: " + errnoText(errno));
+        return decline(Decline::KernelRefused,
+                       "kernel TLS: TLS_RX refused after TLS_TX, the connection is lost: " +
+                           errnoText(errno));
     }
-    return std::unique_ptr<RecordSession>(new KernelSession(fd, caps_.rekey, ticketsDropped_));
+    // The kernel holds the keys now; in userspace OpenSSL keeps its own.
+    tls::forgetTrafficSecrets(ssl);
+    return Attach::taken(std::make_unique<KernelSession>(fd, caps_.rekey, ticketsDropped_));
 }
 
 }  // namespace lastmile::drivers::ktls

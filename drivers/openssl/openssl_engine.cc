@@ -91,11 +91,11 @@ private:
 }  // namespace
 
 EngineProbe OpensslEngine::probe() const {
-    return EngineProbe{true, OpenSSL_version(OPENSSL_VERSION)};
+    return EngineProbe{true, OpenSSL_version(OPENSSL_VERSION), {}, {}};
 }
 
-Result<std::unique_ptr<RecordSession>> OpensslEngine::attach(SSL* ssl, int, Wire& wire) {
-    return std::unique_ptr<RecordSession>(new OpensslSession(ssl, wire));
+Attach OpensslEngine::attach(SSL* ssl, int, Wire& wire) {
+    return Attach::taken(std::make_unique<OpensslSession>(ssl, wire));
 }
 
 std::string lastSslError(SSL* ssl, int ret) {

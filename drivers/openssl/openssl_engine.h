@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The openssl record engine: SSL_read/SSL_write over the wire BIO. Always usable: the floor.
+// The openssl record engine: SSL_read/SSL_write over the wire BIO. Always usable and serving
+// every preference: the floor.
 #pragma once
 
 #include "drivers/record_engine.h"
@@ -11,8 +12,11 @@ public:
     static constexpr std::string_view kName = "openssl";
     std::string_view name() const noexcept override { return kName; }
     EngineProbe probe() const override;
+    bool serves(Offload) const noexcept override { return true; }
+    bool keepsTickets() const noexcept override { return true; }
     // `ssl` must already move its records through `wire` (attachWire): the handshake did.
-    Result<std::unique_ptr<RecordSession>> attach(SSL* ssl, int fd, Wire& wire) override;
+    // Always taken.
+    Attach attach(SSL* ssl, int fd, Wire& wire) override;
 };
 
 // The reason OpenSSL gave for the last failure on this thread, for logs and counters.

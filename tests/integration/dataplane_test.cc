@@ -2481,6 +2481,43 @@ TEST_F(KernelTlsE2eTest, WarmPoolConnectionsInTheKernelServeClients) {
     EXPECT_GE(metric("lastmile_warm_pool_hits_total"), 1);
 }
 
+// recordEngines is the order sessions are offered to engines: with the floor first, the
+// kernel engine is never reached, even where it would take every session (the VM suite).
+TEST_F(DataplaneE2eTest, RecordEnginesAreOfferedSessionsInTheConfiguredOrder) {
+    auto backend = echoBackend();
+    DaemonSetup setup;
+    setup.extraConfig = "recordEngines: [openssl, kernel]\n";
+    startDaemon(setup);
+    auto l = serveWithPolicy(*backend, {});
+    EXPECT_EQ(echoOnce(l.tcp, "floor first"), "floor first");
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"openssl\"}"), 1);
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"kernel\"}"), 0);
+    const std::string text = metricsText();
+    const auto openssl = text.find("lastmile_record_engine_usable{engine=\"openssl\"}");
+    const auto kernel = text.find("lastmile_record_engine_usable{engine=\"kernel\"}");
+    ASSERT_NE(kernel, std::string::npos) << text;
+    EXPECT_LT(openssl, kernel) << "listed in the configured order";
+    EXPECT_EQ(text.find("lastmile_record_engine_usable{engine=\"nic\"}"), std::string::npos)
+        << "an engine left out of the list is not built";
+}
+
+// An operator who leaves the floor out prefers refusing to carrying records in userspace: a
+// session no listed engine serves is refused with the reason, never forwarded.
+TEST_F(DataplaneE2eTest, WithoutTheFloorASessionNoListedEngineServesIsRefused) {
+    auto backend = echoBackend();
+    DaemonSetup setup;
+    setup.extraConfig = "recordEngines: [kernel]\n";
+    startDaemon(setup);
+    PolicySpec p;
+    p.options = {{"offload", "userspace"}};
+    auto l = serveWithPolicy(*backend, p);
+    auto r = httpGet(l.http);
+    EXPECT_EQ(statusLine(r.data), "HTTP/1.1 502 Bad Gateway") << r.data;
+    EXPECT_NE(r.data.find("no record engine took the session"), std::string::npos) << r.data;
+    EXPECT_EQ(metric("lastmile_failures_total{reason=\"handshake_failed\"}"), 1);
+    EXPECT_EQ(backend->totalBytesReceived(), 0U) << "nothing reached the backend";
+}
+
 // Runs on hosts without kernel TLS, and in the VM started without the tls module.
 TEST_F(DataplaneE2eTest, WithoutTheModuleTheKernelEngineSaysWhyAndOpensslCarriesSessions) {
     auto backend = echoBackend();

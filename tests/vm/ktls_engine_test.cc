@@ -160,19 +160,20 @@ protected:
     std::unique_ptr<RecordSession> attach(KtlsClient& client) {
         const auto before = test::tlsStat();
         Wire wire;
-        auto session = engine().attach(client.ssl(), client.fd(), wire);
-        EXPECT_TRUE(session) << session.error().message();
-        if (!session) {
+        auto attached = engine().attach(client.ssl(), client.fd(), wire);
+        EXPECT_EQ(attached.outcome, Attach::Outcome::Taken) << attached.reason;
+        if (attached.outcome != Attach::Outcome::Taken) {
             return nullptr;
         }
+        auto& session = attached.session;
         const auto after = test::tlsStat();
         for (const char* counter : {"TlsCurrTxSw", "TlsCurrRxSw", "TlsTxSw", "TlsRxSw"}) {
             EXPECT_EQ(after.at(counter), before.at(counter) + 1) << counter;
         }
-        EXPECT_EQ((*session)->engine(), "kernel");
-        EXPECT_EQ((*session)->framing(), Framing::Kernel);
+        EXPECT_EQ(session->engine(), "kernel");
+        EXPECT_EQ(session->framing(), Framing::Kernel);
         client.freeSsl();  // as the worker does: the kernel holds the session now
-        return std::move(*session);
+        return std::move(session);
     }
 
     test::TestPki pki_;
@@ -283,12 +284,12 @@ TEST_F(KernelEngineVmTest, TakesTheSessionAfterOpeningTicketsAlreadyReadIntoUser
     wire.fromPeer = buffered.get();
     ASSERT_TRUE(openssl::attachWire(client.ssl(), wire));
     const std::uint64_t ticketsBefore = engine().ticketsDropped();
-    auto session = engine().attach(client.ssl(), client.fd(), wire);
-    ASSERT_TRUE(session) << session.error().message();
+    auto attached = engine().attach(client.ssl(), client.fd(), wire);
+    ASSERT_EQ(attached.outcome, Attach::Outcome::Taken) << attached.reason;
     EXPECT_TRUE(buffered->empty()) << "OpenSSL opened both tickets";
     client.freeSsl();
 
-    const Received r = receive(client.fd(), **session, 0);
+    const Received r = receive(client.fd(), *attached.session, 0);
     ASSERT_FALSE(r.error) << r.error->message();
     EXPECT_EQ(r.bytes, kMiB);
     EXPECT_TRUE(r.patternIntact) << "the kernel started at the record after the tickets";
@@ -328,8 +329,7 @@ TEST_F(KernelEngineVmTest, DeclinesTls13WhoseSecretsWereNotCaptured) {
     const auto statBefore = test::tlsStat();
     Wire wire;
     auto session = engine().attach(client.ssl(), client.fd(), wire);
-    ASSERT_FALSE(session);
-    EXPECT_EQ(session.error().code(), make_error_code(Errc::Unavailable));
+    ASSERT_EQ(session.outcome, Attach::Outcome::Declined) << session.reason;
     EXPECT_EQ(declined("no_secrets"), before + 1);
     EXPECT_EQ(test::tlsStat().at("TlsCurrTxSw"), statBefore.at("TlsCurrTxSw"));
 
@@ -374,20 +374,20 @@ TEST(KernelEngineFallbackTest, DeclinesWithoutTheModuleAndOpensslCarriesTheSessi
     Wire wire{fromPeer.get(), toPeer.get()};
     const std::uint64_t before = declined("no_ulp");
     auto kernel = engine().attach(client.ssl(), client.fd(), wire);
-    ASSERT_FALSE(kernel);
-    EXPECT_EQ(kernel.error().code(), make_error_code(Errc::Unavailable));
+    ASSERT_EQ(kernel.outcome, Attach::Outcome::Declined) << kernel.reason;
     EXPECT_EQ(declined("no_ulp"), before + 1);
 
     // The next engine takes it. This client's SSL still writes to the socket itself, so the
     // wire chunks only give the session room.
     openssl::OpensslEngine fallback;
-    auto session = fallback.attach(client.ssl(), client.fd(), wire);
-    ASSERT_TRUE(session) << session.error().message();
-    EXPECT_EQ((*session)->engine(), "openssl");
+    auto attached = fallback.attach(client.ssl(), client.fd(), wire);
+    ASSERT_EQ(attached.outcome, Attach::Outcome::Taken);
+    auto& session = attached.session;
+    EXPECT_EQ(session->engine(), "openssl");
     auto plain = std::make_unique<Chunk>();
     const std::string ping = "carried by openssl";
     plain->append(ping.data(), ping.size());
-    auto sealed = (*session)->seal(*plain);
+    auto sealed = session->seal(*plain);
     ASSERT_TRUE(sealed) << sealed.error().message();
     EXPECT_EQ(*sealed, ping.size());
     // The engine reads until OpenSSL wants more: from here on the socket must not block.
@@ -396,7 +396,7 @@ TEST(KernelEngineFallbackTest, DeclinesWithoutTheModuleAndOpensslCarriesTheSessi
     while (got.size() < ping.size()) {
         pollfd pfd{client.fd(), POLLIN, 0};
         ASSERT_EQ(::poll(&pfd, 1, 20000), 1) << "the echo did not come back";
-        auto opened = (*session)->open(*plain);
+        auto opened = session->open(*plain);
         ASSERT_TRUE(opened) << opened.error().message();
         got.append(reinterpret_cast<const char*>(plain->data()), plain->size());
         plain->clear();

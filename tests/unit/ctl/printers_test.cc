@@ -321,24 +321,42 @@ TEST(DescribeTest, CompiledProfilesShowOnlyThisPolicysProfiles) {
 
 TEST(DescribeTest, RecordEngineIsTheFirstUsableOneThePreferenceAllowsAndSaysWhyOthersWerePassed) {
     auto profiles = [](const char* offload, bool kernelUsable) {
+        const Json every = Json::array({"auto", "nic", "kernel", "cryptodev", "userspace"});
         return Json{{"items", Json::array({{{"policy", "default/p"}, {"offload", offload}}})},
                     {"recordEngines",
-                     Json::array({{{"name", "kernel"}, {"usable", kernelUsable},
-                                   {"detail", kernelUsable ? "ulp ok" : "TCP_ULP: ENOENT"}},
-                                  {{"name", "openssl"}, {"usable", true}, {"detail", "OpenSSL 3"}}})}};
+                     Json::array({{{"name", "nic"},
+                                   {"usable", false},
+                                   {"detail", "no interface has tls-hw-tx-offload enabled"},
+                                   {"serves", {"auto", "nic"}}},
+                                  {{"name", "kernel"},
+                                   {"usable", kernelUsable},
+                                   {"detail", kernelUsable ? "ulp ok" : "TCP_ULP: ENOENT"},
+                                   {"serves", {"auto", "kernel"}}},
+                                  {{"name", "openssl"},
+                                   {"usable", true},
+                                   {"detail", "OpenSSL 3"},
+                                   {"serves", every}}})}};
     };
     EXPECT_NE(describeProfiles(profiles("auto", true), "default/p")
-                  .find("Record Engine:         kernel (ulp ok)\n"),
+                  .find("Record Engine:         kernel (ulp ok; nic unusable: no interface has "
+                        "tls-hw-tx-offload enabled)\n"),
               std::string::npos)
         << describeProfiles(profiles("auto", true), "default/p");
     EXPECT_NE(describeProfiles(profiles("kernel", false), "default/p")
-                  .find("Record Engine:         openssl (OpenSSL 3; kernel unusable: TCP_ULP: ENOENT)\n"),
+                  .find("Record Engine:         openssl (OpenSSL 3; nic not wanted (offload: kernel); "
+                        "kernel unusable: TCP_ULP: ENOENT)\n"),
               std::string::npos)
         << describeProfiles(profiles("kernel", false), "default/p");
     EXPECT_NE(describeProfiles(profiles("userspace", true), "default/p")
-                  .find("Record Engine:         openssl (OpenSSL 3; kernel not wanted (offload: userspace))\n"),
+                  .find("Record Engine:         openssl (OpenSSL 3; nic not wanted (offload: "
+                        "userspace); kernel not wanted (offload: userspace))\n"),
               std::string::npos)
         << describeProfiles(profiles("userspace", true), "default/p");
+    EXPECT_NE(describeProfiles(profiles("cryptodev", true), "default/p")
+                  .find("Record Engine:         openssl (OpenSSL 3; nic not wanted (offload: "
+                        "cryptodev); kernel not wanted (offload: cryptodev))\n"),
+              std::string::npos)
+        << describeProfiles(profiles("cryptodev", true), "default/p");
 }
 
 TEST(DescribeTest, SecretValuesAreShownAsSizes) {

@@ -477,23 +477,5 @@ TEST_F(DataplaneTest, WorksWithoutDeferredTaskrunOrMultishotAccept) {
     }
 }
 
-// A NIC that does TLS inline carries AES-GCM; the client's order steers the backend there,
-// unless the policy chose the suites.
-TEST(PrepareContextForKernelTest, NicOffloadPutsAesGcmFirstUnlessThePolicyChoseTheSuites) {
-    auto firstSuite = [](bool nicOffload, const std::string& policySuites) {
-        tls::SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
-        tls::ProfileSpec spec;
-        if (!policySuites.empty()) {
-            spec.cipherSuites = {policySuites};
-            SSL_CTX_set_ciphersuites(ctx.get(), policySuites.c_str());
-        }
-        prepareContextForKernel(ctx.get(), spec, nicOffload);
-        return std::string(SSL_CIPHER_get_name(sk_SSL_CIPHER_value(SSL_CTX_get_ciphers(ctx.get()), 0)));
-    };
-    EXPECT_EQ(firstSuite(false, ""), "TLS_AES_256_GCM_SHA384") << "OpenSSL's own order";
-    EXPECT_EQ(firstSuite(true, ""), "TLS_AES_128_GCM_SHA256");
-    EXPECT_EQ(firstSuite(true, "TLS_CHACHA20_POLY1305_SHA256"), "TLS_CHACHA20_POLY1305_SHA256");
-}
-
 }  // namespace
 }  // namespace lastmile::dataplane

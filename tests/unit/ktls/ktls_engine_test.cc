@@ -150,20 +150,23 @@ TEST_F(KernelEngineHostTest, DeclinesWithoutTheUlpAndTheSessionStaysInUserspace)
     KtlsClient client = connect();
     Wire wire;
     auto session = engine.attach(client.ssl(), client.fd(), wire);
-    ASSERT_FALSE(session);
-    EXPECT_EQ(session.error().code(), make_error_code(Errc::Unavailable));
+    ASSERT_EQ(session.outcome, Attach::Outcome::Declined) << session.reason;
     EXPECT_EQ(declined(engine, "no_ulp"), 1U);
     expectUserspaceEcho(client);
 }
 
-TEST_F(KernelEngineHostTest, ADeclinedSessionKeepsNoTrafficSecrets) {
+// The next engine may be kernel-framed too and need the secrets; once the worker has chosen,
+// passOver drops them, so a session kept in userspace does not hold them for its whole life.
+TEST_F(KernelEngineHostTest, ADeclinedSessionKeepsItsSecretsUntilPassedOver) {
     KernelEngine engine(everything());
     KtlsClient client = connect();
     ASSERT_NE(tls::capturedTrafficSecrets(client.ssl()), nullptr);
     Chunk fromPeer;  // a record already in userspace: declined (buffered_records)
     fromPeer.append("\x17\x03\x03", 3);
     Wire wire{&fromPeer, nullptr};
-    ASSERT_FALSE(engine.attach(client.ssl(), client.fd(), wire));
+    ASSERT_EQ(engine.attach(client.ssl(), client.fd(), wire).outcome, Attach::Outcome::Declined);
+    EXPECT_NE(tls::capturedTrafficSecrets(client.ssl()), nullptr);
+    engine.passOver(client.ssl());
     EXPECT_EQ(tls::capturedTrafficSecrets(client.ssl()), nullptr);
     expectUserspaceEcho(client);
 }
@@ -173,8 +176,7 @@ TEST_F(KernelEngineHostTest, DeclinesTls13WhoseSecretsWereNotCapturedBeforeTouch
     KtlsClient client = connect({.cipher = kAes128Tls13, .captureSecrets = false});
     Wire wire;
     auto session = engine.attach(client.ssl(), client.fd(), wire);
-    ASSERT_FALSE(session);
-    EXPECT_EQ(session.error().code(), make_error_code(Errc::Unavailable));
+    ASSERT_EQ(session.outcome, Attach::Outcome::Declined) << session.reason;
     EXPECT_EQ(declined(engine, "no_secrets"), 1U);
     expectUserspaceEcho(client);
 }
@@ -187,7 +189,7 @@ TEST_F(KernelEngineHostTest, DeclinesWhenRecordsAreAlreadyBufferedInUserspace) {
     fromPeer->append(record, 3);
     Wire wire{fromPeer.get(), nullptr};
     auto session = engine.attach(client.ssl(), client.fd(), wire);
-    ASSERT_FALSE(session);
+    ASSERT_EQ(session.outcome, Attach::Outcome::Declined) << session.reason;
     EXPECT_EQ(declined(engine, "buffered_records"), 1U);
     expectUserspaceEcho(client);
 }
@@ -199,9 +201,8 @@ TEST_F(KernelEngineHostTest, DeclinesACipherThisKernelDoesNotOffer) {
     KtlsClient client = connect({.cipher = "TLS_CHACHA20_POLY1305_SHA256"});
     Wire wire;
     auto session = engine.attach(client.ssl(), client.fd(), wire);
-    ASSERT_FALSE(session);
-    EXPECT_NE(std::string(session.error().message()).find("ChaCha20-Poly1305"), std::string::npos)
-        << session.error().message();
+    ASSERT_EQ(session.outcome, Attach::Outcome::Declined) << session.reason;
+    EXPECT_NE(session.reason.find("ChaCha20-Poly1305"), std::string::npos) << session.reason;
     EXPECT_EQ(declined(engine, "cipher"), 1U);
     expectUserspaceEcho(client);
 }
@@ -214,8 +215,7 @@ TEST_F(KernelEngineHostTest, ARefusedUlpLeavesThePlainSocket) {
     KtlsClient client = connect();
     Wire wire;
     auto session = engine.attach(client.ssl(), client.fd(), wire);
-    ASSERT_FALSE(session);
-    EXPECT_EQ(session.error().code(), make_error_code(Errc::Unavailable));
+    ASSERT_EQ(session.outcome, Attach::Outcome::Declined) << session.reason;
     EXPECT_EQ(declined(engine, "ulp_refused"), 1U);
     expectUserspaceEcho(client);
 }
@@ -229,8 +229,90 @@ TEST(KernelEngineDeclinesTest, ListsEveryReasonFromTheStart) {
     }
     const std::vector<std::string_view> expected = {
         "no_ulp",     "version", "cipher",      "buffered_records", "unsent_records",
-        "no_secrets", "keys",    "ulp_refused", "kernel_refused"};
+        "no_secrets", "keys",    "ulp_refused", "kernel_refused",   "not_offloaded"};
     EXPECT_EQ(labels, expected);
+}
+
+TEST(KernelEngineTraitsTest, EachServesAutoAndItsOwnNameAndNeitherKeepsTickets) {
+    const KernelEngine kernel(KernelTlsCapabilities{});
+    const KernelEngine nic(KernelTlsCapabilities{}, KernelEngine::Mode::Nic);
+    EXPECT_EQ(kernel.name(), "kernel");
+    EXPECT_EQ(nic.name(), "nic");
+    for (Offload o : kOffloads) {
+        EXPECT_EQ(kernel.serves(o), o == Offload::Auto || o == Offload::Kernel) << offloadName(o);
+        EXPECT_EQ(nic.serves(o), o == Offload::Auto || o == Offload::Nic) << offloadName(o);
+    }
+    EXPECT_FALSE(kernel.keepsTickets());
+    EXPECT_FALSE(nic.keepsTickets());
+}
+
+TEST(NicEngineProbeTest, UnusableWithoutAnInterfaceThatOffloadsTransmit) {
+    KernelTlsCapabilities caps = everything();
+    caps.nics = {{"lo", false, false}, {"eth0", false, true}};
+    const EngineProbe p = KernelEngine(caps, KernelEngine::Mode::Nic).probe();
+    EXPECT_FALSE(p.usable);
+    EXPECT_NE(p.detail.find("no interface has tls-hw-tx-offload"), std::string::npos) << p.detail;
+    ASSERT_EQ(p.devices.size(), 2U);
+    EXPECT_EQ(p.devices[1].name, "eth0");
+    const std::vector<std::pair<std::string, bool>> features = {{"tx", false}, {"rx", true}};
+    EXPECT_EQ(p.devices[1].features, features);
+    EXPECT_TRUE(KernelEngine(caps).probe().usable) << "the software engine does not need a NIC";
+    EXPECT_TRUE(KernelEngine(caps).probe().devices.empty());
+}
+
+TEST(NicEngineProbeTest, UsableAndNamesTheOffloadingInterfaces) {
+    KernelTlsCapabilities caps = everything();
+    caps.nics = {{"eth1", true, true}};
+    const EngineProbe p = KernelEngine(caps, KernelEngine::Mode::Nic).probe();
+    EXPECT_TRUE(p.usable);
+    EXPECT_NE(p.detail.find("TLS transmit offload on eth1"), std::string::npos) << p.detail;
+}
+
+// A NIC that does TLS inline carries AES-GCM; the client's order steers the backend there,
+// unless the policy chose the suites.
+TEST(NicEngineContextTest, PutsAesGcmFirstUnlessThePolicyChoseTheSuites) {
+    auto firstSuite = [](KernelEngine::Mode mode, const std::string& policySuites) {
+        lastmile::tls::SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+        if (!policySuites.empty()) {
+            SSL_CTX_set_ciphersuites(ctx.get(), policySuites.c_str());
+        }
+        KernelEngine(KernelTlsCapabilities{}, mode)
+            .prepareContext(ctx.get(), ContextFacts{!policySuites.empty()});
+        return std::string(
+            SSL_CIPHER_get_name(sk_SSL_CIPHER_value(SSL_CTX_get_ciphers(ctx.get()), 0)));
+    };
+    EXPECT_EQ(firstSuite(KernelEngine::Mode::Software, ""), "TLS_AES_256_GCM_SHA384")
+        << "OpenSSL's own order";
+    EXPECT_EQ(firstSuite(KernelEngine::Mode::Nic, ""), "TLS_AES_128_GCM_SHA256");
+    EXPECT_EQ(firstSuite(KernelEngine::Mode::Nic, "TLS_CHACHA20_POLY1305_SHA256"),
+              "TLS_CHACHA20_POLY1305_SHA256");
+}
+
+// The route to a loopback backend leaves through lo: the nic engine passes the session on
+// unless lo is the offloading interface (made up here), and then goes on to the kernel.
+TEST_F(KernelEngineHostTest, NicEngineTakesOnlySessionsRoutedThroughAnOffloadingInterface) {
+    KernelTlsCapabilities caps = everything();
+    caps.nics = {{"eth9", true, true}};
+    KernelEngine nic(caps, KernelEngine::Mode::Nic);
+    KtlsClient client = connect();
+    Wire wire;
+    auto session = nic.attach(client.ssl(), client.fd(), wire);
+    ASSERT_EQ(session.outcome, Attach::Outcome::Declined);
+    EXPECT_EQ(session.reason, "kernel TLS: lo has no TLS transmit offload");
+    EXPECT_EQ(declined(nic, "not_offloaded"), 1U);
+    expectUserspaceEcho(client);
+
+    if (probeKernelTls().ulp) {
+        return;  // the made-up lo offload would really take the session: tests/vm covers it
+    }
+    caps.nics = {{"lo", true, false}};
+    KernelEngine loNic(caps, KernelEngine::Mode::Nic);
+    KtlsClient other = connect();
+    Wire otherWire;
+    EXPECT_EQ(loNic.attach(other.ssl(), other.fd(), otherWire).outcome, Attach::Outcome::Declined);
+    EXPECT_EQ(declined(loNic, "not_offloaded"), 0U);
+    EXPECT_EQ(declined(loNic, "ulp_refused"), 1U) << "past the route check, refused by this kernel";
+    expectUserspaceEcho(other);
 }
 
 }  // namespace

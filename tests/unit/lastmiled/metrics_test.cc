@@ -61,18 +61,44 @@ TEST(MetricsTest, ResumptionRatioIsZeroBeforeAnyHandshake) {
     EXPECT_TRUE(contains(renderMetrics(in), "lastmile_resumption_ratio 0.75\n"));
 }
 
-TEST(MetricsTest, EngineFeaturesNicsAndDeclinesAreExported) {
+// An engine that only reports what a probe found.
+class ProbedEngine final : public drivers::RecordEngine {
+public:
+    ProbedEngine(std::string name, drivers::EngineProbe probe)
+        : name_(std::move(name)), probe_(std::move(probe)) {}
+    std::string_view name() const noexcept override { return name_; }
+    drivers::EngineProbe probe() const override { return probe_; }
+    bool serves(drivers::Offload) const noexcept override { return true; }
+    bool keepsTickets() const noexcept override { return true; }
+    drivers::Attach attach(SSL*, int, drivers::Wire&) override {
+        return drivers::Attach::declined("reports only");
+    }
+
+private:
+    std::string name_;
+    drivers::EngineProbe probe_;
+};
+
+TEST(MetricsTest, EngineFeaturesDevicesAndDeclinesAreExportedInTheConfiguredOrder) {
+    std::vector<std::unique_ptr<drivers::RecordEngine>> list;
+    list.push_back(std::make_unique<ProbedEngine>(
+        "nic", drivers::EngineProbe{false, "none", {}, {{"eth0", {{"tx", true}, {"rx", false}}}}}));
+    list.push_back(std::make_unique<ProbedEngine>(
+        "kernel", drivers::EngineProbe{true, "ulp ok", {{"ulp", true}, {"rekey", false}}, {}}));
+    const drivers::EngineSet engines = drivers::EngineSet::of(std::move(list));
     MetricsInput in;
-    dataplane::EngineStatus kernel{"kernel", {true, "ulp ok"}, {{"ulp", true}, {"rekey", false}}, {}};
-    kernel.nics.emplace_back("eth0", true, false);
-    in.engines.push_back(kernel);
+    in.engines = &engines;
     in.dataplane.engineDeclines[{"kernel", "cipher"}] = 2;
     const std::string text = renderMetrics(in);
-    EXPECT_TRUE(contains(text, "lastmile_record_engine_usable{engine=\"kernel\"} 1\n")) << text;
+    EXPECT_TRUE(contains(text, "lastmile_record_engine_usable{engine=\"nic\"} 0\n"
+                               "lastmile_record_engine_usable{engine=\"kernel\"} 1\n"))
+        << text;
     EXPECT_TRUE(contains(text, "lastmile_record_engine_feature{engine=\"kernel\",feature=\"ulp\"} 1\n"));
     EXPECT_TRUE(contains(text, "lastmile_record_engine_feature{engine=\"kernel\",feature=\"rekey\"} 0\n"));
-    EXPECT_TRUE(contains(text, "lastmile_nic_tls_offload{interface=\"eth0\",direction=\"tx\"} 1\n"));
-    EXPECT_TRUE(contains(text, "lastmile_nic_tls_offload{interface=\"eth0\",direction=\"rx\"} 0\n"));
+    EXPECT_TRUE(contains(
+        text, "lastmile_record_engine_device{engine=\"nic\",device=\"eth0\",feature=\"tx\"} 1\n"));
+    EXPECT_TRUE(contains(
+        text, "lastmile_record_engine_device{engine=\"nic\",device=\"eth0\",feature=\"rx\"} 0\n"));
     EXPECT_TRUE(contains(text, "lastmile_engine_declines_total{engine=\"kernel\",reason=\"cipher\"} 2\n"));
 }
 

@@ -236,6 +236,14 @@ TEST(DaemonConfigTest, BadDataplaneValuesNameFileLineAndKey) {
         {"maxBufferMemory: lots\n", "c.yaml:1:1: maxBufferMemory: size \"lots\""},
         {"handshakeTimeout: [1s]\n", "handshakeTimeout: expected a single value"},
         {"errorDetail: verbose\n", "c.yaml:1:1: errorDetail: must be reason or full"},
+        {"recordEngines: kernel\n", "c.yaml:1:1: recordEngines: expected a list of record engines"},
+        {"recordEngines: []\n", "c.yaml:1:1: recordEngines: expected a list"},
+        {"recordEngines: [kernel, gpu]\n",
+         "c.yaml:1:1: recordEngines: record engine \"gpu\" is not built into this lastmiled (built: "
+         "nic, kernel, openssl)"},
+        {"recordEngines: [openssl, openssl]\n",
+         "c.yaml:1:1: recordEngines: record engine \"openssl\" is listed twice"},
+        {"recordEngines: [[kernel]]\n", "c.yaml:1:1: recordEngines[0]: expected an engine name"},
     };
     for (const auto& c : cases) {
         test::TempDir dir;
@@ -245,6 +253,14 @@ TEST(DaemonConfigTest, BadDataplaneValuesNameFileLineAndKey) {
         EXPECT_NE(config.error().context().find(c.want), std::string::npos)
             << config.error().context();
     }
+}
+
+TEST(DaemonConfigTest, RecordEnginesKeepTheConfiguredOrder) {
+    test::TempDir dir;
+    auto config = loadConfig(dir.write("c.yaml", "recordEngines: [openssl, kernel]\n"), DaemonConfig{});
+    ASSERT_TRUE(config) << config.error().message();
+    EXPECT_EQ(config->dataplane.recordEngines, (std::vector<std::string>{"openssl", "kernel"}));
+    EXPECT_TRUE(DaemonConfig{}.dataplane.recordEngines.empty()) << "default: every built engine";
 }
 
 TEST(DaemonConfigTest, MissingFileIsNotFound) {

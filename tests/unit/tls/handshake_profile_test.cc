@@ -480,11 +480,26 @@ TEST_F(HandshakeProfileTest, NeverCompletesAHandshakeWithAnAnonymousOrNullOnlySe
     }
 }
 
-// Defence in depth: even a context something lowered (here a hook standing in for a future
-// bug) leaves compile() at level 2 or above.
+// Stands in for a future bug in an engine's context preparation.
+class LoweringEngine final : public drivers::RecordEngine {
+public:
+    std::string_view name() const noexcept override { return "lowering"; }
+    drivers::EngineProbe probe() const override { return {true, "test", {}, {}}; }
+    bool serves(drivers::Offload) const noexcept override { return true; }
+    bool keepsTickets() const noexcept override { return true; }
+    void prepareContext(SSL_CTX* ctx, const drivers::ContextFacts&) const override {
+        SSL_CTX_set_security_level(ctx, 0);
+    }
+    drivers::Attach attach(SSL*, int, drivers::Wire&) override {
+        return drivers::Attach::declined("test");
+    }
+};
+
+// Defence in depth: even a context an engine lowered leaves compile() at level 2 or above.
 TEST_F(HandshakeProfileTest, CompiledProfilesRunAtSecurityLevelTwoOrAbove) {
-    HandshakeProfile::setContextHook(
-        [](SSL_CTX* ctx, const ProfileSpec&) { SSL_CTX_set_security_level(ctx, 0); });
+    std::vector<std::unique_ptr<drivers::RecordEngine>> list;
+    list.push_back(std::make_unique<LoweringEngine>());
+    const drivers::EngineSet engines = drivers::EngineSet::of(std::move(list));
     ProfileSpec plain = specFor("echo.default.svc");
     ProfileSpec everyOption = specFor("echo.default.svc");
     everyOption.maxVersion = TlsVersion::Tls12;
@@ -495,20 +510,20 @@ TEST_F(HandshakeProfileTest, CompiledProfilesRunAtSecurityLevelTwoOrAbove) {
     everyOption.sessionResumption = false;
     std::vector<int> levels;
     for (const auto& spec : {plain, everyOption}) {
-        auto profile = HandshakeProfile::compile(spec);
+        auto profile = HandshakeProfile::compile(spec, &engines);
         ASSERT_TRUE(profile) << profile.error().message();
         auto session = (*profile)->newSession();
         ASSERT_TRUE(session) << session.error().message();
         levels.push_back(SSL_get_security_level(session->get()));
     }
-    auto anonymous = compileOrThrow(plain);
-    HandshakeProfile::setContextHook(nullptr);
+    auto anonymous = HandshakeProfile::compile(plain, &engines);
+    ASSERT_TRUE(anonymous);
     for (int level : levels) {
         EXPECT_GE(level, 2);
     }
     auto server = weakServer(makeServerContext(pki_.issueServer("echo.default.svc")),
                              "aNULL:@SECLEVEL=0");
-    EXPECT_NE(connect(*anonymous, server.get()).clientState, 1);
+    EXPECT_NE(connect(**anonymous, server.get()).clientState, 1);
 }
 
 TEST_F(HandshakeProfileTest, PeerIsVerifiedOnlyWithACertificateThatVerified) {
