@@ -77,20 +77,28 @@ Status expandLabel(const EVP_MD* md, const std::uint8_t* secret, std::size_t sec
     return {};
 }
 
+// A direction's key and IV from its traffic secret (RFC 8446 §7.3), at sequence 0.
+Status keysFromSecret(const EVP_MD* md, Aead cipher, DirectionKeys& d) {
+    const std::size_t keyLen = sizesOf(cipher).key;
+    LM_TRY(expandLabel(md, d.secret.data(), d.secretLen, "key", d.key.data(), keyLen));
+    LM_TRY(expandLabel(md, d.secret.data(), d.secretLen, "iv", d.iv.data(), d.iv.size()));
+    d.keyLen = keyLen;
+    d.ivLen = d.iv.size();
+    d.sequence = 0;
+    return {};
+}
+
 Status deriveTls13(const SSL* ssl, const EVP_MD* md, SessionKeys& keys) {
     const TrafficSecrets* secrets = capturedTrafficSecrets(ssl);
     if (secrets == nullptr) {
         return fail(Errc::Unavailable, "no TLS 1.3 traffic secrets were captured for this session");
     }
-    const std::size_t keyLen = sizesOf(keys.cipher).key;
     for (auto [dir, secret, len] :
          {std::tuple{&keys.tx, secrets->client.data(), secrets->clientLen},
           std::tuple{&keys.rx, secrets->server.data(), secrets->serverLen}}) {
-        LM_TRY(expandLabel(md, secret, len, "key", dir->key.data(), keyLen));
-        LM_TRY(expandLabel(md, secret, len, "iv", dir->iv.data(), dir->iv.size()));
-        dir->keyLen = keyLen;
-        dir->ivLen = dir->iv.size();
-        dir->sequence = 0;
+        std::copy(secret, secret + len, dir->secret.begin());
+        dir->secretLen = len;
+        LM_TRY(keysFromSecret(md, keys.cipher, *dir));
     }
     return {};
 }
@@ -200,12 +208,26 @@ Result<SessionKeys> deriveClientKeys(const SSL* ssl) {
     if (md == nullptr) {
         return fail(Errc::Internal, "the suite has no handshake digest");
     }
+    keys.md = md;
     if (keys.version == TLS1_3_VERSION) {
         LM_TRY(deriveTls13(ssl, md, keys));
     } else {
         LM_TRY(deriveTls12(ssl, md, keys));
     }
     return keys;
+}
+
+Status nextGeneration(const SessionKeys& keys, DirectionKeys& d) {
+    if (keys.version != TLS1_3_VERSION || keys.md == nullptr || d.secretLen == 0) {
+        return fail(Errc::Invalid, "KeyUpdate exists in TLS 1.3 only");
+    }
+    std::array<std::uint8_t, 48> next{};
+    LM_TRY(expandLabel(keys.md, d.secret.data(), d.secretLen, "traffic upd", next.data(),
+                       d.secretLen));
+    std::copy(next.begin(), next.begin() + static_cast<std::ptrdiff_t>(d.secretLen),
+              d.secret.begin());
+    OPENSSL_cleanse(next.data(), next.size());
+    return keysFromSecret(keys.md, keys.cipher, d);
 }
 
 }  // namespace lastmile::drivers::tls

@@ -34,12 +34,17 @@ struct DirectionKeys {
     std::array<std::uint8_t, 12> iv{};
     std::size_t ivLen = 0;
     std::uint64_t sequence = 0;  // of the first record under these keys still to come
+    // TLS 1.3: the application traffic secret the key and IV came from, which a KeyUpdate
+    // turns into the next one (nextGeneration). Unused in TLS 1.2.
+    std::array<std::uint8_t, 48> secret{};
+    std::size_t secretLen = 0;
 };
 
 // Always from the client's side: tx = client_write, rx = server_write. Cleanses itself.
 struct SessionKeys {
     int version = 0;  // TLS1_2_VERSION or TLS1_3_VERSION
     Aead cipher = Aead::Aes128Gcm;
+    const EVP_MD* md = nullptr;  // the suite's handshake hash: TLS 1.3 HKDF's
     DirectionKeys tx;
     DirectionKeys rx;
 
@@ -55,5 +60,10 @@ struct SessionKeys {
 // without them); TLS 1.2 uses the session's master secret. Errc::Invalid for a version or
 // cipher no engine but openssl carries, Errc::Internal when an OpenSSL KDF fails.
 Result<SessionKeys> deriveClientKeys(const SSL* ssl);
+
+// TLS 1.3 KeyUpdate (RFC 8446 §7.2): replaces `d` (keys.tx or keys.rx) with the next
+// generation: secret = HKDF-Expand-Label(secret, "traffic upd", "", Hash.length), then its
+// key and IV, sequence 0. Errc::Invalid for TLS 1.2 keys, Errc::Internal when a KDF fails.
+Status nextGeneration(const SessionKeys& keys, DirectionKeys& d);
 
 }  // namespace lastmile::drivers::tls

@@ -168,6 +168,9 @@ Result<tls::SslCtxPtr> buildContext(const TlsBackendOptions& o) {
         SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(ctx.get(), 0);
     }
+    if (o.blockPadding != 0 && SSL_CTX_set_block_padding(ctx.get(), o.blockPadding) != 1) {
+        return tls::sslFail("setting the record padding");
+    }
     SSL_CTX_set_mode(ctx.get(),
                      SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     // Several records per read(2). Safe with level-triggered epoll because drive() reads
@@ -542,7 +545,9 @@ struct TlsBackend::Worker {
         ERR_clear_error();
         // Queued here, written by SSL_do_handshake now or by the next SSL_write: either way
         // ahead of every byte sent after this point.
-        if (SSL_key_update(c.ssl.get(), SSL_KEY_UPDATE_NOT_REQUESTED) == 1) {
+        if (SSL_key_update(c.ssl.get(), opts().keyUpdateRequested ? SSL_KEY_UPDATE_REQUESTED
+                                                                  : SSL_KEY_UPDATE_NOT_REQUESTED) ==
+            1) {
             SSL_do_handshake(c.ssl.get());
         }
         ERR_clear_error();

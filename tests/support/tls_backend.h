@@ -95,6 +95,11 @@ struct TlsBackendOptions {
     // Echo and Source modes over TLS 1.3: once this many application bytes were sent, send
     // one KeyUpdate (update_not_requested) and carry on under the new keys. 0 = never.
     std::uint64_t keyUpdateAfterBytes = 0;
+    // That KeyUpdate asks the client to update its keys too (update_requested).
+    bool keyUpdateRequested = false;
+    // TLS 1.3 record padding: records are padded to a multiple of this many bytes
+    // (SSL_CTX_set_block_padding). 0 = none.
+    std::size_t blockPadding = 0;
 
     // Event-loop threads, each with its own SO_REUSEPORT listener on the same port.
     unsigned workers = 1;
