@@ -23,6 +23,7 @@
 #include "dataplane/tls/openssl_handles.h"
 #include "dataplane/worker/balancer.h"
 #include "dataplane/worker/worker.h"
+#include "drivers/record_engine.h"
 
 namespace lastmile::dataplane {
 
