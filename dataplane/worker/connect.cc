@@ -54,6 +54,9 @@ void Worker::Impl::connectNext(Connection& c) {
     auto address = net::SocketAddress::parse(ep->address, ep->port);
     if (auto permitted = address ? shared_.backendFilter->check(*address) : Status{};
         !permitted) {
+        // No socket was opened for the slot taken above: it goes back now, or every refused
+        // dial would use up one of maxBackendConnections for good.
+        releaseBackendSlot();
         // Backed off like a refused connect, so refills and later clients try others first.
         balancer_.failed(c.project, c.endpoint, now_);
         ++c.notPermitted;

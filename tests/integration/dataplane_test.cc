@@ -2055,6 +2055,9 @@ TEST_F(DataplaneE2eTest, LoopbackBackendIsNeverDialledUnderTheDefaultNetworksAnd
     expectClosedWithoutData(l.tcp);
     EXPECT_EQ(backend->acceptedConnections(), 0u) << "no connection may reach the backend";
     EXPECT_GE(metric("lastmile_failures_total{reason=\"backend_not_permitted\"}"), 2);
+    // A refused dial opens no socket, so it must not keep a backend connection slot: each one
+    // kept would use up maxBackendConnections for good.
+    EXPECT_EQ(metric("lastmile_backend_connections"), 0);
     const json resolved = routeCondition(getJson("httproute", "http-route"), "ResolvedRefs");
     EXPECT_EQ(resolved.value("status", ""), "False") << resolved.dump();
     EXPECT_EQ(resolved.value("reason", ""), "BackendNotPermitted") << resolved.dump();
