@@ -8,11 +8,19 @@
 
 #include "drivers/ktls/ktls_engine.h"
 #include "drivers/openssl/openssl_engine.h"
+#include "lastmile_config.h"
+#if LM_HAVE_DPDK
+#include "drivers/cryptodev/cryptodev_engine.h"
+#endif
 
 namespace lastmile::drivers {
 namespace {
 
+#if LM_HAVE_DPDK
+constexpr std::array<std::string_view, 4> kBuilt = {"nic", "kernel", "cryptodev", "openssl"};
+#else
 constexpr std::array<std::string_view, 3> kBuilt = {"nic", "kernel", "openssl"};
+#endif
 
 }  // namespace
 
@@ -36,7 +44,8 @@ Status checkEngineOrder(const std::vector<std::string>& order) {
     return {};
 }
 
-Result<EngineSet> EngineSet::create(const std::vector<std::string>& order) {
+Result<EngineSet> EngineSet::create(const std::vector<std::string>& order,
+                                    [[maybe_unused]] const cryptodev::CryptodevConfig& cryptodev) {
     LM_TRY(checkEngineOrder(order));
     std::vector<std::string> names = order;
     if (names.empty()) {
@@ -50,6 +59,12 @@ Result<EngineSet> EngineSet::create(const std::vector<std::string>& order) {
             engines.push_back(std::make_unique<openssl::OpensslEngine>());
             continue;
         }
+#if LM_HAVE_DPDK
+        if (name == "cryptodev") {
+            engines.push_back(std::make_unique<cryptodev::CryptodevEngine>(cryptodev));
+            continue;
+        }
+#endif
         if (!kernel) {
             kernel = ktls::probeKernelTls();
         }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "drivers/cryptodev/config.h"
 #include "drivers/record_engine.h"
 
 namespace lastmile::drivers {
@@ -28,7 +29,8 @@ public:
     // Builds `order` (checkEngineOrder; empty: every built engine) and probes each on this
     // host. Engines that cannot work here stay in the set, unusable, so that describe and
     // /metrics say why.
-    static Result<EngineSet> create(const std::vector<std::string>& order);
+    static Result<EngineSet> create(const std::vector<std::string>& order,
+                                    const cryptodev::CryptodevConfig& cryptodev = {});
     // Test seam: a set of engines made elsewhere, in this order.
     static EngineSet of(std::vector<std::unique_ptr<RecordEngine>> engines);
 

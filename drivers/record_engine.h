@@ -4,6 +4,8 @@
 
 #include <openssl/ssl.h>
 
+#include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -105,6 +107,29 @@ struct Attach {
     static Attach broken(std::string reason) {
         return {Outcome::Broken, nullptr, std::move(reason)};
     }
+};
+
+// Sessions an engine declined, per reason, for RecordEngine::declines(). `labels` are the
+// stable metric names, indexed like the engine's own reason enum. Thread-safe.
+template <typename Reason, std::size_t N>
+class DeclineCounts {
+public:
+    explicit constexpr DeclineCounts(const std::array<std::string_view, N>& labels)
+        : labels_(labels) {}
+    void add(Reason why) noexcept {
+        counts_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+    }
+    std::vector<std::pair<std::string_view, std::uint64_t>> snapshot() const {
+        std::vector<std::pair<std::string_view, std::uint64_t>> out;
+        for (std::size_t i = 0; i < N; ++i) {
+            out.emplace_back(labels_[i], counts_[i].load(std::memory_order_relaxed));
+        }
+        return out;
+    }
+
+private:
+    std::array<std::string_view, N> labels_;
+    std::array<std::atomic<std::uint64_t>, N> counts_{};
 };
 
 // One way of carrying records. Engines are built once (drivers/engines.h) and shared by every

@@ -77,6 +77,42 @@ Result<std::vector<std::string>> parseRecordEngines(const YAML::Node& value, con
     return out;
 }
 
+// `cryptodev: {eal: [...], devices: [...]}`; every EAL argument on the allow-list.
+Result<drivers::cryptodev::CryptodevConfig> parseCryptodev(const YAML::Node& value,
+                                                           const std::string& at) {
+    if (!value.IsMap()) {
+        return fail(Errc::Invalid, at + ": expected {eal: [...], devices: [...]}");
+    }
+    drivers::cryptodev::CryptodevConfig out;
+    for (const auto& entry : value) {
+        const auto key = entry.first.as<std::string>("");
+        const std::string here = at + "." + key;
+        auto* list = key == "eal" ? &out.eal : key == "devices" ? &out.devices : nullptr;
+        if (list == nullptr) {
+            return fail(Errc::Invalid, here + ": unknown key (known: eal, devices)");
+        }
+        if (!entry.second.IsSequence()) {
+            return fail(Errc::Invalid, here + ": expected a list of strings");
+        }
+        for (std::size_t i = 0; i < entry.second.size(); ++i) {
+            if (!entry.second[i].IsScalar()) {
+                return fail(Errc::Invalid, here + "[" + std::to_string(i) + "]: expected a string");
+            }
+            list->push_back(entry.second[i].Scalar());
+        }
+    }
+    if (auto s = drivers::cryptodev::checkEalArguments(out.eal); !s) {
+        return fail(Errc::Invalid, at + ".eal: " + s.error().context());
+    }
+    static const std::regex kDeviceName("[A-Za-z0-9_:.]{1,63}");
+    for (const auto& d : out.devices) {
+        if (!std::regex_match(d, kDeviceName)) {
+            return fail(Errc::Invalid, at + ".devices: \"" + d + "\" is not a DPDK device name");
+        }
+    }
+    return out;
+}
+
 // Ten years: far beyond any sensible timeout, and far from overflowing milliseconds.
 constexpr double kMaxDurationMs = 10.0 * 365 * 24 * 3600 * 1000;
 constexpr std::uint64_t kMaxByteSize = 1ull << 40;
@@ -245,6 +281,12 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
             base.dataplane.recordEngines = std::move(*engines);
             continue;
         }
+        if (key == "cryptodev") {
+            auto cryptodev = parseCryptodev(value, at);
+            LM_TRY(cryptodev);
+            base.dataplane.cryptodev = std::move(*cryptodev);
+            continue;
+        }
         if (key == "apiAccess") {
             auto grants = parseApiAccess(path, value);
             LM_TRY(grants);
@@ -318,7 +360,7 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                                                 "handshakeTimeout, idleTimeout, drainTimeout, "
                                                 "maxConnections, maxBackendConnections, "
                                                 "maxBufferMemory, errorDetail, recordEngines, "
-                                                "apiAccess)");
+                                                "cryptodev, apiAccess)");
             }
         } catch (const YAML::Exception&) {
             return fail(Errc::Invalid, at + ": wrong type");

@@ -52,7 +52,7 @@ Result<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneOptions& opti
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     d->shared_.workerCount = options.workers == 0 ? cores : options.workers;
 
-    auto engines = drivers::EngineSet::create(options.recordEngines);
+    auto engines = drivers::EngineSet::create(options.recordEngines, options.cryptodev);
     if (!engines) {
         return fail(std::move(engines).error());
     }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dataplane/net/address_filter.h"
+#include "drivers/cryptodev/config.h"
 
 namespace lastmile::dataplane {
 
@@ -39,6 +40,8 @@ struct DataplaneOptions {
     // (recordEngines) the engines offered each established session, in this order; empty:
     // every engine built in, cheapest first (drivers::builtEngines).
     std::vector<std::string> recordEngines;
+    // (cryptodev) the DPDK devices of the cryptodev engine and the EAL arguments they need.
+    drivers::cryptodev::CryptodevConfig cryptodev;
 
     std::uint32_t backendConnectionLimit() const noexcept {
         return maxBackendConnections != 0 ? maxBackendConnections : maxConnections;

@@ -339,32 +339,6 @@ bool offloadsTx(const KernelTlsCapabilities& caps, const std::string& interface)
 
 }  // namespace
 
-std::string_view declineLabel(Decline d) noexcept {
-    switch (d) {
-        case Decline::NoUlp:
-            return "no_ulp";
-        case Decline::Version:
-            return "version";
-        case Decline::Cipher:
-            return "cipher";
-        case Decline::BufferedRecords:
-            return "buffered_records";
-        case Decline::UnsentRecords:
-            return "unsent_records";
-        case Decline::NoSecrets:
-            return "no_secrets";
-        case Decline::Keys:
-            return "keys";
-        case Decline::UlpRefused:
-            return "ulp_refused";
-        case Decline::KernelRefused:
-            return "kernel_refused";
-        case Decline::NotOffloaded:
-            return "not_offloaded";
-    }
-    return "unknown";
-}
-
 KernelEngine::KernelEngine() : KernelEngine(probeKernelTls()) {}
 
 KernelEngine::KernelEngine(KernelTlsCapabilities caps, Mode mode)
@@ -425,17 +399,11 @@ void KernelEngine::prepareContext(SSL_CTX* ctx, const ContextFacts& facts) const
 void KernelEngine::passOver(SSL* ssl) const noexcept { tls::forgetTrafficSecrets(ssl); }
 
 std::vector<std::pair<std::string_view, std::uint64_t>> KernelEngine::declines() const {
-    std::vector<std::pair<std::string_view, std::uint64_t>> out;
-    out.reserve(kDeclineCount);
-    for (std::size_t i = 0; i < kDeclineCount; ++i) {
-        out.emplace_back(declineLabel(static_cast<Decline>(i)),
-                         declines_[i].load(std::memory_order_relaxed));
-    }
-    return out;
+    return declines_.snapshot();
 }
 
 Attach KernelEngine::decline(Decline why, std::string reason) {
-    declines_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+    declines_.add(why);
     return why == Decline::KernelRefused ? Attach::broken(std::move(reason))
                                          : Attach::declined(std::move(reason));
 }

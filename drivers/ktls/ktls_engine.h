@@ -32,7 +32,9 @@ enum class Decline {
     NotOffloaded,     // not_offloaded (nic): the route's interface has no TLS transmit offload
 };
 inline constexpr std::size_t kDeclineCount = 10;
-std::string_view declineLabel(Decline d) noexcept;
+inline constexpr std::array<std::string_view, kDeclineCount> kDeclineLabels = {
+    "no_ulp",     "version", "cipher",      "buffered_records", "unsent_records",
+    "no_secrets", "keys",    "ulp_refused", "kernel_refused",   "not_offloaded"};
 
 class KernelEngine final : public RecordEngine {
 public:
@@ -82,7 +84,7 @@ private:
 
     KernelTlsCapabilities caps_;
     Mode mode_;
-    std::array<std::atomic<std::uint64_t>, kDeclineCount> declines_{};
+    DeclineCounts<Decline, kDeclineCount> declines_{kDeclineLabels};
     // Sessions point here; the engine outlives every session it attached.
     std::atomic<std::uint64_t> ticketsDropped_{0};
 };

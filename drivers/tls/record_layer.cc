@@ -122,6 +122,9 @@ Status RecordLayer::updateSendingKeys(Chunk& toPeer, bool requestPeerUpdate) {
 Result<std::size_t> RecordLayer::seal(Chunk& plain, Chunk& toPeer) {
     std::size_t total = 0;
     for (;;) {
+        if (toPeer.room() < Chunk::kRecordRoom) {
+            toPeer.compact();  // the caller lets no send read toPeer while it seals
+        }
         if (tls13() && (keyUpdateOwed_ || sealedUnderKey_ >= rekeyAfter_)) {
             if (auto s = updateSendingKeys(toPeer, false); !s) {
                 if (s.error().code() == make_error_code(Errc::Unavailable)) {
@@ -199,6 +202,9 @@ Result<OpenResult> RecordLayer::open(Chunk& fromPeer, Chunk& plain) {
     const std::size_t maxBody = kMaxRecordPlaintext + (tls13() ? 256 : 2048);
     const std::size_t minBody = kAeadTag + (tls13() ? 1 : kExplicitNonce);
     while (!result.closeNotify) {
+        if (plain.room() < Chunk::kRecordRoom) {
+            plain.compact();  // the caller lets no send read plain while it opens
+        }
         std::array<AeadJob, kBatch> jobs;
         // Each record's text goes to its own slot at plain's tail, decrypted there in place;
         // a TLS 1.3 record's last byte (its inner type, or padding) goes to `innerType` so

@@ -60,7 +60,8 @@ public:
                                                        std::uint64_t rekeyAfter = kRekeyAfter);
 
     // Seals plaintext into application-data records appended to `toPeer` while it has room;
-    // returns the plaintext consumed. A KeyUpdate owed to the peer goes first.
+    // returns the plaintext consumed. A KeyUpdate owed to the peer goes first. May compact
+    // `toPeer` (nothing may be reading it), as open() may compact `plain`.
     Result<std::size_t> seal(Chunk& plain, Chunk& toPeer);
     // Opens the whole records at the front of `fromPeer` into `plain` while it has room and
     // consumes them. Tickets are dropped (counted), a KeyUpdate rekeys (and, if the peer asks,

@@ -2504,6 +2504,61 @@ TEST_F(DataplaneE2eTest, RecordEnginesAreOfferedSessionsInTheConfiguredOrder) {
         << "an engine left out of the list is not built";
 }
 
+// The cryptodev engine on DPDK's software AES-GCM device: a policy that prefers it gets it,
+// 64 MiB from the backend and an echo arrive byte-exact, the backend sees our close_notify.
+TEST_F(DataplaneE2eTest, CryptodevEngineCarriesThePolicysSessionsByteExact) {
+    DaemonSetup setup;
+    setup.extraConfig =
+        "cryptodev: {eal: [--vdev=crypto_aesni_gcm0], devices: [crypto_aesni_gcm0]}\n";
+    startDaemon(setup);
+    if (metric("lastmile_record_engine_usable{engine=\"cryptodev\"}") != 1) {
+        GTEST_SKIP() << "this lastmiled has no usable cryptodev engine (built without DPDK, or "
+                        "no crypto_aesni_gcm): "
+                     << daemon_->stderrText();
+    }
+    PolicySpec p;
+    // Without resumption no session stays on openssl to collect tickets for later ones.
+    p.options = {{"offload", "cryptodev"}, {"session-resumption", "false"}};
+    auto echo = echoBackend();
+    auto l = serveWithPolicy(*echo, p);
+    EXPECT_EQ(echoOnce(l.tcp, "sealed by the device"), "sealed by the device");
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"cryptodev\"}"), 1);
+    ASSERT_TRUE(eventually([&] {
+        const auto seen = echo->observations();
+        return !seen.empty() && seen.front().closeNotifyReceived;
+    })) << "the backend got our close_notify";
+
+    constexpr std::uint64_t kTotal = 64ull << 20;
+    auto o = backendOptions(pki_.issueServer({kHostname}), BackendMode::Source);
+    o.sourceBytes = kTotal;
+    auto source = startBackend(std::move(o));
+    auto download = serveWithPolicy(*source, p);
+    UniqueFd fd = dial(download.tcp);
+    auto r = readToEnd(fd.get());
+    EXPECT_TRUE(r.ended);
+    ASSERT_EQ(r.data.size(), kTotal);
+    EXPECT_TRUE(test::matchesSourcePattern(
+        0, {reinterpret_cast<const std::uint8_t*>(r.data.data()), r.data.size()}));
+
+    // And 64 MiB the other way: the backend counts them (a record it could not open would
+    // have ended its stream) and answers once our close_notify ended the upload.
+    auto sink = startBackend(backendOptions(pki_.issueServer({kHostname}), BackendMode::Sink));
+    auto upload = serveWithPolicy(*sink, p);
+    UniqueFd up = dial(upload.tcp);
+    std::string block(1 << 20, '\0');
+    for (std::size_t i = 0; i < block.size(); ++i) {
+        block[i] = static_cast<char>(test::sourcePatternByte(i));
+    }
+    for (std::uint64_t sent = 0; sent < kTotal; sent += block.size()) {
+        ASSERT_TRUE(sendAll(up.get(), block));
+    }
+    ::shutdown(up.get(), SHUT_WR);
+    auto answer = readToEnd(up.get());
+    EXPECT_NE(answer.data.find("bytes=67108864"), std::string::npos) << answer.data;
+    EXPECT_EQ(sink->totalBytesReceived(), kTotal);
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"cryptodev\"}"), 3);
+}
+
 // An operator who leaves the floor out prefers refusing to carrying records in userspace: a
 // session no listed engine serves is refused with the reason, never forwarded.
 TEST_F(DataplaneE2eTest, WithoutTheFloorASessionNoListedEngineServesIsRefused) {

@@ -40,8 +40,12 @@ TEST(EngineSetTest, RefusesUnknownAndRepeatedNames) {
     auto unknown = EngineSet::create({"kernel", "quantum"});
     ASSERT_FALSE(unknown);
     EXPECT_EQ(unknown.error().code(), make_error_code(Errc::Invalid));
+    std::string built;
+    for (auto name : builtEngines()) {
+        built += (built.empty() ? "" : ", ") + std::string(name);
+    }
     EXPECT_NE(unknown.error().context().find("\"quantum\" is not built into this lastmiled "
-                                             "(built: nic, kernel, openssl)"),
+                                             "(built: " + built + ")"),
               std::string::npos)
         << unknown.error().context();
     auto twice = EngineSet::create({"openssl", "kernel", "openssl"});

@@ -240,10 +240,17 @@ TEST(DaemonConfigTest, BadDataplaneValuesNameFileLineAndKey) {
         {"recordEngines: []\n", "c.yaml:1:1: recordEngines: expected a list"},
         {"recordEngines: [kernel, gpu]\n",
          "c.yaml:1:1: recordEngines: record engine \"gpu\" is not built into this lastmiled (built: "
-         "nic, kernel, openssl)"},
+         "nic, kernel, "},
         {"recordEngines: [openssl, openssl]\n",
          "c.yaml:1:1: recordEngines: record engine \"openssl\" is listed twice"},
         {"recordEngines: [[kernel]]\n", "c.yaml:1:1: recordEngines[0]: expected an engine name"},
+        {"cryptodev: [x]\n", "c.yaml:1:1: cryptodev: expected {eal: [...], devices: [...]}"},
+        {"cryptodev: {eal: [--help]}\n",
+         "c.yaml:1:1: cryptodev.eal: EAL argument \"--help\" is not allowed"},
+        {"cryptodev: {queues: 3}\n", "c.yaml:1:1: cryptodev.queues: unknown key"},
+        {"cryptodev: {devices: \"a b\"}\n", "c.yaml:1:1: cryptodev.devices: expected a list"},
+        {"cryptodev: {devices: [\"qat 0\"]}\n",
+         "c.yaml:1:1: cryptodev.devices: \"qat 0\" is not a DPDK device name"},
     };
     for (const auto& c : cases) {
         test::TempDir dir;
@@ -261,6 +268,17 @@ TEST(DaemonConfigTest, RecordEnginesKeepTheConfiguredOrder) {
     ASSERT_TRUE(config) << config.error().message();
     EXPECT_EQ(config->dataplane.recordEngines, (std::vector<std::string>{"openssl", "kernel"}));
     EXPECT_TRUE(DaemonConfig{}.dataplane.recordEngines.empty()) << "default: every built engine";
+}
+
+TEST(DaemonConfigTest, CryptodevDevicesAndEalArgumentsAreRead) {
+    test::TempDir dir;
+    auto config = loadConfig(dir.write("c.yaml", "cryptodev:\n  eal: [--vdev=crypto_aesni_gcm0, -m128]\n"
+                                                 "  devices: [crypto_aesni_gcm0]\n"),
+                             DaemonConfig{});
+    ASSERT_TRUE(config) << config.error().message();
+    EXPECT_EQ(config->dataplane.cryptodev.eal,
+              (std::vector<std::string>{"--vdev=crypto_aesni_gcm0", "-m128"}));
+    EXPECT_EQ(config->dataplane.cryptodev.devices, std::vector<std::string>{"crypto_aesni_gcm0"});
 }
 
 TEST(DaemonConfigTest, MissingFileIsNotFound) {
