@@ -333,9 +333,17 @@ int run(const Flags& flags) {
     if (auto timeout = watchdogTimeout()) {
         watchdog = feedWatchdog(controller, *timeout);
     }
+    // Between signals, once a second: listeners that could not bind for a reason that passes
+    // (the port of a crashed predecessor not released yet) are bound as soon as they can be.
+    const timespec retryEvery{1, 0};
     for (;;) {
-        int sig = 0;
-        if (sigwait(&signals, &sig) != 0) {
+        const int sig = sigtimedwait(&signals, nullptr, &retryEvery);
+        if (sig == -1) {
+            if (errno == EAGAIN) {
+                if (auto s = controller.retryUnboundListeners(); !s) {
+                    LM_LOG(Warning, kLog, "binding listeners again: " << s.error().message());
+                }
+            }
             continue;
         }
         if (sig == SIGHUP) {

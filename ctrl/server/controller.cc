@@ -241,6 +241,21 @@ Status Controller::start() { return reconcileAll(false); }
 
 Status Controller::reloadSystemTrust() { return reconcileAll(true); }
 
+Status Controller::retryUnboundListeners() {
+    Busy busy(*this);
+    std::set<std::string> waiting;
+    for (const auto& [project, states] : bound_) {
+        if (std::any_of(states.begin(), states.end(),
+                        [](const auto& entry) { return entry.second.retry; })) {
+            waiting.insert(project);
+        }
+    }
+    for (const auto& project : waiting) {
+        LM_TRY(reconcileLocked(project));
+    }
+    return {};
+}
+
 Status Controller::reconcileAll(bool freshSystemTrust) {
     Busy busy(*this);
     auto projects = store_.projects();

@@ -81,6 +81,12 @@ public:
     // unchanged spec otherwise keeps the profile it had.
     Status reloadSystemTrust();
 
+    // Reconciles again every project with a listener the dataplane could not bind for a
+    // reason that can pass (ListenerState::retry: the port still held, the address not on
+    // the host yet), so that it binds and turns Programmed without a new write. lastmiled
+    // calls it every second.
+    Status retryUnboundListeners();
+
     // How long the write or reconcile in progress has held the controller; zero when idle.
     // Never blocks, so lastmiled's watchdog thread can tell a wedged reconcile from a long
     // queue without waiting behind it.

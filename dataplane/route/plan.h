@@ -62,6 +62,10 @@ struct ListenerPlan {
 struct ListenerState {
     bool bound = false;
     std::string message;  // the bind error ("127.0.0.1:443: Address already in use") when not bound
+    // Not bound for a reason that can pass by itself: the port is still held (a socket of a
+    // crashed predecessor the kernel has not released yet, another program) or the address
+    // is not on the host yet. Worth binding again later.
+    bool retry = false;
 
     bool operator==(const ListenerState&) const = default;
 };

@@ -144,7 +144,10 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
             sockets.push_back(std::move(*fd));
         }
         if (!opened) {
-            states[id] = {false, opened.error().message()};
+            const std::error_code code = opened.error().code();
+            states[id] = {false, opened.error().message(),
+                          code == std::errc::address_in_use ||
+                              code == std::errc::address_not_available};
             LM_LOG(Warning, kLog, "listener " << id.gatewayNamespace << "/" << id.gateway << " "
                                               << id.listener << ": " << opened.error().message());
             continue;
