@@ -31,6 +31,35 @@ void putBe(std::uint64_t v, std::uint8_t* out, std::size_t n) {
 
 std::string typeText(std::uint8_t type) { return std::to_string(static_cast<unsigned>(type)); }
 
+// The AEAD nonce and additional data of the record `seq` whose header starts at `record`
+// (for TLS 1.2 with its explicit nonce already in place): TLS 1.3 (RFC 8446 §5.2-5.3) XORs
+// the IV with the sequence number and authenticates the header; TLS 1.2 GCM (RFC 5288 §3)
+// uses the salt and the explicit nonce, and authenticates sequence number, type, version
+// and content length.
+void setNonceAndAad(AeadJob& job, const DirectionKeys& keys, std::uint64_t seq, bool tls13,
+                    const std::uint8_t* record, std::uint8_t type, std::size_t contentLen) {
+    if (tls13) {
+        std::copy(keys.iv.begin(), keys.iv.end(), job.nonce.begin());
+        std::uint8_t be[8];
+        putBe(seq, be, sizeof be);
+        for (std::size_t i = 0; i < sizeof be; ++i) {
+            job.nonce[4 + i] ^= be[i];
+        }
+        std::copy(record, record + kRecordHeader, job.aad.begin());
+        job.aadLen = kRecordHeader;
+        return;
+    }
+    std::copy(keys.iv.begin(), keys.iv.begin() + 4, job.nonce.begin());
+    std::copy(record + kRecordHeader, record + kRecordHeader + kExplicitNonce,
+              job.nonce.begin() + 4);
+    putBe(seq, job.aad.data(), 8);
+    job.aad[8] = type;
+    job.aad[9] = 0x03;
+    job.aad[10] = 0x03;
+    putBe(contentLen, job.aad.data() + 11, 2);
+    job.aadLen = 13;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<RecordLayer>> RecordLayer::create(const SessionKeys& keys,
@@ -65,29 +94,14 @@ std::size_t RecordLayer::frame(std::uint8_t type, const std::uint8_t* content, s
     putBe(bodyLen, out + 3, 2);
     std::uint8_t* text = out + kRecordHeader + (tls13() ? 0 : kExplicitNonce);
     std::memcpy(text, content, len);
-    job = AeadJob{};
     if (tls13()) {
         text[len] = type;
-        std::copy(tx.iv.begin(), tx.iv.end(), job.nonce.begin());
-        std::uint8_t seq[8];
-        putBe(tx.sequence, seq, sizeof seq);
-        for (std::size_t i = 0; i < sizeof seq; ++i) {
-            job.nonce[4 + i] ^= seq[i];
-        }
-        std::copy(out, out + kRecordHeader, job.aad.begin());
-        job.aadLen = kRecordHeader;
     } else {
         // The explicit nonce only has to be unique per key: the sequence number is.
         putBe(tx.sequence, out + kRecordHeader, kExplicitNonce);
-        std::copy(tx.iv.begin(), tx.iv.begin() + 4, job.nonce.begin());
-        std::copy(out + kRecordHeader, out + kRecordHeader + kExplicitNonce, job.nonce.begin() + 4);
-        putBe(tx.sequence, job.aad.data(), 8);
-        job.aad[8] = type;
-        job.aad[9] = 0x03;
-        job.aad[10] = 0x03;
-        putBe(len, job.aad.data() + 11, 2);
-        job.aadLen = 13;
     }
+    job = AeadJob{};
+    setNonceAndAad(job, tx, tx.sequence, tls13(), out, type, len);
     job.text[0] = {text, textLen};
     job.tag = text + textLen;
     ++tx.sequence;
@@ -238,34 +252,16 @@ Result<OpenResult> RecordLayer::open(Chunk& fromPeer, Chunk& plain) {
                 break;
             }
             AeadJob& job = jobs[n];
-            const DirectionKeys& rx = keys_.rx;
-            const std::uint64_t seq = rx.sequence + n;
             std::uint8_t* to = plain.tail() + used;
             if (tls13()) {
                 std::memcpy(to, p + kRecordHeader, text - 1);
                 innerType[n] = p[kRecordHeader + text - 1];
                 job.text = {AeadJob::Span{to, text - 1}, AeadJob::Span{&innerType[n], 1}};
-                std::copy(rx.iv.begin(), rx.iv.end(), job.nonce.begin());
-                std::uint8_t be[8];
-                putBe(seq, be, sizeof be);
-                for (std::size_t i = 0; i < sizeof be; ++i) {
-                    job.nonce[4 + i] ^= be[i];
-                }
-                std::copy(p, p + kRecordHeader, job.aad.begin());
-                job.aadLen = kRecordHeader;
             } else {
                 std::memcpy(to, p + kRecordHeader + kExplicitNonce, text);
                 job.text = {AeadJob::Span{to, text}, AeadJob::Span{}};
-                std::copy(rx.iv.begin(), rx.iv.begin() + 4, job.nonce.begin());
-                std::copy(p + kRecordHeader, p + kRecordHeader + kExplicitNonce,
-                          job.nonce.begin() + 4);
-                putBe(seq, job.aad.data(), 8);
-                job.aad[8] = type;
-                job.aad[9] = 0x03;
-                job.aad[10] = 0x03;
-                putBe(text, job.aad.data() + 11, 2);
-                job.aadLen = 13;
             }
+            setNonceAndAad(job, keys_.rx, keys_.rx.sequence + n, tls13(), p, type, text);
             // Opening only reads the tag: it stays where it arrived.
             job.tag = const_cast<std::uint8_t*>(p + kRecordHeader + len - kAeadTag);
             outerType[n] = type;
