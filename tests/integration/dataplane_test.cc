@@ -371,6 +371,17 @@ protected:
 
     bool gatewayProgrammed() { return test::conditionTrue(getJson("gateway", "edge"), "Programmed"); }
 
+    // Reads a Source backend's stream through `address` to its end: `total` pattern bytes.
+    void expectSourceStream(const std::string& address, std::uint64_t total) {
+        UniqueFd fd = dial(address);
+        auto r = readToEnd(fd.get());
+        EXPECT_TRUE(r.ended) << "the connection ends instead of hanging";
+        ASSERT_EQ(r.data.size(), total);
+        EXPECT_TRUE(test::matchesSourcePattern(
+            0, {reinterpret_cast<const std::uint8_t*>(r.data.data()), r.data.size()}))
+            << "no corrupt byte";
+    }
+
     // The standard topology: Gateway edge (TCP + HTTP listeners) -> svc:443 -> endpoints at
     // `backendPorts` (one EndpointSlice each), plus `extra` documents in the same apply.
     Listeners serve(const std::vector<std::uint16_t>& backendPorts,
@@ -2274,16 +2285,6 @@ protected:
         p.options = std::move(options);
         return p;
     }
-
-    void expectSourceStream(const std::string& address, std::uint64_t total) {
-        UniqueFd fd = dial(address);
-        auto r = readToEnd(fd.get());
-        EXPECT_TRUE(r.ended) << "the connection ends instead of hanging";
-        ASSERT_EQ(r.data.size(), total);
-        EXPECT_TRUE(test::matchesSourcePattern(
-            0, {reinterpret_cast<const std::uint8_t*>(r.data.data()), r.data.size()}))
-            << "no corrupt byte";
-    }
 };
 
 struct CipherCase {
@@ -2565,13 +2566,7 @@ TEST_F(DataplaneE2eTest, CryptodevEngineCarriesThePolicysSessionsByteExact) {
     auto o = backendOptions(pki_.issueServer({kHostname}), BackendMode::Source);
     o.sourceBytes = kTotal;
     auto source = startBackend(std::move(o));
-    auto download = serveWithPolicy(*source, p);
-    UniqueFd fd = dial(download.tcp);
-    auto r = readToEnd(fd.get());
-    EXPECT_TRUE(r.ended);
-    ASSERT_EQ(r.data.size(), kTotal);
-    EXPECT_TRUE(test::matchesSourcePattern(
-        0, {reinterpret_cast<const std::uint8_t*>(r.data.data()), r.data.size()}));
+    expectSourceStream(serveWithPolicy(*source, p).tcp, kTotal);
 
     // And 64 MiB the other way: the backend counts them (a record it could not open would
     // have ended its stream) and answers once our close_notify ended the upload.
