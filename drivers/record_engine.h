@@ -26,6 +26,7 @@ namespace lastmile::drivers {
 struct Wire {
     Chunk* fromPeer = nullptr;
     Chunk* toPeer = nullptr;
+    void* owner = nullptr;  // the worker's connection, handed back by EngineLane::poll
 };
 
 struct OpenResult {
@@ -61,10 +62,34 @@ public:
     // stopped for room): the worker calls open() again before it judges the stream ended.
     virtual bool hasBufferedPlaintext() const noexcept { return false; }
     // Sends close_notify: appended to the wire (userspace framing) or written to the
-    // socket as an alert record (kernel framing).
-    virtual Status closeNotify() = 0;
+    // socket as an alert record (kernel framing). False: not yet (no room in the wire or the
+    // socket, or records before it are still on a device); call again once there may be.
+    virtual Result<bool> closeNotify() = 0;
     // The connection is idle (nothing buffered either way): give back what can be rebuilt.
     virtual void releaseIdleMemory() {}
+
+    // Engines whose device works asynchronously (EngineLane): records were handed to the
+    // device and are not placed in the chunks yet. Until this is false the connection's
+    // chunks stay where they are (not compacted, released or swapped); seal(), open() and
+    // closeNotify() place them when called after the lane reported progress.
+    virtual bool unsettled() const noexcept { return false; }
+    // The device is writing into the session's buffers: the session must not be destroyed.
+    virtual bool onDevice() const noexcept { return false; }
+};
+
+// A worker's own queue to an engine's device, opened on the worker's thread before it
+// attaches sessions there. Sessions queue operations on it as they seal and open; the worker
+// sends them with one flush() after each batch of its own completions, and collects what the
+// device finished with poll() while busy(): a call per batch of records, none per byte.
+class EngineLane {
+public:
+    virtual ~EngineLane() = default;
+    virtual void flush() = 0;
+    // Appends the wires of the sessions that can move on: a batch of theirs finished, or
+    // the device, full when they asked, took operations back.
+    virtual void poll(std::vector<Wire*>& progressed) = 0;
+    // Operations queued or on the device.
+    virtual bool busy() const noexcept = 0;
 };
 
 // A device an engine drives (a NIC with inline TLS, a crypto device) and what it offers.
@@ -153,6 +178,10 @@ public:
     virtual void prepareContext(SSL_CTX* /*ctx*/, const ContextFacts& /*facts*/) const {}
     // The session `ssl` went to another engine: drops what prepareContext made it keep.
     virtual void passOver(SSL* /*ssl*/) const noexcept {}
+
+    // Called by each worker on its own thread before it attaches sessions; an engine that
+    // keeps per-thread state for its device returns the lane the worker then drives.
+    virtual std::unique_ptr<EngineLane> openLane() { return nullptr; }
 
     // Takes over the established session `ssl` on the backend socket `fd`, whose records
     // move through `wire` (which must outlive the session). A kernel-framed session no longer

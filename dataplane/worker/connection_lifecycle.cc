@@ -31,8 +31,8 @@ void Worker::Impl::abort(Connection& c) {
 }
 
 void Worker::Impl::maybeDestroy(Connection& c) {
-    if (!c.closing || c.pending != 0 || c.dead) {
-        return;
+    if (!c.closing || c.pending != 0 || c.dead || (c.session && c.session->onDevice())) {
+        return;  // the lane pumps it again once the device gave its buffers back
     }
     if (c.stage == Stage::Handshaking) {
         setStage(c, Stage::Connecting);  // only to keep the handshake count right

@@ -14,6 +14,9 @@ namespace {
 constexpr unsigned kTickMs = 100;
 // Free buffers unused for this long go back to the buffer budget (ChunkPool::trim).
 constexpr std::chrono::seconds kChunkTrimEvery{1};
+// Rounds of flush, poll and pump per batch of completions: a software device finishes
+// within the flush, so one round's pumps queue the next records at once.
+constexpr int kLaneRounds = 4;
 
 
 }  // namespace
@@ -30,12 +33,21 @@ void Worker::Impl::run(std::promise<Status>& ready) {
         ringSetup_ = ring_->features().setup;
     }
     snapshot_ = shared_.registry->snapshot();
+    const drivers::EngineSet& engines = *shared_.engines;
+    for (std::size_t i = 0; i < engines.size(); ++i) {
+        if (auto lane = engines.usable(i) ? engines.at(i).openLane() : nullptr) {
+            lanes_.push_back(std::move(lane));
+        }
+    }
     armWake();
     ready.set_value(Status{});
     while (!stopped_) {
-        ring_->submitAndWait(kTickMs);
+        // A device is polled, not waited on: while it holds operations the ring is only
+        // peeked at.
+        ring_->submitAndWait(lanesBusy() ? 0 : kTickMs);
         now_ = Clock::now();
         ring_->drain([this](const io_uring_cqe& cqe) { dispatch(cqe); });
+        driveLanes();
         if (!starved_.empty()) {
             feedStarved();
         }
@@ -54,6 +66,7 @@ void Worker::Impl::run(std::promise<Status>& ready) {
         counters_.ringSubmits.store(ring_->submits(), std::memory_order_relaxed);
     }
     shutdownAll();
+    lanes_.clear();
 }
 
 void Worker::Impl::armWake() {
@@ -153,13 +166,14 @@ void Worker::Impl::shutdownAll() {
     }
     // Bounded: every in-flight operation ends promptly once its socket is shut down.
     for (int round = 0; round < 50 && (head_ != nullptr || anyArmed()); ++round) {
-        ring_->submitAndWait(kTickMs);
+        ring_->submitAndWait(lanesBusy() ? 1 : kTickMs);
         now_ = Clock::now();
         ring_->drain([this](const io_uring_cqe& cqe) {
             if (uring::userDataOp(cqe.user_data) != Wake) {
                 dispatch(cqe);
             }
         });
+        driveLanes();
         for (Connection* c = head_; c != nullptr; c = c->next) {
             if (has(*c, Connect)) {
                 cancelOps(*c, c->backend.get(), bit(Connect));
@@ -170,6 +184,28 @@ void Worker::Impl::shutdownAll() {
     listeners_.clear();
     retiring_.clear();
     ring_.reset();
+}
+
+void Worker::Impl::driveLanes() {
+    for (int round = 0; round < kLaneRounds && lanesBusy(); ++round) {
+        progressed_.clear();
+        for (auto& lane : lanes_) {
+            lane->flush();
+            lane->poll(progressed_);
+        }
+        if (progressed_.empty()) {
+            return;
+        }
+        // A connection may be reported twice, and destroyed by the first pump: pump()
+        // returns at once for a dead one, which is freed only after the batch.
+        for (drivers::Wire* wire : progressed_) {
+            pump(*static_cast<Connection*>(wire->owner));
+        }
+    }
+}
+
+bool Worker::Impl::lanesBusy() const {
+    return std::any_of(lanes_.begin(), lanes_.end(), [](const auto& l) { return l->busy(); });
 }
 
 bool Worker::Impl::anyArmed() const {

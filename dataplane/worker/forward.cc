@@ -318,7 +318,7 @@ void Worker::Impl::readClient(Connection& c) {
         return;
     }
     const bool plainSending = plaintextWire(c) && has(c, BackendSend);
-    if (!plainSending) {
+    if (!plainSending && !unsettled(c)) {
         c.upIn->compact();
     }
     if (c.upIn->room() > 0) {
@@ -342,7 +342,7 @@ void Worker::Impl::readBackend(Connection& c) {
         return;
     }
     const bool plainSending = plaintextWire(c) && has(c, ClientSend);
-    if (!plainSending) {
+    if (!plainSending && !unsettled(c)) {
         c.downIn->compact();
     }
     // A kernel-framed receive may stop at a control record, which is read into the

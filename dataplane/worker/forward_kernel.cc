@@ -24,12 +24,13 @@ void Worker::Impl::pumpKernel(Connection& c) {
     } else if (c.clientEof && !c.backendWriteShut && !has(c, BackendSend) &&
                !has(c, BackendSplice) && !has(c, BackendWritable)) {
         auto sent = c.session->closeNotify();
-        if (!sent && sent.error().code() == std::errc::resource_unavailable_try_again) {
-            poll(c, c.backend.get(), BackendWritable, POLLOUT);
-        } else if (!sent) {
+        if (!sent) {
             // The backend is gone (a reset: it closed with our bytes unread), so what
             // the client sent last may never have been read: not a clean end.
             return breakStream(c, Failure::StreamError, sent.error().message());
+        }
+        if (!*sent) {
+            poll(c, c.backend.get(), BackendWritable, POLLOUT);
         } else {
             ::shutdown(c.backend.get(), SHUT_WR);
             c.backendWriteShut = true;

@@ -20,8 +20,10 @@ bool Worker::Impl::pumpTls(Connection& c) {
             countToBackend(c, *sealed);
         }
         if (c.clientEof && (!c.upIn || c.upIn->empty()) && !c.closeNotifyQueued) {
-            c.closeNotifyQueued = true;
-            (void)c.session->closeNotify();  // a failure here ends in the FIN below anyway
+            // Not yet (no room, or the device is still sealing): the next pump asks again.
+            // A failure ends in the FIN below.
+            const auto queued = c.session->closeNotify();
+            c.closeNotifyQueued = !queued || *queued;
         }
     }
     // Backend -> client: open only while no send reads downOut.
@@ -49,10 +51,10 @@ bool Worker::Impl::pumpTls(Connection& c) {
         sendToClient(c, c.downOut);
     }
     // Idle connections give their record buffers back.
-    if (c.upOut && c.upOut->empty() && !has(c, BackendSend)) {
+    if (c.upOut && c.upOut->empty() && !has(c, BackendSend) && !unsettled(c)) {
         pool_chunks_.release(c.upOut);
     }
-    if (c.downOut && c.downOut->empty() && !has(c, ClientSend)) {
+    if (c.downOut && c.downOut->empty() && !has(c, ClientSend) && !unsettled(c)) {
         pool_chunks_.release(c.downOut);
     }
     return true;

@@ -33,6 +33,7 @@ void Worker::Impl::bindWire(Connection& c) {
     ensure(c.upOut);
     c.wire.fromPeer = c.downIn.get();
     c.wire.toPeer = c.upOut.get();
+    c.wire.owner = &c;
 }
 
 void Worker::Impl::handshake(Connection& c) {

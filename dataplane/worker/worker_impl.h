@@ -159,6 +159,10 @@ struct Connection {
 
 inline bool has(const Connection& c, Op op) { return (c.pending & bit(op)) != 0; }
 
+// An asynchronous engine has records of `c` on its device or not yet placed: the chunks
+// stay where they are until they are (RecordSession::unsettled).
+inline bool unsettled(const Connection& c) { return c.session && c.session->unsettled(); }
+
 // The backend socket carries plaintext as far as the worker sees: no policy, or the kernel
 // frames the records. The buffer received from one side is then the one sent to the other.
 inline bool plaintextWire(const Connection& c) { return !c.profile || c.kernelFramed; }
@@ -187,6 +191,11 @@ struct Worker::Impl {
     // Stop: every connection is closed where it stands, then the ring goes.
     void shutdownAll();
     bool anyArmed() const;
+    // Engine lanes (asynchronous devices): what the pumps queued goes to the devices in one
+    // burst per lane, and the connections whose records came back are pumped, which can
+    // queue more; a few rounds per batch of completions.
+    void driveLanes();
+    bool lanesBusy() const;
 
     // ---- Listeners and accepting (accept.cc).
     const route::ListenerPlan* findPlan(const route::ListenerId& id) const;
@@ -409,6 +418,8 @@ struct Worker::Impl {
     std::vector<std::unique_ptr<Listener>> retiring_;  // removed, last accept still in flight
     Connection* head_ = nullptr;
     std::vector<Connection*> dead_;
+    std::vector<std::unique_ptr<drivers::EngineLane>> lanes_;
+    std::vector<drivers::Wire*> progressed_;  // driveLanes' scratch
     Balancer balancer_;
     ChunkPool pool_chunks_{shared_.buffers};
     std::vector<Connection*> starved_;  // receives waiting for buffer memory

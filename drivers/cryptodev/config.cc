@@ -30,7 +30,8 @@ Status checkEalArguments(const std::vector<std::string>& eal) {
         if (!std::regex_match(a, ealForms())) {
             return fail(Errc::Invalid,
                         "EAL argument \"" + a +
-                            "\" is not allowed (allowed: --vdev=crypto_aesni_gcmN[,...], "
+                            "\" is not allowed (allowed: "
+                            "--vdev=crypto_{aesni_gcm,aesni_mb,openssl}N[,...], "
                             "--allow=PCI-ADDRESS, -mMEGABYTES, --huge-dir=PATH, "
                             "--iova-mode=va|pa, --log-level=[TYPE:]LEVEL)");
         }

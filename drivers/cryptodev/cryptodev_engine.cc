@@ -16,8 +16,8 @@
 #include <sstream>
 
 #include "base/log.h"
+#include "drivers/cryptodev/device.h"
 #include "drivers/tls/keys.h"
-#include "drivers/tls/record_layer.h"
 #include "drivers/tls/secrets.h"
 
 namespace lastmile::drivers::cryptodev {
@@ -26,7 +26,9 @@ namespace {
 constexpr const char* kLog = "cryptodev";
 // Two device sessions (seal and open) per connection; more connections fall back to openssl.
 constexpr std::uint32_t kDeviceSessions = 8192;
-constexpr std::size_t kMaxJobs = 16;  // RecordLayer's batch
+// The queue path: at most this many workers get a queue pair, each this deep.
+constexpr std::uint16_t kMaxQueuePairs = 64;
+constexpr std::uint32_t kQueueDescriptors = 2048;
 
 bool hostHasHugepages() {
     std::ifstream meminfo("/proc/meminfo");
@@ -102,113 +104,7 @@ const Status& startEal(const CryptodevConfig& config) {
 
 }  // namespace
 
-struct CryptodevEngine::Device {
-    std::uint8_t id = 0;
-    std::string name;
-    rte_mempool* sessions = nullptr;
-    bool aes128 = false;
-    bool aes256 = false;
-
-    ~Device() {
-        rte_cryptodev_stop(id);
-        rte_cryptodev_close(id);
-        rte_mempool_free(sessions);
-    }
-};
-
 namespace {
-
-// Runs a session's record AEADs synchronously on the calling worker thread with the
-// device's CPU crypto path (rte_cryptodev_sym_cpu_crypto_process): pointers into the
-// connection's own chunks, no copy into mbufs, no queue.
-class CpuCryptoRunner final : public tls::AeadRunner {
-public:
-    CpuCryptoRunner(const CryptodevEngine::Device& device, bool tls13)
-        : device_(device), aadLen_(tls13 ? tls::kRecordHeader : 13) {}
-    ~CpuCryptoRunner() override {
-        for (void* s : sessions_) {
-            if (s != nullptr) {
-                rte_cryptodev_sym_session_free(device_.id, s);
-            }
-        }
-    }
-    CpuCryptoRunner(const CpuCryptoRunner&) = delete;
-    CpuCryptoRunner& operator=(const CpuCryptoRunner&) = delete;
-
-    Status setKey(tls::AeadDirection d, std::span<const std::uint8_t> key) override {
-        rte_crypto_sym_xform xform{};
-        xform.type = RTE_CRYPTO_SYM_XFORM_AEAD;
-        xform.aead.op = d == tls::AeadDirection::Seal ? RTE_CRYPTO_AEAD_OP_ENCRYPT
-                                                       : RTE_CRYPTO_AEAD_OP_DECRYPT;
-        xform.aead.algo = RTE_CRYPTO_AEAD_AES_GCM;
-        xform.aead.key.data = key.data();
-        xform.aead.key.length = static_cast<std::uint16_t>(key.size());
-        xform.aead.iv.offset = 0;  // CPU crypto takes the IV by pointer
-        xform.aead.iv.length = 12;
-        xform.aead.digest_length = tls::kAeadTag;
-        xform.aead.aad_length = static_cast<std::uint16_t>(aadLen_);
-        void* made = rte_cryptodev_sym_session_create(device_.id, &xform, device_.sessions);
-        if (made == nullptr) {
-            return fail(Errc::Unavailable, "the crypto device has no session left");
-        }
-        void*& slot = sessions_[d == tls::AeadDirection::Seal ? 0 : 1];
-        if (slot != nullptr) {
-            rte_cryptodev_sym_session_free(device_.id, slot);
-        }
-        slot = made;
-        return {};
-    }
-
-    Status run(tls::AeadDirection d, std::span<tls::AeadJob> jobs) override {
-        std::array<rte_crypto_vec, 2 * kMaxJobs> vecs{};
-        std::array<rte_crypto_sgl, kMaxJobs> sgls{};
-        std::array<rte_crypto_va_iova_ptr, kMaxJobs> ivs{};
-        std::array<rte_crypto_va_iova_ptr, kMaxJobs> digests{};
-        std::array<rte_crypto_va_iova_ptr, kMaxJobs> aads{};
-        std::array<std::int32_t, kMaxJobs> status{};
-        if (jobs.size() > kMaxJobs) {
-            return fail(Errc::Internal, "more records in one batch than the runner takes");
-        }
-        for (std::size_t i = 0; i < jobs.size(); ++i) {
-            tls::AeadJob& job = jobs[i];
-            std::uint32_t segments = 0;
-            for (const auto& span : job.text) {
-                if (span.len != 0) {
-                    const auto len = static_cast<std::uint32_t>(span.len);
-                    vecs[2 * i + segments++] = {span.data, RTE_BAD_IOVA, len, len};
-                }
-            }
-            sgls[i] = {&vecs[2 * i], segments};
-            ivs[i] = {job.nonce.data(), RTE_BAD_IOVA};
-            digests[i] = {job.tag, RTE_BAD_IOVA};
-            aads[i] = {job.aad.data(), RTE_BAD_IOVA};
-        }
-        rte_crypto_sym_vec vec{};
-        vec.num = static_cast<std::uint32_t>(jobs.size());
-        vec.src_sgl = sgls.data();
-        vec.iv = ivs.data();
-        vec.digest = digests.data();
-        vec.aad = aads.data();
-        vec.status = status.data();
-        rte_crypto_sym_ofs ofs{};
-        ofs.raw = 0;
-        rte_cryptodev_sym_cpu_crypto_process(
-            device_.id, sessions_[d == tls::AeadDirection::Seal ? 0 : 1], ofs, &vec);
-        for (std::size_t i = 0; i < jobs.size(); ++i) {
-            if (d == tls::AeadDirection::Seal && status[i] != 0) {
-                return fail(Errc::Internal, "the crypto device failed to seal a record (status " +
-                                                std::to_string(status[i]) + ")");
-            }
-            jobs[i].authentic = status[i] == 0;
-        }
-        return {};
-    }
-
-private:
-    const CryptodevEngine::Device& device_;
-    std::size_t aadLen_;
-    std::array<void*, 2> sessions_{};  // seal, open
-};
 
 class CryptodevSession final : public RecordSession {
 public:
@@ -217,7 +113,9 @@ public:
     std::string_view engine() const noexcept override { return "cryptodev"; }
     Result<std::size_t> seal(Chunk& plain) override { return layer_->seal(plain, *wire_.toPeer); }
     Result<OpenResult> open(Chunk& plain) override { return layer_->open(*wire_.fromPeer, plain); }
-    Status closeNotify() override { return layer_->closeNotify(*wire_.toPeer); }
+    Result<bool> closeNotify() override { return layer_->closeNotify(*wire_.toPeer); }
+    bool unsettled() const noexcept override { return layer_->unsettled(); }
+    bool onDevice() const noexcept override { return layer_->onDevice(); }
 
 private:
     std::unique_ptr<tls::RecordLayer> layer_;
@@ -269,37 +167,48 @@ CryptodevEngine::CryptodevEngine(const CryptodevConfig& config) {
         if (device_ || !(aes128 || aes256)) {
             continue;
         }
-        if (!cpuCrypto) {
-            problems += (problems.empty() ? "" : "; ") + name + " (" + info.driver_name +
-                        ") has no synchronous CPU crypto, the only path this engine drives yet";
-            continue;
-        }
         rte_cryptodev_config conf{};
         conf.socket_id = rte_cryptodev_socket_id(static_cast<std::uint8_t>(id));
-        conf.nb_queue_pairs = 1;
+        // The queue path gives each worker a queue pair of its own.
+        conf.nb_queue_pairs =
+            cpuCrypto ? 1 : std::min<std::uint16_t>(info.max_nb_queue_pairs, kMaxQueuePairs);
         conf.ff_disable = RTE_CRYPTODEV_FF_ASYMMETRIC_CRYPTO | RTE_CRYPTODEV_FF_SECURITY;
         auto device = std::make_unique<Device>();
         device->id = static_cast<std::uint8_t>(id);
         device->name = name;
         device->aes128 = aes128;
         device->aes256 = aes256;
+        device->cpuCrypto = cpuCrypto;
         const std::string pool = "lm_sess_" + std::to_string(id);
-        if (rte_cryptodev_configure(device->id, &conf) < 0 ||
-            (device->sessions = rte_cryptodev_sym_session_pool_create(
-                 pool.c_str(), kDeviceSessions,
-                 rte_cryptodev_sym_get_private_session_size(device->id), 0, 0,
-                 conf.socket_id)) == nullptr ||
-            rte_cryptodev_start(device->id) < 0) {
+        device->sessions = rte_cryptodev_sym_session_pool_create(
+            pool.c_str(), kDeviceSessions, rte_cryptodev_sym_get_private_session_size(device->id),
+            0, 0, conf.socket_id);
+        bool ready = device->sessions != nullptr && rte_cryptodev_configure(device->id, &conf) == 0;
+        rte_cryptodev_qp_conf qp{};
+        qp.nb_descriptors = kQueueDescriptors;
+        qp.mp_session = device->sessions;
+        for (std::uint16_t q = 0; ready && !cpuCrypto && q < conf.nb_queue_pairs; ++q) {
+            ready = rte_cryptodev_queue_pair_setup(device->id, q, &qp, conf.socket_id) == 0;
+        }
+        if (!ready || rte_cryptodev_start(device->id) < 0) {
             problems += (problems.empty() ? "" : "; ") + name + ": setting it up failed (" +
                         rte_strerror(rte_errno) + ")";
             continue;
+        }
+        device->queuePairs = cpuCrypto ? 0 : conf.nb_queue_pairs;
+        for (std::uint16_t q = device->queuePairs; q-- > 0;) {
+            device->freeQueuePairs.push_back(q);  // handed out from the back: 0 first
         }
         device_ = std::move(device);
     }
     if (device_) {
         probe_.usable = true;
         probe_.detail = device_->name + " (AES-GCM" + (device_->aes128 ? " 128" : "") +
-                        (device_->aes256 ? " 256" : "") + ", CPU crypto)" +
+                        (device_->aes256 ? " 256" : "") + ", " +
+                        (device_->cpuCrypto
+                             ? std::string("CPU crypto")
+                             : std::to_string(device_->queuePairs) + " queue pairs") +
+                        ")" +
                         (problems.empty() ? "" : "; " + problems);
     } else {
         probe_.detail = problems.empty() ? "no configured device does AES-GCM" : problems;
@@ -308,6 +217,13 @@ CryptodevEngine::CryptodevEngine(const CryptodevConfig& config) {
 }
 
 CryptodevEngine::~CryptodevEngine() = default;
+
+std::unique_ptr<EngineLane> CryptodevEngine::openLane() {
+    if (!device_) {
+        return nullptr;
+    }
+    return std::make_unique<Lane>(*device_);
+}
 
 void CryptodevEngine::prepareContext(SSL_CTX* ctx, const ContextFacts&) const {
     tls::captureTrafficSecrets(ctx);
@@ -347,13 +263,25 @@ Attach CryptodevEngine::attach(SSL* ssl, int, Wire& wire) {
     if (wire.toPeer != nullptr && !wire.toPeer->empty()) {
         return decline(Decline::UnsentRecords, "handshake records to the backend are not sent yet");
     }
+    Lane* lane = Lane::of(*device_);
+    if (!device_->cpuCrypto && (lane == nullptr || !lane->queuePair())) {
+        return decline(Decline::QueuePairs, "this worker has no queue pair on " + device_->name +
+                                                " (it has " +
+                                                std::to_string(device_->queuePairs) + ")");
+    }
     auto keys = tls::deriveClientKeys(ssl);
     if (!keys) {
         const bool noSecrets = keys.error().code() == make_error_code(Errc::Unavailable);
         return decline(noSecrets ? Decline::NoSecrets : Decline::Keys, keys.error().message());
     }
-    auto layer = tls::RecordLayer::create(
-        *keys, std::make_unique<CpuCryptoRunner>(*device_, version == TLS1_3_VERSION));
+    const bool tls13 = version == TLS1_3_VERSION;
+    std::unique_ptr<tls::AeadRunner> runner;
+    if (device_->cpuCrypto) {
+        runner = std::make_unique<CpuCryptoRunner>(*device_, tls13);
+    } else {
+        runner = std::make_unique<QueueRunner>(*device_, tls13, *lane, wire);
+    }
+    auto layer = tls::RecordLayer::create(*keys, std::move(runner));
     if (!layer) {
         return decline(Decline::DeviceSessions, layer.error().message());
     }

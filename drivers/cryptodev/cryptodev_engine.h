@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The cryptodev record engine: lastmile's own TLS record layer (drivers/tls/record_layer.h)
-// with the AES-GCM of every record done by a DPDK crypto device. No DPDK header here: only
+// with the AES-GCM of every record done by a DPDK crypto device, synchronously where the
+// device offers CPU crypto (a software device), else as operations on each worker's queue
+// pair (a lookaside accelerator such as QAT). No DPDK header here: only
 // drivers/cryptodev/*.cc see DPDK's flags and headers.
 #pragma once
 
@@ -28,11 +30,12 @@ enum class Decline {
     NoSecrets,        // no_secrets: TLS 1.3 without captured traffic secrets
     Keys,             // keys: an OpenSSL KDF failed
     DeviceSessions,   // device_sessions: the device has no session left (pool exhausted)
+    QueuePairs,       // queue_pairs: the queue path, and this worker got no queue pair
 };
-inline constexpr std::size_t kDeclineCount = 7;
+inline constexpr std::size_t kDeclineCount = 8;
 inline constexpr std::array<std::string_view, kDeclineCount> kDeclineLabels = {
     "version", "cipher", "buffered_records", "unsent_records", "no_secrets", "keys",
-    "device_sessions"};
+    "device_sessions", "queue_pairs"};
 
 class CryptodevEngine final : public RecordEngine {
 public:
@@ -57,6 +60,9 @@ public:
     // every check happens before anything changes.
     Attach attach(SSL* ssl, int fd, Wire& wire) override;
     std::vector<std::pair<std::string_view, std::uint64_t>> declines() const override;
+    // Registers the calling worker thread with DPDK and, on a device without CPU crypto,
+    // gives it a queue pair of its own (while the device has one left).
+    std::unique_ptr<EngineLane> openLane() override;
 
     struct Device;  // DPDK state, defined in cryptodev_engine.cc
 

@@ -157,7 +157,7 @@ public:
         }
     }
 
-    Status closeNotify() override {
+    Result<bool> closeNotify() override {
         unsigned char alert[2] = {1, 0};  // warning, close_notify
         iovec iov{alert, sizeof alert};
         alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(unsigned char))]{};
@@ -172,13 +172,16 @@ public:
         c->cmsg_len = CMSG_LEN(sizeof(unsigned char));
         *CMSG_DATA(c) = kRecordAlert;
         const ssize_t n = ::sendmsg(fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n == -1 && errno == EAGAIN) {
+            return false;  // the socket buffer is full
+        }
         if (n == -1) {
             return failErrno("sending close_notify through the kernel");
         }
         if (n != sizeof alert) {
             return fail(Errc::Internal, "the kernel took part of the close_notify alert");
         }
-        return {};
+        return true;
     }
 
 private:

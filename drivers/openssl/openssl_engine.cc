@@ -71,12 +71,15 @@ public:
         }
     }
 
-    Status closeNotify() override {
+    Result<bool> closeNotify() override {
         const int r = SSL_shutdown(ssl_);
-        if (r < 0 && SSL_get_error(ssl_, r) != SSL_ERROR_WANT_WRITE) {
-            return fail(Errc::Unavailable, "sending close_notify: " + lastSslError(ssl_, r));
+        if (r >= 0) {
+            return true;
         }
-        return {};
+        if (SSL_get_error(ssl_, r) == SSL_ERROR_WANT_WRITE) {
+            return false;  // the wire is full: SSL_shutdown sends it when called again
+        }
+        return fail(Errc::Unavailable, "sending close_notify: " + lastSslError(ssl_, r));
     }
 
     // OpenSSL keeps a 16 KiB read buffer per session even with SSL_MODE_RELEASE_BUFFERS;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace lastmile::drivers::tls {
 namespace {
@@ -19,8 +20,6 @@ constexpr std::uint8_t kNewSessionTicket = 4;
 constexpr std::uint8_t kKeyUpdate = 24;
 constexpr std::size_t kExplicitNonce = 8;  // TLS 1.2 GCM: carried in each record
 constexpr std::size_t kHandshakeHeader = 4;
-// A chunk holds sixteen whole records; one runner call per chunk's worth.
-constexpr std::size_t kBatch = 16;
 
 void putBe(std::uint64_t v, std::uint8_t* out, std::size_t n) {
     for (std::size_t i = n; i-- > 0;) {
@@ -83,8 +82,7 @@ std::size_t RecordLayer::overhead() const noexcept {
 }
 
 std::size_t RecordLayer::frame(std::uint8_t type, const std::uint8_t* content, std::size_t len,
-                               std::uint8_t* out, AeadJob& job) {
-    DirectionKeys& tx = keys_.tx;
+                               std::uint8_t* out, std::uint64_t seq, AeadJob& job) {
     const std::size_t textLen = tls13() ? len + 1 : len;
     const std::size_t bodyLen = textLen + kAeadTag + (tls13() ? 0 : kExplicitNonce);
     // TLS 1.3 hides the type inside; the outer one always says application data.
@@ -98,56 +96,85 @@ std::size_t RecordLayer::frame(std::uint8_t type, const std::uint8_t* content, s
         text[len] = type;
     } else {
         // The explicit nonce only has to be unique per key: the sequence number is.
-        putBe(tx.sequence, out + kRecordHeader, kExplicitNonce);
+        putBe(seq, out + kRecordHeader, kExplicitNonce);
     }
     job = AeadJob{};
-    setNonceAndAad(job, tx, tx.sequence, tls13(), out, type, len);
+    setNonceAndAad(job, keys_.tx, seq, tls13(), out, type, len);
     job.text[0] = {text, textLen};
     job.tag = text + textLen;
-    ++tx.sequence;
     return kRecordHeader + bodyLen;
 }
 
-Status RecordLayer::sealControl(std::uint8_t type, std::span<const std::uint8_t> content,
-                                Chunk& toPeer) {
+Status RecordLayer::startControl(Control control, std::uint8_t type,
+                                 std::span<const std::uint8_t> content, Chunk& toPeer) {
     if (toPeer.room() < overhead() + content.size()) {
         return fail(Errc::Unavailable, "no room for a TLS record to the backend yet");
     }
-    AeadJob job;
-    const std::size_t size = frame(type, content.data(), content.size(), toPeer.tail(), job);
-    LM_TRY(runner_->run(AeadDirection::Seal, {&job, 1}));
-    toPeer.commit(size);
-    ++sealedUnderKey_;
+    const std::size_t size = frame(type, content.data(), content.size(), toPeer.tail(),
+                                   keys_.tx.sequence, sealing_.jobs[0]);
+    LM_TRY(runner_->start(AeadDirection::Seal, {sealing_.jobs.data(), 1}));
+    sealing_.n = 1;
+    sealing_.produced = size;
+    sealing_.consumed = 0;
+    sealing_.control = control;
     return {};
 }
 
-Status RecordLayer::updateSendingKeys(Chunk& toPeer, bool requestPeerUpdate) {
-    const std::uint8_t message[] = {kKeyUpdate, 0, 0, 1,
-                                    static_cast<std::uint8_t>(requestPeerUpdate ? 1 : 0)};
-    LM_TRY(sealControl(kHandshake, message, toPeer));
-    LM_TRY(nextGeneration(keys_, keys_.tx));
-    LM_TRY(runner_->setKey(AeadDirection::Seal, {keys_.tx.key.data(), keys_.tx.keyLen}));
-    sealedUnderKey_ = 0;
-    keyUpdateOwed_ = false;
-    ++keyUpdatesSent_;
-    return {};
+Result<bool> RecordLayer::settleSeal(Chunk& toPeer) {
+    auto done = runner_->finished(AeadDirection::Seal);
+    if (!done || !*done) {
+        return done;
+    }
+    toPeer.commit(sealing_.produced);
+    keys_.tx.sequence += sealing_.n;
+    sealedUnderKey_ += sealing_.n;
+    sealing_.n = 0;
+    switch (std::exchange(sealing_.control, Control::None)) {
+        case Control::KeyUpdate:
+            LM_TRY(nextGeneration(keys_, keys_.tx));
+            LM_TRY(runner_->setKey(AeadDirection::Seal, {keys_.tx.key.data(), keys_.tx.keyLen}));
+            sealedUnderKey_ = 0;
+            keyUpdateOwed_ = false;
+            ++keyUpdatesSent_;
+            break;
+        case Control::CloseNotify:
+            closeNotifySent_ = true;
+            break;
+        case Control::None:
+            break;
+    }
+    return true;
 }
 
 Result<std::size_t> RecordLayer::seal(Chunk& plain, Chunk& toPeer) {
     std::size_t total = 0;
     for (;;) {
+        if (sealing_.n != 0) {
+            const std::size_t carried = sealing_.consumed;
+            auto settled = settleSeal(toPeer);
+            if (!settled) {
+                return fail(std::move(settled).error());
+            }
+            if (!*settled) {
+                return total;  // still on the device
+            }
+            plain.consume(carried);
+            total += carried;
+        }
         if (toPeer.room() < Chunk::kRecordRoom) {
             toPeer.compact();  // the caller lets no send read toPeer while it seals
         }
         if (tls13() && (keyUpdateOwed_ || sealedUnderKey_ >= rekeyAfter_)) {
-            if (auto s = updateSendingKeys(toPeer, false); !s) {
+            // RFC 8446 §4.6.3: update_not_requested; the peer's own schedule is its business.
+            static constexpr std::uint8_t kMessage[] = {kKeyUpdate, 0, 0, 1, 0};
+            if (auto s = startControl(Control::KeyUpdate, kHandshake, kMessage, toPeer); !s) {
                 if (s.error().code() == make_error_code(Errc::Unavailable)) {
-                    return total;  // the KeyUpdate goes first, once the wire has room
+                    return total;  // the KeyUpdate goes first, once there is room
                 }
                 return fail(std::move(s).error());
             }
+            continue;
         }
-        std::array<AeadJob, kBatch> jobs;
         std::size_t n = 0;
         std::size_t consumed = 0;
         std::size_t produced = 0;
@@ -160,18 +187,22 @@ Result<std::size_t> RecordLayer::seal(Chunk& plain, Chunk& toPeer) {
             const std::size_t len =
                 std::min({plain.size() - consumed, kMaxRecordPlaintext, room - overhead()});
             produced += frame(kApplicationData, plain.data() + consumed, len,
-                              toPeer.tail() + produced, jobs[n]);
+                              toPeer.tail() + produced, keys_.tx.sequence + n, sealing_.jobs[n]);
             consumed += len;
             ++n;
         }
         if (n == 0) {
             return total;
         }
-        LM_TRY(runner_->run(AeadDirection::Seal, {jobs.data(), n}));
-        toPeer.commit(produced);
-        plain.consume(consumed);
-        sealedUnderKey_ += n;
-        total += consumed;
+        if (auto s = runner_->start(AeadDirection::Seal, {sealing_.jobs.data(), n}); !s) {
+            if (s.error().code() == make_error_code(Errc::Unavailable)) {
+                return total;  // the device is full: its lane says when to come back
+            }
+            return fail(std::move(s).error());
+        }
+        sealing_.n = n;
+        sealing_.produced = produced;
+        sealing_.consumed = consumed;
     }
 }
 
@@ -216,18 +247,21 @@ Result<OpenResult> RecordLayer::open(Chunk& fromPeer, Chunk& plain) {
     const std::size_t maxBody = kMaxRecordPlaintext + (tls13() ? 256 : 2048);
     const std::size_t minBody = kAeadTag + (tls13() ? 1 : kExplicitNonce);
     while (!result.closeNotify) {
+        if (opening_.n != 0) {
+            auto settled = settleOpen(fromPeer, plain, result);
+            if (!settled) {
+                return fail(std::move(settled).error());
+            }
+            if (!*settled) {
+                break;  // still on the device
+            }
+            continue;
+        }
         if (plain.room() < Chunk::kRecordRoom) {
             plain.compact();  // the caller lets no send read plain while it opens
         }
-        std::array<AeadJob, kBatch> jobs;
-        // Each record's text goes to its own slot at plain's tail, decrypted there in place;
-        // a TLS 1.3 record's last byte (its inner type, or padding) goes to `innerType` so
-        // that, without padding, one record's content ends where the next one's begins.
-        std::array<std::uint8_t, kBatch> innerType{};
-        std::array<std::uint8_t, kBatch> outerType{};
-        std::array<std::size_t, kBatch> slot{};
-        std::array<std::size_t, kBatch> textLen{};
-        std::array<std::size_t, kBatch> recordLen{};
+        OpenBatch& b = opening_;
+        // Each record's text goes to its own slot at plain's tail, decrypted there in place.
         const std::uint8_t* p = fromPeer.data();
         std::size_t left = fromPeer.size();
         std::size_t used = 0;
@@ -251,12 +285,13 @@ Result<OpenResult> RecordLayer::open(Chunk& fromPeer, Chunk& plain) {
             if (plain.room() - used < text) {
                 break;
             }
-            AeadJob& job = jobs[n];
+            AeadJob& job = b.jobs[n];
+            job = AeadJob{};
             std::uint8_t* to = plain.tail() + used;
             if (tls13()) {
                 std::memcpy(to, p + kRecordHeader, text - 1);
-                innerType[n] = p[kRecordHeader + text - 1];
-                job.text = {AeadJob::Span{to, text - 1}, AeadJob::Span{&innerType[n], 1}};
+                b.innerType[n] = p[kRecordHeader + text - 1];
+                job.text = {AeadJob::Span{to, text - 1}, AeadJob::Span{&b.innerType[n], 1}};
             } else {
                 std::memcpy(to, p + kRecordHeader + kExplicitNonce, text);
                 job.text = {AeadJob::Span{to, text}, AeadJob::Span{}};
@@ -264,10 +299,9 @@ Result<OpenResult> RecordLayer::open(Chunk& fromPeer, Chunk& plain) {
             setNonceAndAad(job, keys_.rx, keys_.rx.sequence + n, tls13(), p, type, text);
             // Opening only reads the tag: it stays where it arrived.
             job.tag = const_cast<std::uint8_t*>(p + kRecordHeader + len - kAeadTag);
-            outerType[n] = type;
-            slot[n] = used;
-            textLen[n] = text;
-            recordLen[n] = kRecordHeader + len;
+            b.outerType[n] = type;
+            b.textLen[n] = text;
+            b.recordLen[n] = kRecordHeader + len;
             used += text;
             p += kRecordHeader + len;
             left -= kRecordHeader + len;
@@ -276,66 +310,99 @@ Result<OpenResult> RecordLayer::open(Chunk& fromPeer, Chunk& plain) {
         if (n == 0) {
             break;
         }
-        LM_TRY(runner_->run(AeadDirection::Open, {jobs.data(), n}));
-
-        std::uint8_t* out = plain.tail();  // where the next application bytes belong
-        std::size_t consumed = 0;
-        bool stale = false;  // a KeyUpdate made the rest of the batch's keys wrong
-        for (std::size_t i = 0; i < n && !stale && !result.closeNotify; ++i) {
-            if (!jobs[i].authentic) {
-                return fail(Errc::Unavailable,
-                            "a TLS record from the backend did not authenticate (bad_record_mac)");
+        if (auto s = runner_->start(AeadDirection::Open, {b.jobs.data(), n}); !s) {
+            if (s.error().code() == make_error_code(Errc::Unavailable)) {
+                break;  // the device is full: its lane says when to come back
             }
-            ++keys_.rx.sequence;
-            consumed += recordLen[i];
-            std::uint8_t* content = plain.tail() + slot[i];
-            std::size_t len = textLen[i];
-            std::uint8_t type = outerType[i];
-            if (tls13()) {
-                // The content type is the last non-zero byte; zeros after it are padding.
-                len = textLen[i] - 1;
-                type = innerType[i];
-                while (type == 0 && len > 0) {
-                    type = content[--len];
-                }
-                if (type == 0) {
-                    return fail(Errc::Unavailable, "backend sent a TLS record with no content type");
-                }
-            }
-            if (type == kApplicationData) {
-                if (content != out) {
-                    std::memmove(out, content, len);
-                }
-                out += len;
-            } else if (type == kAlert) {
-                if (len != 2) {
-                    return fail(Errc::Unavailable, "backend sent a malformed TLS alert record");
-                }
-                if (content[1] != 0) {
-                    return fail(Errc::Unavailable,
-                                "backend sent TLS alert " + typeText(content[1]));
-                }
-                result.closeNotify = true;
-            } else if (type == kHandshake && tls13()) {
-                LM_TRY(onHandshake({content, len}, stale));
-            } else {
-                return fail(Errc::Unavailable,
-                            "backend sent a TLS record of content type " + typeText(type));
-            }
+            return fail(std::move(s).error());
         }
-        // Plaintext of records left for the next round (after a KeyUpdate) is not kept.
-        OPENSSL_cleanse(out, static_cast<std::size_t>(plain.tail() + used - out));
-        fromPeer.consume(consumed);
-        const auto produced = static_cast<std::size_t>(out - plain.tail());
-        plain.commit(produced);
-        result.plaintext += produced;
+        b.n = n;
     }
     return result;
 }
 
-Status RecordLayer::closeNotify(Chunk& toPeer) {
+Result<bool> RecordLayer::settleOpen(Chunk& fromPeer, Chunk& plain, OpenResult& result) {
+    auto done = runner_->finished(AeadDirection::Open);
+    if (!done || !*done) {
+        return done;
+    }
+    OpenBatch& b = opening_;
+    const std::size_t n = std::exchange(b.n, 0);
+    std::uint8_t* out = plain.tail();  // where the next application bytes belong
+    std::size_t consumed = 0;
+    bool stale = false;  // a KeyUpdate made the rest of the batch's keys wrong
+    for (std::size_t i = 0; i < n && !stale && !result.closeNotify; ++i) {
+        if (!b.jobs[i].authentic) {
+            return fail(Errc::Unavailable,
+                        "a TLS record from the backend did not authenticate (bad_record_mac)");
+        }
+        ++keys_.rx.sequence;
+        consumed += b.recordLen[i];
+        std::uint8_t* content = b.jobs[i].text[0].data;
+        std::size_t len = b.textLen[i];
+        std::uint8_t type = b.outerType[i];
+        if (tls13()) {
+            // The content type is the last non-zero byte; zeros after it are padding.
+            len = b.textLen[i] - 1;
+            type = b.innerType[i];
+            while (type == 0 && len > 0) {
+                type = content[--len];
+            }
+            if (type == 0) {
+                return fail(Errc::Unavailable, "backend sent a TLS record with no content type");
+            }
+        }
+        if (type == kApplicationData) {
+            if (content != out) {
+                std::memmove(out, content, len);
+            }
+            out += len;
+        } else if (type == kAlert) {
+            if (len != 2) {
+                return fail(Errc::Unavailable, "backend sent a malformed TLS alert record");
+            }
+            if (content[1] != 0) {
+                return fail(Errc::Unavailable, "backend sent TLS alert " + typeText(content[1]));
+            }
+            result.closeNotify = true;
+        } else if (type == kHandshake && tls13()) {
+            LM_TRY(onHandshake({content, len}, stale));
+        } else {
+            return fail(Errc::Unavailable,
+                        "backend sent a TLS record of content type " + typeText(type));
+        }
+    }
+    // Plaintext of records left for the next round (after a KeyUpdate) is not kept.
+    const std::uint8_t* end = b.jobs[n - 1].text[0].data + b.jobs[n - 1].text[0].len;
+    OPENSSL_cleanse(out, static_cast<std::size_t>(end - out));
+    fromPeer.consume(consumed);
+    const auto produced = static_cast<std::size_t>(out - plain.tail());
+    plain.commit(produced);
+    result.plaintext += produced;
+    return true;
+}
+
+Result<bool> RecordLayer::closeNotify(Chunk& toPeer) {
     static constexpr std::uint8_t kCloseNotify[] = {1, 0};  // warning, close_notify
-    return sealControl(kAlert, kCloseNotify, toPeer);
+    if (sealing_.n != 0 && sealing_.consumed != 0) {
+        return false;  // its plaintext is settled by seal(), called while there is any
+    }
+    // A KeyUpdate on its way goes first, then the alert.
+    for (int round = 0; round < 2 && !closeNotifySent_; ++round) {
+        if (sealing_.n == 0) {
+            if (auto s = startControl(Control::CloseNotify, kAlert, kCloseNotify, toPeer); !s) {
+                if (s.error().code() == make_error_code(Errc::Unavailable)) {
+                    return false;  // no room, or the device is full
+                }
+                return fail(std::move(s).error());
+            }
+        }
+        auto settled = settleSeal(toPeer);
+        if (!settled || !*settled) {
+            return settled;
+        }
+    }
+    return true;
 }
 
 }  // namespace lastmile::drivers::tls

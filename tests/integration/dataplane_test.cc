@@ -371,6 +371,9 @@ protected:
 
     bool gatewayProgrammed() { return test::conditionTrue(getJson("gateway", "edge"), "Programmed"); }
 
+    // Through lastmiled with the cryptodev engine on `device` (a software vdev).
+    void expectCryptodevCarriesSessions(const std::string& device);
+
     // Reads a Source backend's stream through `address` to its end: `total` pattern bytes.
     void expectSourceStream(const std::string& address, std::uint64_t total) {
         UniqueFd fd = dial(address);
@@ -2538,17 +2541,16 @@ TEST_F(DataplaneE2eTest, RecordEnginesAreOfferedSessionsInTheConfiguredOrder) {
         << "an engine left out of the list is not built";
 }
 
-// The cryptodev engine on DPDK's software AES-GCM device: a policy that prefers it gets it,
-// 64 MiB from the backend and an echo arrive byte-exact, the backend sees our close_notify.
-TEST_F(DataplaneE2eTest, CryptodevEngineCarriesThePolicysSessionsByteExact) {
+// A policy that prefers the cryptodev engine gets it: 64 MiB each way and an echo arrive
+// byte-exact, and the backend sees our close_notify.
+void DataplaneE2eTest::expectCryptodevCarriesSessions(const std::string& device) {
     DaemonSetup setup;
-    setup.extraConfig =
-        "cryptodev: {eal: [--vdev=crypto_aesni_gcm0], devices: [crypto_aesni_gcm0]}\n";
+    setup.extraConfig = "cryptodev: {eal: [--vdev=" + device + "], devices: [" + device + "]}\n";
     startDaemon(setup);
     if (metric("lastmile_record_engine_usable{engine=\"cryptodev\"}") != 1) {
         GTEST_SKIP() << "this lastmiled has no usable cryptodev engine (built without DPDK, or "
-                        "no crypto_aesni_gcm): "
-                     << daemon_->stderrText();
+                        "no "
+                     << device << "): " << daemon_->stderrText();
     }
     PolicySpec p;
     // Without resumption no session stays on openssl to collect tickets for later ones.
@@ -2585,6 +2587,61 @@ TEST_F(DataplaneE2eTest, CryptodevEngineCarriesThePolicysSessionsByteExact) {
     EXPECT_NE(answer.data.find("bytes=67108864"), std::string::npos) << answer.data;
     EXPECT_TRUE(eventually([&] { return sink->totalBytesReceived() == kTotal; }));
     EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"cryptodev\"}"), 3);
+}
+
+// crypto_aesni_gcm: the device's CPU path, in place in the connection's buffers.
+TEST_F(DataplaneE2eTest, CryptodevEngineCarriesThePolicysSessionsByteExact) {
+    expectCryptodevCarriesSessions("crypto_aesni_gcm0");
+}
+
+// crypto_openssl has no CPU path: every record goes to the device as an operation on the
+// worker's queue pair, as with a lookaside accelerator, and comes back on a later poll.
+TEST_F(DataplaneE2eTest, CryptodevEngineCarriesSessionsThroughAQueuePair) {
+    expectCryptodevCarriesSessions("crypto_openssl0");
+    EXPECT_EQ(metric("lastmile_record_engine_device{engine=\"cryptodev\",device="
+                     "\"crypto_openssl0\",feature=\"cpu_crypto\"}"),
+              0);
+}
+
+// Many connections at once on the queue path: a worker's lane has buffers for fewer records
+// than they send together, so sessions wait for the device to give some back and are
+// resumed by the lane; every stream arrives byte-exact and every connection ends.
+TEST_F(DataplaneE2eTest, ManyConnectionsShareAWorkersQueuePairByteExact) {
+    DaemonSetup setup;
+    setup.extraConfig = "cryptodev: {eal: [--vdev=crypto_openssl0], devices: [crypto_openssl0]}\n";
+    startDaemon(setup);
+    if (metric("lastmile_record_engine_usable{engine=\"cryptodev\"}") != 1) {
+        GTEST_SKIP() << "no usable cryptodev engine: " << daemon_->stderrText();
+    }
+    PolicySpec p;
+    p.options = {{"offload", "cryptodev"}, {"session-resumption", "false"}};
+    constexpr std::uint64_t kEach = 4ull << 20;
+    auto o = backendOptions(pki_.issueServer({kHostname}), BackendMode::Source);
+    o.sourceBytes = kEach;
+    auto source = startBackend(std::move(o));
+    const auto l = serveWithPolicy(*source, p);
+    constexpr int kClients = 24;
+    std::vector<UniqueFd> clients;
+    for (int i = 0; i < kClients; ++i) {
+        clients.push_back(dial(l.tcp));
+    }
+    std::vector<std::thread> readers;
+    std::vector<std::string> got(kClients);
+    for (int i = 0; i < kClients; ++i) {
+        readers.emplace_back([&, i] { got[i] = readToEnd(clients[i].get()).data; });
+    }
+    for (auto& r : readers) {
+        r.join();
+    }
+    for (int i = 0; i < kClients; ++i) {
+        EXPECT_EQ(got[i].size(), kEach) << "client " << i;
+        EXPECT_TRUE(test::matchesSourcePattern(
+            0, {reinterpret_cast<const std::uint8_t*>(got[i].data()), got[i].size()}))
+            << "client " << i;
+    }
+    EXPECT_EQ(metric("lastmile_engine_sessions_total{engine=\"cryptodev\"}"), kClients);
+    clients.clear();
+    EXPECT_TRUE(eventually([&] { return metric("lastmile_connections_active") == 0; }));
 }
 
 // An operator who leaves the floor out prefers refusing to carrying records in userspace: a

@@ -29,13 +29,15 @@ using EvpCipherCtxPtr = Handle<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
 
 constexpr std::uint64_t kMiB = 1024 * 1024;
 
-// AES-GCM through EVP, one job at a time; counts what it was asked to do.
+// AES-GCM through EVP, one job at a time; counts what it was asked to do. Deferred, it acts
+// like a device queue: a batch runs only when finished() is asked the second time.
 class EvpRunner final : public AeadRunner {
 public:
     struct Calls {
         int batches = 0;
         int rekeys = 0;
-        bool failNext = false;  // the next run fails like a device error
+        bool failNext = false;  // the next batch fails like a device error
+        bool deferred = false;
     };
     explicit EvpRunner(Calls& calls) : calls_(calls) {}
 
@@ -46,8 +48,35 @@ public:
         return {};
     }
 
-    Status run(AeadDirection d, std::span<AeadJob> jobs) override {
+    Status start(AeadDirection d, std::span<AeadJob> jobs) override {
         ++calls_.batches;
+        if (!calls_.deferred) {
+            return run(d, jobs);
+        }
+        EXPECT_TRUE(queued_[index(d)].empty()) << "one batch at a time each way";
+        queued_[index(d)] = jobs;
+        asked_[index(d)] = 0;
+        return {};
+    }
+
+    Result<bool> finished(AeadDirection d) override {
+        auto& jobs = queued_[index(d)];
+        if (jobs.empty()) {
+            return true;
+        }
+        if (asked_[index(d)]++ == 0) {
+            return false;  // still on the "device"
+        }
+        LM_TRY(run(d, std::exchange(jobs, {})));
+        return true;
+    }
+
+    bool busy() const noexcept override { return !queued_[0].empty() || !queued_[1].empty(); }
+
+private:
+    static std::size_t index(AeadDirection d) { return d == AeadDirection::Seal ? 0 : 1; }
+
+    Status run(AeadDirection d, std::span<AeadJob> jobs) {
         if (calls_.failNext) {
             return fail(Errc::Internal, "device error (test)");
         }
@@ -83,10 +112,11 @@ public:
         return {};
     }
 
-private:
     Calls& calls_;
     std::vector<std::uint8_t> seal_;
     std::vector<std::uint8_t> open_;
+    std::array<std::span<AeadJob>, 2> queued_;
+    std::array<int, 2> asked_{};
 };
 
 struct Param {
@@ -136,7 +166,8 @@ protected:
     }
 
     // Sends `total` pattern bytes through the layer and reads the echo back until `total`
-    // came back (or the stream broke). Returns what was opened.
+    // came back (or the stream broke). Returns what was opened. A deferred runner's batches
+    // are settled by calling again, as the worker does when its lane reports progress.
     std::string echo(RecordLayer& rl, std::uint64_t total) {
         auto plainOut = std::make_unique<Chunk>();
         auto toPeer = std::make_unique<Chunk>();
@@ -153,21 +184,37 @@ protected:
             }
             plainOut->commit(n);
             queued += n;
-            auto sealed = rl.seal(*plainOut, *toPeer);
-            EXPECT_TRUE(sealed) << sealed.error().message();
+            do {
+                auto sealed = rl.seal(*plainOut, *toPeer);
+                EXPECT_TRUE(sealed) << sealed.error().message();
+            } while (rl.unsettled());
             writeAll(*toPeer);
             if (!readSome(*fromPeer)) {
                 break;
             }
             plainIn->clear();
-            auto opened = rl.open(*fromPeer, *plainIn);
-            if (!opened) {
-                ADD_FAILURE() << opened.error().message();
-                break;
-            }
+            do {
+                auto opened = rl.open(*fromPeer, *plainIn);
+                if (!opened) {
+                    ADD_FAILURE() << opened.error().message();
+                    return got;
+                }
+            } while (rl.unsettled());
             got.append(reinterpret_cast<const char*>(plainIn->data()), plainIn->size());
         }
         return got;
+    }
+
+    void startEcho() {
+        TlsBackendOptions o;
+        o.mode = BackendMode::Echo;
+        start(std::move(o));
+    }
+
+    bool backendSawCloseNotify() {
+        return backend_->waitForObservations(1, std::chrono::seconds(5)) &&
+               test::eventually(
+                   [&] { return backend_->observations().front().closeNotifyReceived; });
     }
 
     // The backend counts what it received after echoing it: the echo can arrive first.
@@ -187,9 +234,7 @@ protected:
 };
 
 TEST_P(RecordLayerTest, EchoesByteExactThroughAStockServerAndClosesWithCloseNotify) {
-    TlsBackendOptions o;
-    o.mode = BackendMode::Echo;
-    start(std::move(o));
+    startEcho();
     auto rl = layer();
     const std::string got = echo(*rl, 4 * kMiB);
     EXPECT_EQ(got.size(), 4 * kMiB);
@@ -198,7 +243,8 @@ TEST_P(RecordLayerTest, EchoesByteExactThroughAStockServerAndClosesWithCloseNoti
         << "records go to the runner in batches";
 
     auto toPeer = std::make_unique<Chunk>();
-    ASSERT_TRUE(rl->closeNotify(*toPeer));
+    auto closing = rl->closeNotify(*toPeer);
+    ASSERT_TRUE(closing && *closing);
     writeAll(*toPeer);
     auto fromPeer = std::make_unique<Chunk>();
     auto plain = std::make_unique<Chunk>();
@@ -209,14 +255,11 @@ TEST_P(RecordLayerTest, EchoesByteExactThroughAStockServerAndClosesWithCloseNoti
         closed = opened->closeNotify;
     }
     EXPECT_TRUE(closed) << "the server answered our close_notify with its own";
-    ASSERT_TRUE(backend_->waitForObservations(1, std::chrono::seconds(5)));
-    EXPECT_TRUE(backend_->observations().front().closeNotifyReceived);
+    EXPECT_TRUE(backendSawCloseNotify());
 }
 
 TEST_P(RecordLayerTest, ADeviceErrorEndsTheStreamAndNothingIsSent) {
-    TlsBackendOptions o;
-    o.mode = BackendMode::Echo;
-    start(std::move(o));
+    startEcho();
     auto rl = layer();
     auto plain = std::make_unique<Chunk>();
     plain->append("never in plaintext", 18);
@@ -245,6 +288,62 @@ TEST_P(RecordLayerTest, ATamperedRecordDoesNotAuthenticate) {
     EXPECT_TRUE(plain->empty()) << "no byte of a forged record is handed out";
 }
 
+// A device that finishes later (a queue the worker polls): records are placed only once done,
+// in order, and the close_notify goes out once, after everything before it.
+TEST_P(RecordLayerTest, EchoesByteExactWhenTheDeviceFinishesLater) {
+    startEcho();
+    calls_.deferred = true;
+    auto rl = layer();
+    const std::string got = echo(*rl, 2 * kMiB);
+    EXPECT_EQ(got.size(), 2 * kMiB);
+    EXPECT_TRUE(isPattern(got));
+
+    auto toPeer = std::make_unique<Chunk>();
+    auto closing = rl->closeNotify(*toPeer);
+    ASSERT_TRUE(closing && !*closing) << "not yet";
+    EXPECT_TRUE(toPeer->empty()) << "nothing placed before the device finished";
+    closing = rl->closeNotify(*toPeer);
+    ASSERT_TRUE(closing && *closing);
+    const std::size_t alert = toPeer->size();
+    closing = rl->closeNotify(*toPeer);
+    ASSERT_TRUE(closing && *closing);
+    EXPECT_EQ(toPeer->size(), alert) << "asking again sends nothing more";
+    writeAll(*toPeer);
+    EXPECT_TRUE(backendSawCloseNotify());
+    EXPECT_TRUE(receivedByBackend(2 * kMiB));
+}
+
+// A close_notify asked for while the wire has no room for it waits for room; it used to be
+// reported as an error, and the worker then sent the FIN without it (a truncation).
+TEST_P(RecordLayerTest, ACloseNotifyWithoutRoomWaitsForRoomInsteadOfBeingLost) {
+    startEcho();
+    auto rl = layer();
+    auto toPeer = std::make_unique<Chunk>();
+    toPeer->commit(toPeer->room() - 10);  // a send is still reading these
+    auto closing = rl->closeNotify(*toPeer);
+    ASSERT_TRUE(closing && !*closing) << "not yet";
+    toPeer->clear();  // sent
+    closing = rl->closeNotify(*toPeer);
+    ASSERT_TRUE(closing && *closing);
+    writeAll(*toPeer);
+    EXPECT_TRUE(backendSawCloseNotify());
+}
+
+TEST_P(RecordLayerTest, ADeviceErrorReportedLaterEndsTheStreamAndNothingIsSent) {
+    startEcho();
+    calls_.deferred = true;
+    auto rl = layer();
+    auto plain = std::make_unique<Chunk>();
+    plain->append("never in plaintext", 18);
+    auto toPeer = std::make_unique<Chunk>();
+    auto sealed = rl->seal(*plain, *toPeer);
+    ASSERT_TRUE(sealed);
+    EXPECT_EQ(*sealed, 0U) << "on the device";
+    calls_.failNext = true;
+    EXPECT_FALSE(rl->seal(*plain, *toPeer));
+    EXPECT_TRUE(toPeer->empty()) << "no record left half sealed on the wire";
+}
+
 INSTANTIATE_TEST_SUITE_P(
     VersionsAndCiphers, RecordLayerTest,
     ::testing::Values(Param{TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", "Tls13Aes128"},
@@ -253,7 +352,23 @@ INSTANTIATE_TEST_SUITE_P(
                       Param{TLS1_2_VERSION, "ECDHE-ECDSA-AES256-GCM-SHA384", "Tls12Aes256"}),
     [](const ::testing::TestParamInfo<Param>& p) { return std::string(p.param.name); });
 
-class RecordLayerTls13Test : public RecordLayerTest {};
+class RecordLayerTls13Test : public RecordLayerTest {
+protected:
+    // Echoes 2 MiB through a server that updates its keys after 100 kB and asks for ours.
+    std::unique_ptr<RecordLayer> echoThroughARequestedKeyUpdate(std::uint64_t rekeyAfter) {
+        TlsBackendOptions o;
+        o.mode = BackendMode::Echo;
+        o.keyUpdateAfterBytes = 100'000;
+        o.keyUpdateRequested = true;
+        start(std::move(o));
+        auto rl = layer(rekeyAfter);
+        const std::string got = echo(*rl, 2 * kMiB);
+        EXPECT_EQ(got.size(), 2 * kMiB);
+        EXPECT_TRUE(isPattern(got));
+        EXPECT_EQ(rl->keyUpdatesReceived(), 1U);
+        return rl;
+    }
+};
 
 // The server updates its keys mid-stream: the records after its KeyUpdate open under the
 // next generation, and none is lost or garbled on either side of it.
@@ -286,31 +401,29 @@ TEST_P(RecordLayerTls13Test, FollowsTheServersKeyUpdate) {
 // A KeyUpdate that asks for ours: we send one before our next record, and the server opens
 // everything after it under our next generation.
 TEST_P(RecordLayerTls13Test, AnswersAKeyUpdateThatRequestsOurs) {
-    TlsBackendOptions o;
-    o.mode = BackendMode::Echo;
-    o.keyUpdateAfterBytes = 100'000;
-    o.keyUpdateRequested = true;
-    start(std::move(o));
-    auto rl = layer();
-    const std::string got = echo(*rl, 2 * kMiB);
-    EXPECT_EQ(got.size(), 2 * kMiB);
-    EXPECT_TRUE(isPattern(got));
-    EXPECT_EQ(rl->keyUpdatesReceived(), 1U);
+    auto rl = echoThroughARequestedKeyUpdate(RecordLayer::kRekeyAfter);
     EXPECT_EQ(rl->keyUpdatesSent(), 1U);
     EXPECT_TRUE(receivedByBackend(2 * kMiB));
 }
 
 // Before AES-GCM's per-key record limit we move to new keys ourselves.
 TEST_P(RecordLayerTls13Test, UpdatesItsOwnKeysAfterTheRecordLimit) {
-    TlsBackendOptions o;
-    o.mode = BackendMode::Echo;
-    start(std::move(o));
+    startEcho();
     auto rl = layer(/*rekeyAfter=*/5);
     const std::string got = echo(*rl, 1 * kMiB);
     EXPECT_EQ(got.size(), 1 * kMiB);
     EXPECT_TRUE(isPattern(got));
     EXPECT_GE(rl->keyUpdatesSent(), 64 / 5U) << "64 records of 16 KiB, a new key every 5";
     EXPECT_TRUE(receivedByBackend(1 * kMiB));
+}
+
+// The same KeyUpdates, both ways, through a device that finishes later: the new keys are
+// installed only once the records under the old ones came back.
+TEST_P(RecordLayerTls13Test, UpdatesKeysBothWaysWhenTheDeviceFinishesLater) {
+    calls_.deferred = true;
+    auto rl = echoThroughARequestedKeyUpdate(/*rekeyAfter=*/7);
+    EXPECT_GE(rl->keyUpdatesSent(), 128 / 7U) << "128 records of 16 KiB, a new key every 7";
+    EXPECT_TRUE(receivedByBackend(2 * kMiB));
 }
 
 // Padded records (zeros after the inner content type) open to their content alone.
