@@ -266,8 +266,10 @@ Status QueueRunner::start(tls::AeadDirection d, std::span<tls::AeadJob> jobs) {
         auto* data = rte_pktmbuf_mtod(m, std::uint8_t*);
         std::uint32_t len = 0;
         for (const auto& span : job.text) {
-            std::memcpy(data + len, span.data, span.len);
-            len += static_cast<std::uint32_t>(span.len);
+            if (span.len != 0) {  // an unused span has no pointer: memcpy must not see it
+                std::memcpy(data + len, span.data, span.len);
+                len += static_cast<std::uint32_t>(span.len);
+            }
         }
         if (d == tls::AeadDirection::Open) {
             std::memcpy(data + len, job.tag, tls::kAeadTag);
@@ -304,8 +306,10 @@ bool QueueRunner::complete(tls::AeadDirection d, std::size_t job, rte_crypto_op*
     if (op->status == RTE_CRYPTO_OP_STATUS_SUCCESS) {
         std::size_t at = 0;
         for (const auto& span : j.text) {
-            std::memcpy(span.data, data + at, span.len);
-            at += span.len;
+            if (span.len != 0) {
+                std::memcpy(span.data, data + at, span.len);
+                at += span.len;
+            }
         }
         if (d == tls::AeadDirection::Seal) {
             std::memcpy(j.tag, data + at, tls::kAeadTag);
