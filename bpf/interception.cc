@@ -400,10 +400,6 @@ Status Interception::addRouted(const Endpoint& vip, int listenerFd) {
     if (!routed_) {
         return fail(routed_.error());
     }
-    if (!vip.isV4()) {
-        return fail(Errc::Invalid, "routed mode carries IPv4 virtual addresses, not " +
-                                       vip.toString());
-    }
     int listening = 0;
     int transparent = 0;
     socklen_t length = sizeof(listening);
@@ -416,9 +412,18 @@ Status Interception::addRouted(const Endpoint& vip, int listenerFd) {
     if (!local) {
         return fail(std::move(local).error());
     }
+    int family = 0;
+    length = sizeof(family);
+    ::getsockopt(listenerFd, SOL_SOCKET, SO_DOMAIN, &family, &length);
+    // The kernel assigns an IPv6 SYN only to an IPv6 socket; an IPv4 one also to a
+    // dual-stack IPv6 socket.
+    if (!vip.isV4() && family != AF_INET6) {
+        return fail(Errc::Invalid, "the IPv6 virtual address " + vip.toString() +
+                                       " needs an IPv6 listener, not " + local->toString());
+    }
     length = sizeof(transparent);
-    const bool v4 = local->isV4();
-    if (::getsockopt(listenerFd, v4 ? SOL_IP : SOL_IPV6, v4 ? IP_TRANSPARENT : IPV6_TRANSPARENT,
+    const bool v6 = family == AF_INET6;
+    if (::getsockopt(listenerFd, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT,
                      &transparent, &length) == -1 ||
         transparent == 0) {
         return fail(Errc::Invalid, "the listener " + local->toString() + " for " + vip.toString() +

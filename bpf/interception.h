@@ -65,8 +65,9 @@ public:
     // Host mode: connects to `vip` from the configured cgroups go to `listener`, an address
     // this host listens on. An IPv4 virtual address needs an IPv4 listener.
     Status addHost(const Endpoint& vip, const Endpoint& listener);
-    // Routed mode: SYNs for `vip` (IPv4) arriving on the configured interfaces are steered
-    // into `listenerFd`, a listening TCP socket with IP_TRANSPARENT (setTransparent).
+    // Routed mode: SYNs for `vip` arriving on the configured interfaces are steered into
+    // `listenerFd`, a listening TCP socket with IP_TRANSPARENT (setTransparent); an IPv6
+    // virtual address needs an IPv6 listener.
     Status addRouted(const Endpoint& vip, int listenerFd);
     Status remove(const Endpoint& vip, Mode mode);
 

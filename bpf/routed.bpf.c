@@ -3,6 +3,7 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -86,32 +87,43 @@ int lm_sk_lookup(struct bpf_sk_lookup* ctx)
 }
 
 // Marks TCP packets for a virtual address:port arriving on a configured interface, so that
-// the static rule "fwmark deliver_mark lookup <table>" delivers them locally. It is attached
-// by a tcx bpf_link, which dies with lastmiled: then nothing is marked, the rule matches
+// the static rules "fwmark deliver_mark lookup <table>" deliver them locally. It is attached
+// by a tcx bpf_link, which dies with lastmiled: then nothing is marked, the rules match
 // nothing and the traffic is forwarded again (fail open, never a black hole).
+// Constant offsets only: a variable one (IPv4 ihl * 4, IPv6 extension headers) is pointer
+// arithmetic the verifier allows only with CAP_PERFMON. Such packets stay forwarded.
 SEC("tc")
 int lm_tc_mark(struct __sk_buff* skb)
 {
     void* data = (void*)(long)skb->data;
     void* end = (void*)(long)skb->data_end;
     struct ethhdr* eth = data;
-    struct iphdr* ip = (void*)(eth + 1);
+    struct tcphdr* tcp;
     struct lm_endpoint vip = {};
-    if ((void*)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) ||
-        ip->protocol != IPPROTO_TCP) {
+    if ((void*)(eth + 1) > end) {
         return LM_TCX_NEXT;
     }
-    // Constant offsets only: a variable one (ihl * 4) is pointer arithmetic the verifier
-    // allows only with CAP_PERFMON. Packets with IP options stay forwarded.
-    if (ip->ihl != 5) {
+    if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+        struct iphdr* ip = (void*)(eth + 1);
+        if ((void*)(ip + 1) > end || ip->protocol != IPPROTO_TCP || ip->ihl != 5) {
+            return LM_TCX_NEXT;
+        }
+        tcp = (void*)(ip + 1);
+        vip.addr[2] = bpf_htonl(0xffff);
+        vip.addr[3] = ip->daddr;
+    } else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr* ip6 = (void*)(eth + 1);
+        if ((void*)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP) {
+            return LM_TCX_NEXT;
+        }
+        tcp = (void*)(ip6 + 1);
+        __builtin_memcpy(vip.addr, &ip6->daddr, sizeof(vip.addr));
+    } else {
         return LM_TCX_NEXT;
     }
-    struct tcphdr* tcp = (void*)(ip + 1);
     if ((void*)(tcp + 1) > end) {
         return LM_TCX_NEXT;
     }
-    vip.addr[2] = bpf_htonl(0xffff);
-    vip.addr[3] = ip->daddr;
     vip.port = bpf_ntohs(tcp->dest);
     if (bpf_map_lookup_elem(&vips, &vip)) {
         skb->mark = deliver_mark;

@@ -73,10 +73,12 @@ Status transact(int fd, Request& request, const char* what) {
     }
 }
 
-Request rule(std::uint16_t type, std::uint16_t flags, std::uint32_t mark, std::uint32_t table,
-             std::uint32_t priority) {
+constexpr std::uint8_t kFamilies[] = {AF_INET, AF_INET6};
+
+Request rule(std::uint8_t family, std::uint16_t type, std::uint16_t flags, std::uint32_t mark,
+             std::uint32_t table, std::uint32_t priority) {
     fib_rule_hdr body{};
-    body.family = AF_INET;
+    body.family = family;
     body.action = FR_ACT_TO_TBL;
     Request request(type, flags, &body, sizeof(body));
     request.u32(FRA_PRIORITY, priority);
@@ -86,9 +88,9 @@ Request rule(std::uint16_t type, std::uint16_t flags, std::uint32_t mark, std::u
     return request;
 }
 
-Request route(std::uint16_t type, std::uint16_t flags, std::uint32_t table) {
+Request route(std::uint8_t family, std::uint16_t type, std::uint16_t flags, std::uint32_t table) {
     rtmsg body{};
-    body.rtm_family = AF_INET;
+    body.rtm_family = family;
     body.rtm_table = RT_TABLE_UNSPEC;  // RTA_TABLE carries tables above 255
     body.rtm_type = RTN_LOCAL;
     if (type == RTM_NEWROUTE) {
@@ -114,16 +116,18 @@ LocalDelivery::LocalDelivery(UniqueFd socket, std::uint32_t mark, std::uint32_t 
 LocalDelivery::~LocalDelivery() { removeAll(); }
 
 void LocalDelivery::removeAll() noexcept {
-    for (int i = 0; i < kMaxStale; ++i) {
-        auto request = rule(RTM_DELRULE, 0, mark_, table_, priority_);
-        if (!transact(socket_.get(), request, "removing the rule")) {
-            break;
+    for (std::uint8_t family : kFamilies) {
+        for (int i = 0; i < kMaxStale; ++i) {
+            auto request = rule(family, RTM_DELRULE, 0, mark_, table_, priority_);
+            if (!transact(socket_.get(), request, "removing the rule")) {
+                break;
+            }
         }
-    }
-    for (int i = 0; i < kMaxStale; ++i) {
-        auto request = route(RTM_DELROUTE, 0, table_);
-        if (!transact(socket_.get(), request, "removing the route")) {
-            break;
+        for (int i = 0; i < kMaxStale; ++i) {
+            auto request = route(family, RTM_DELROUTE, 0, table_);
+            if (!transact(socket_.get(), request, "removing the route")) {
+                break;
+            }
         }
     }
 }
@@ -141,11 +145,20 @@ Result<std::unique_ptr<LocalDelivery>> LocalDelivery::install(std::uint32_t mark
     }
     std::unique_ptr<LocalDelivery> delivery(new LocalDelivery(std::move(fd), mark, table, priority));
     delivery->removeAll();  // left over by a run that was killed
-    const std::string where = " (table " + std::to_string(table) + ")";
-    auto addRoute = route(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, table);
-    LM_TRY(transact(delivery->socket_.get(), addRoute, ("adding the local route" + where).c_str()));
-    auto addRule = rule(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, mark, table, priority);
-    LM_TRY(transact(delivery->socket_.get(), addRule, ("adding the fwmark rule" + where).c_str()));
+    for (std::uint8_t family : kFamilies) {
+        const std::string where = std::string(family == AF_INET ? " (IPv4" : " (IPv6") +
+                                  ", table " + std::to_string(table) + ")";
+        auto addRoute = route(family, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, table);
+        auto added = transact(delivery->socket_.get(), addRoute,
+                              ("adding the local route" + where).c_str());
+        if (!added && family == AF_INET6 && added.error().code().value() == EAFNOSUPPORT) {
+            continue;  // a kernel without IPv6 receives no IPv6 virtual addresses either
+        }
+        LM_TRY(added);
+        auto addRule = rule(family, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, mark, table, priority);
+        LM_TRY(transact(delivery->socket_.get(), addRule,
+                        ("adding the fwmark rule" + where).c_str()));
+    }
     return delivery;
 }
 

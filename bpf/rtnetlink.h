@@ -11,8 +11,8 @@
 namespace lastmile::bpf {
 
 // "ip rule add pref PRIORITY fwmark MARK lookup TABLE" plus
-// "ip route add local 0.0.0.0/0 dev lo table TABLE", in the network namespace of the thread
-// that installs them. They are static and match no address: only packets the routed-mode tc
+// "ip route add local 0.0.0.0/0 dev lo table TABLE", and the same for IPv6 (local ::/0), in
+// the network namespace of the thread that installs them. They are static and match no address: only packets the routed-mode tc
 // program marks take them, so they black-hole nothing once that program is gone. Left-overs
 // of an earlier run (same priority, mark and table) are removed first; the destructor removes
 // what install() added.

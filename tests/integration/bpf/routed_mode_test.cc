@@ -87,32 +87,47 @@ protected:
         client_ = std::make_unique<test::Netns>("cli");
         appliance_ = std::make_unique<test::Netns>("app");
         backend_ = std::make_unique<test::Netns>("be");
+        for (const auto* netns : {client_.get(), appliance_.get(), backend_.get()}) {
+            // No duplicate address detection: addresses (link-local ones too) work at once.
+            InNetns in(*netns);
+            std::ofstream("/proc/sys/net/ipv6/conf/default/accept_dad") << "0";
+        }
         test::ip({"link", "add", "c0", "netns", client_->name(), "type", "veth", "peer", "name",
                   "a-cli", "netns", appliance_->name()});
         test::ip({"link", "add", "b0", "netns", backend_->name(), "type", "veth", "peer", "name",
                   "a-be", "netns", appliance_->name()});
         client_->ip({"addr", "add", "10.99.1.2/24", "dev", "c0"});
         client_->ip({"link", "set", "c0", "up"});
+        client_->ip({"addr", "add", "fd00:99:1::2/64", "dev", "c0", "nodad"});
         client_->ip({"route", "add", "default", "via", "10.99.1.1"});
+        client_->ip({"-6", "route", "add", "default", "via", "fd00:99:1::1"});
         appliance_->ip({"addr", "add", "10.99.1.1/24", "dev", "a-cli"});
+        appliance_->ip({"addr", "add", "fd00:99:1::1/64", "dev", "a-cli", "nodad"});
         appliance_->ip({"link", "set", "a-cli", "up"});
         appliance_->ip({"addr", "add", "10.99.2.1/24", "dev", "a-be"});
+        appliance_->ip({"addr", "add", "fd00:99:2::1/64", "dev", "a-be", "nodad"});
         appliance_->ip({"link", "set", "a-be", "up"});
         backend_->ip({"addr", "add", "10.99.2.2/24", "dev", "b0"});
+        backend_->ip({"addr", "add", "fd00:99:2::2/64", "dev", "b0", "nodad"});
         backend_->ip({"link", "set", "b0", "up"});
         backend_->ip({"route", "add", "default", "via", "10.99.2.1"});
+        backend_->ip({"-6", "route", "add", "default", "via", "fd00:99:2::1"});
         {
             InNetns in(*appliance_);
             std::ofstream("/proc/sys/net/ipv4/ip_forward") << "1";
+            std::ofstream("/proc/sys/net/ipv6/conf/all/forwarding") << "1";
             applianceListener_ = test::listenOn(*Endpoint::parse("127.0.0.1", 0), true);
+            applianceListener6_ = test::listenOn(*Endpoint::parse("::1", 0), true);
         }
         {
             InNetns in(*backend_);
             backendListener_ = test::listenOn(*Endpoint::parse("10.99.2.2", 0));
             otherBackendListener_ = test::listenOn(*Endpoint::parse("10.99.2.2", 0));
+            backendListener6_ = test::listenOn(*Endpoint::parse("fd00:99:2::2", 0));
         }
         vip_ = *Endpoint::localOf(backendListener_.get());
         unlisted_ = *Endpoint::localOf(otherBackendListener_.get());
+        vip6_ = *Endpoint::localOf(backendListener6_.get());
     }
 
     static Config config(std::vector<std::string> interfaces) {
@@ -148,28 +163,36 @@ protected:
         UniqueFd socket;
         {
             InNetns in(*client_);
-            socket = test::tcpSocket(AF_INET);
+            socket = test::tcpSocket(to.isV4() ? AF_INET : AF_INET6);
         }
         if (!connectWithin(socket.get(), to)) {
             return "none";
         }
         // The handshake completed; the accept queue may lag a moment behind the client.
         pollfd listeners[] = {{applianceListener_.get(), POLLIN, 0},
+                              {applianceListener6_.get(), POLLIN, 0},
                               {backendListener_.get(), POLLIN, 0},
-                              {otherBackendListener_.get(), POLLIN, 0}};
-        if (::poll(listeners, 3, 3000) < 1) {
+                              {otherBackendListener_.get(), POLLIN, 0},
+                              {backendListener6_.get(), POLLIN, 0}};
+        if (::poll(listeners, std::size(listeners), 3000) < 1) {
             return "none";
         }
         for (const auto& l : listeners) {
             if ((l.revents & POLLIN) != 0) {
                 lastAccepted_.reset(::accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC));
-                return l.fd == applianceListener_.get() ? "appliance" : "backend";
+                const bool appliance =
+                    l.fd == applianceListener_.get() || l.fd == applianceListener6_.get();
+                return appliance ? "appliance" : "backend";
             }
         }
         return "none";
     }
 
-    std::string applianceRules() const { return test::ipOutput({"-n", appliance_->name(), "rule"}); }
+    // Both families' policy rules.
+    std::string applianceRules() const {
+        return test::ipOutput({"-n", appliance_->name(), "rule"}) +
+               test::ipOutput({"-n", appliance_->name(), "-6", "rule"});
+    }
     std::string applianceTable() const {
         return test::ipOutput(
             {"-n", appliance_->name(), "route", "show", "table", std::to_string(kTable)});
@@ -179,11 +202,14 @@ protected:
     std::unique_ptr<test::Netns> appliance_;
     std::unique_ptr<test::Netns> backend_;
     UniqueFd applianceListener_;
+    UniqueFd applianceListener6_;
     UniqueFd backendListener_;
     UniqueFd otherBackendListener_;
+    UniqueFd backendListener6_;
     UniqueFd lastAccepted_;
     Endpoint vip_;
     Endpoint unlisted_;
+    Endpoint vip6_;
 };
 
 // With routed interception running in the appliance, on a-cli.
@@ -207,6 +233,7 @@ protected:
 
 TEST_F(RoutedModeTest, WithoutInterceptionClientReachesBackend) {
     EXPECT_EQ(land(vip_), "backend");
+    EXPECT_EQ(land(vip6_), "backend");
 }
 
 TEST_F(RoutedModeStartedTest, ApplianceTakesVirtualAddressAndSeesOriginalDestination) {
@@ -217,6 +244,14 @@ TEST_F(RoutedModeStartedTest, ApplianceTakesVirtualAddressAndSeesOriginalDestina
     EXPECT_EQ(interception_->counters(Mode::Routed).redirected, 1U);
     EXPECT_EQ(land(unlisted_), "backend") << "an unlisted port passes untouched";
     EXPECT_EQ(interception_->originalDestination(lastAccepted_.get(), Mode::Routed), std::nullopt);
+}
+
+TEST_F(RoutedModeStartedTest, Ipv6VirtualAddressIsTaken) {
+    ASSERT_TRUE(interception_->addRouted(vip6_, applianceListener6_.get()));
+    ASSERT_EQ(land(vip6_), "appliance");
+    EXPECT_EQ(*Endpoint::localOf(lastAccepted_.get()), vip6_);
+    EXPECT_EQ(interception_->originalDestination(lastAccepted_.get(), Mode::Routed), vip6_);
+    EXPECT_EQ(land(vip_), "backend") << "the IPv4 address of the same backend is not listed";
 }
 
 TEST_F(RoutedModeStartedTest, AppliancesOwnConnectsAreNotSteered) {
@@ -245,7 +280,7 @@ TEST_F(RoutedModeStartedTest, AttachmentsListLookupAndMarker) {
 TEST_F(RoutedModeStartedTest, StoppingRemovesRuleAndRouteAndConnectsReachBackend) {
     ASSERT_TRUE(interception_->addRouted(vip_, applianceListener_.get()));
     ASSERT_EQ(land(vip_), "appliance");
-    EXPECT_EQ(occurrences(applianceRules(), "lookup " + std::to_string(kTable)), 1U);
+    EXPECT_EQ(occurrences(applianceRules(), "lookup " + std::to_string(kTable)), 2U);
     interception_.reset();
     EXPECT_EQ(occurrences(applianceRules(), "lookup " + std::to_string(kTable)), 0U);
     EXPECT_EQ(applianceTable(), "");
@@ -295,7 +330,7 @@ TEST_F(RoutedModeTest, AfterSigkillConnectsReachBackendAndNextStartCleansUp) {
     ASSERT_EQ(::waitpid(child, nullptr, 0), child);
 
     // Nothing cleaned up the rule: it is the dead tcx link that makes the path fail open.
-    EXPECT_EQ(occurrences(applianceRules(), "lookup " + std::to_string(kTable)), 1U);
+    EXPECT_EQ(occurrences(applianceRules(), "lookup " + std::to_string(kTable)), 2U);
     EXPECT_TRUE(test::eventually([&] { return !kernelStillHolds(appliance_->inode(), "lm_tc_mark"); },
                                  std::chrono::seconds(5)))
         << "the programs and links died with their process";
@@ -303,17 +338,17 @@ TEST_F(RoutedModeTest, AfterSigkillConnectsReachBackendAndNextStartCleansUp) {
 
     auto next = startInAppliance();
     ASSERT_TRUE(next->usable(Mode::Routed)) << next->usable(Mode::Routed).error().message();
-    EXPECT_EQ(occurrences(applianceRules(), "lookup " + std::to_string(kTable)), 1U)
+    EXPECT_EQ(occurrences(applianceRules(), "lookup " + std::to_string(kTable)), 2U)
         << "the stale rule was replaced, not doubled";
     next.reset();
     EXPECT_EQ(occurrences(applianceRules(), "lookup " + std::to_string(kTable)), 0U);
 }
 
 TEST_F(RoutedModeStartedTest, RefusesWhatCannotWork) {
-    auto v6 = interception_->addRouted(*Endpoint::parse("fd00::2", 443), applianceListener_.get());
+    auto v6 = interception_->addRouted(vip6_, applianceListener_.get());
     ASSERT_FALSE(v6);
-    EXPECT_NE(v6.error().message().find("routed mode carries IPv4 virtual addresses"),
-              std::string::npos);
+    EXPECT_NE(v6.error().message().find("needs an IPv6 listener"), std::string::npos)
+        << v6.error().message();
     UniqueFd plain;
     {
         InNetns in(*appliance_);
