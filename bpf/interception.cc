@@ -288,7 +288,11 @@ Status Interception::startHost() {
         if (!cgroup) {
             return fail(std::move(cgroup).error());
         }
-        cgroups.push_back(std::move(*cgroup));
+        // Once: a second set of links would run every program twice per connect.
+        if (std::none_of(cgroups.begin(), cgroups.end(),
+                         [&](const OpenCgroup& c) { return c.path == cgroup->path; })) {
+            cgroups.push_back(std::move(*cgroup));
+        }
     }
     LM_TRY(checkCapabilities());
     LM_TRY(checkProgramType(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "cgroup_sock_addr"));
@@ -330,7 +334,11 @@ Status Interception::startRouted() {
         if (index == 0) {
             return fail(Errc::NotFound, "unknown interface " + name);
         }
-        interfaces.emplace_back(index, name);
+        // tcx refuses the same program twice on one interface (EEXIST).
+        if (std::none_of(interfaces.begin(), interfaces.end(),
+                         [&](const auto& i) { return i.first == index; })) {
+            interfaces.emplace_back(index, name);
+        }
     }
     LM_TRY(checkCapabilities());
     LM_TRY(checkTcxKernel());

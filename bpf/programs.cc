@@ -270,8 +270,10 @@ Status RoutedPrograms::attachIngress(std::uint32_t ifindex, const std::string& n
     auto fd = link(::bpf_program__fd(skeleton_->progs.lm_tc_mark), static_cast<int>(ifindex),
                    kTcxIngress);
     if (!fd) {
+        const bool unknownType = fd.error().code().value() == EINVAL;
         return fail(fd.error().code(), "attaching lm_tc_mark to ingress of " + name +
-                                           " (tcx links need Linux 6.6 or later)");
+                                           (unknownType ? " (tcx links need Linux 6.6 or later)"
+                                                        : ""));
     }
     links_.push_back({"lm_tc_mark", name, std::move(*fd)});
     return {};

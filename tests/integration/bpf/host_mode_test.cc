@@ -204,6 +204,18 @@ TEST_F(HostModeTest, AttachmentsListEveryProgramAndTheListenerCgroup) {
     EXPECT_FALSE(interception_->usable(Mode::Routed)) << "no interfaces configured";
 }
 
+TEST_F(HostModeTest, CgroupListedTwiceIsAttachedOnce) {
+    interception_.reset();
+    interception_ = Interception::start(config({cgroups_->path("apps"), cgroups_->path("apps/")}));
+    ASSERT_TRUE(interception_->usable(Mode::Host))
+        << interception_->usable(Mode::Host).error().message();
+    int onApps = 0;
+    for (const auto& a : interception_->attachments()) {
+        onApps += a.target.ends_with("/apps") ? 1 : 0;
+    }
+    EXPECT_EQ(onApps, 5) << "each program once";
+}
+
 TEST_F(HostModeTest, CgroupContainingThisProcessIsRefused) {
     // This process sits in <root>/daemon, inside <root>.
     auto other = Interception::start(config({cgroups_->root()}));

@@ -377,6 +377,13 @@ TEST_F(RoutedModeTest, UnknownInterfaceIsUnusable) {
     EXPECT_EQ(bad->usable(Mode::Routed).error().code(), make_error_code(Errc::Invalid));
 }
 
+TEST_F(RoutedModeTest, InterfaceListedTwiceIsAttachedOnce) {
+    InNetns in(*appliance_);
+    auto interception = Interception::start(config({"a-cli", "a-cli"}));
+    ASSERT_TRUE(interception->usable(Mode::Routed))
+        << interception->usable(Mode::Routed).error().message();
+}
+
 TEST_F(RoutedModeTest, MarkEqualToBackendMarkIsRefused) {
     InNetns in(*appliance_);
     auto c = config({"a-cli"});
