@@ -25,6 +25,7 @@
 #include <fstream>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "base/unique_fd.h"
 #include "bpf/programs.h"
 #include "bpf/rtnetlink.h"
@@ -62,12 +63,8 @@ Status checkCapabilities() {
     if (missing.empty()) {
         return {};
     }
-    std::string names = missing[0];
-    for (std::size_t i = 1; i < missing.size(); ++i) {
-        names += ", " + missing[i];
-    }
     return fail(posix(std::errc::operation_not_permitted),
-                "missing capabilities " + names +
+                "missing capabilities " + join(missing, ", ") +
                     " (the package ships them in lastmiled.service.d/interception.conf)");
 }
 
@@ -254,11 +251,7 @@ std::unique_ptr<Interception> Interception::start(const Config& config) {
         }
     }
     if (auto status = self->startRouted(); !status) {
-        if (self->routedPrograms_) {
-            self->routedPrograms_->detachIngress();
-        }
-        self->delivery_.reset();
-        self->routedPrograms_.reset();
+        self->stopRouted();
         self->routed_ = unusable("routed-mode", status.error());
         if (!config.interfaces.empty()) {
             LM_LOG(Warning, kCategory, self->routed_.error().message());
@@ -268,13 +261,17 @@ std::unique_ptr<Interception> Interception::start(const Config& config) {
 }
 
 Interception::~Interception() {
+    stopRouted();
+    hostPrograms_.reset();
+}
+
+void Interception::stopRouted() noexcept {
     // Stop marking first, so no packet is delivered locally to a listener already gone.
     if (routedPrograms_) {
         routedPrograms_->detachIngress();
     }
     delivery_.reset();
     routedPrograms_.reset();
-    hostPrograms_.reset();
 }
 
 Status Interception::startHost() {

@@ -92,6 +92,8 @@ private:
     explicit Interception(const Config& config);
     Status startHost();
     Status startRouted();
+    // Undoes what startRouted() did, marking first; also after a partial start.
+    void stopRouted() noexcept;
 
     const Config config_;
     Status host_;
