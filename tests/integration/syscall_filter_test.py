@@ -8,7 +8,10 @@ by `systemd-analyze syscall-filter`) and loaded with libseccomp before exec. The
 stricter than the unit: the unit answers EPERM, the test kills, so nothing hides behind an
 error path. Exit 77 = skipped, with the reason on stderr.
 
-usage: syscall_filter_test.py UNIT LASTMILED LASTMILECTL LM_TEST_BACKEND
+With --cryptodev, lastmiled also drives DPDK's software crypto_openssl device through a
+queue pair per worker, and the policy sends its sessions there.
+
+usage: syscall_filter_test.py UNIT LASTMILED LASTMILECTL LM_TEST_BACKEND [--cryptodev]
 """
 import json
 import os
@@ -19,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 try:
     import seccomp
@@ -27,6 +31,7 @@ except ImportError:
     sys.exit(77)
 
 unit, lastmiled, lastmilectl, backend_bin = sys.argv[1:5]
+cryptodev = "--cryptodev" in sys.argv[5:]
 for tool in ("systemd-analyze", "openssl"):
     if shutil.which(tool) is None:
         print(f"SKIP: {tool} is not installed", file=sys.stderr)
@@ -64,6 +69,12 @@ def expand(names, seen=None):
     return calls
 
 
+# Calls outside the filter that lastmiled makes on purpose and whose EPERM (the unit's answer)
+# it handles: DPDK's EAL asks for I/O port access (iopl) at start, which only legacy virtio
+# drivers use, and carries on without it.
+ANSWERED_EPERM = ("iopl",)
+
+
 def load_filter(calls):
     f = seccomp.SyscallFilter(defaction=seccomp.KILL_PROCESS)
     for call in sorted(calls):
@@ -71,6 +82,8 @@ def load_filter(calls):
             f.add_rule(seccomp.ALLOW, call)
         except (RuntimeError, ValueError):
             pass  # a name this architecture does not have (e.g. _newselect on x86-64)
+    for call in ANSWERED_EPERM:
+        f.add_rule(seccomp.ERRNO(1), call)
     f.load()
 
 
@@ -149,7 +162,10 @@ spec:
   validation:
     hostname: {hostname}
     caCertificateRefs: [{{group: "", kind: ConfigMap, name: ca}}]
-"""
+""" + ("""  options:
+    lastmile.dev/offload: cryptodev
+    lastmile.dev/session-resumption: "false"
+""" if cryptodev else "")
 
 
 def check_exit(rc, expected):
@@ -189,14 +205,17 @@ def main():
             # The backend is on loopback, which lastmiled refuses to dial by default.
             f.write("workers: 2\nbindAddress: 127.0.0.1\n"
                     "allowedBackendNetworks: [\"127.0.0.0/8\", \"::1/128\"]\n")
+            if cryptodev:
+                f.write("cryptodev: {eal: [--vdev=crypto_openssl0], devices: [crypto_openssl0]}\n")
         log = open(f"{d}/lastmiled.log", "w")
         # A sanitizer build's LeakSanitizer stops the world with ptrace at exit, which the
         # filter rightly forbids; the other suites check leaks.
         daemon_env = dict(os.environ)
         daemon_env["ASAN_OPTIONS"] = daemon_env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+        admin = free_port()
         daemon = subprocess.Popen(
             [lastmiled, "--config", f"{d}/lastmiled.yaml", "--state-dir", f"{d}/state",
-             "--api-socket", f"{d}/api.sock", "--admin-http", "127.0.0.1:0"],
+             "--api-socket", f"{d}/api.sock", "--admin-http", f"127.0.0.1:{admin}"],
             stdout=log, stderr=log, env=daemon_env, preexec_fn=lambda: load_filter(calls))
         procs.append(daemon)
 
@@ -222,6 +241,11 @@ def main():
 
         payload = os.urandom(256 * 1024)
         assert echo_through(port, payload) == payload, "the echo through lastmiled differs"
+        if cryptodev:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=10) as r:
+                metrics = r.read().decode()
+            assert 'lastmile_engine_sessions_total{engine="cryptodev"} 1' in metrics, \
+                "the session did not go to the cryptodev engine"
         daemon.send_signal(signal.SIGHUP)
         eventually(lambda: logged("reloaded configuration"), "the SIGHUP reload")
         assert echo_through(port, payload) == payload, "the echo after SIGHUP differs"
