@@ -3,6 +3,8 @@
 #include "base/text.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
+#include <net/if.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -72,6 +74,27 @@ bool isIpAddress(std::string_view text) {
     unsigned char buf[sizeof(in6_addr)];
     return s.find('\0') == std::string::npos && (::inet_pton(AF_INET, s.c_str(), buf) == 1 ||
                                                   ::inet_pton(AF_INET6, s.c_str(), buf) == 1);
+}
+
+bool isCgroupPath(std::string_view path) {
+    if (path.empty() || path[0] != '/' || path.size() > PATH_MAX) {
+        return false;
+    }
+    const bool charsOk = std::all_of(path.begin(), path.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '/' || c == '.' || c == '_' || c == '-' || c == '@' || c == ':' || c == '+';
+    });
+    return charsOk && path.find("/./") == std::string_view::npos &&
+           path.find("/../") == std::string_view::npos && !path.ends_with("/.") &&
+           !path.ends_with("/..");
+}
+
+bool isInterfaceName(std::string_view name) {
+    return !name.empty() && name.size() < IFNAMSIZ && name != "." && name != ".." &&
+           std::all_of(name.begin(), name.end(), [](char c) {
+               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-';
+           });
 }
 
 bool isIpLiteral(std::string_view host) {

@@ -31,4 +31,11 @@ bool isIpLiteral(std::string_view host);
 // IPv6 address, as inet_pton reads them. "127.1" is an IP literal but not an address here.
 bool isIpAddress(std::string_view text);
 
+// An absolute cgroup directory path as interception takes it: no "." or ".." components, and
+// only the characters cgroup (and systemd slice) names use. Checked before a path reaches open().
+bool isCgroupPath(std::string_view path);
+
+// A network interface name the kernel could hold: 1 to 15 of [A-Za-z0-9._-], not "." or "..".
+bool isInterfaceName(std::string_view name);
+
 }  // namespace lastmile

@@ -85,29 +85,6 @@ Unexpected<Error> unusable(const char* mode, const Error& error) {
     return fail(error.code(), std::string(mode) + " interception is unusable: " + error.context());
 }
 
-// Exact allow-list before a path reaches open(): absolute, no "." or ".." components, and
-// only the characters cgroup (and systemd slice) names use.
-bool isCgroupPath(const std::string& path) {
-    if (path.empty() || path[0] != '/' || path.size() > PATH_MAX) {
-        return false;
-    }
-    const bool charsOk = std::all_of(path.begin(), path.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '/' || c == '.' || c == '_' || c == '-' || c == '@' || c == ':' || c == '+';
-    });
-    return charsOk && path.find("/./") == std::string::npos &&
-           path.find("/../") == std::string::npos && !path.ends_with("/.") &&
-           !path.ends_with("/..");
-}
-
-bool isInterfaceName(const std::string& name) {
-    return !name.empty() && name.size() < IFNAMSIZ && name != "." && name != ".." &&
-           std::all_of(name.begin(), name.end(), [](char c) {
-               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '.' || c == '_' || c == '-';
-           });
-}
-
 std::optional<std::string> realPath(const std::string& path) {
     char resolved[PATH_MAX];
     if (::realpath(path.c_str(), resolved) == nullptr) {
