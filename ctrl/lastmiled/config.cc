@@ -113,6 +113,48 @@ Result<drivers::cryptodev::CryptodevConfig> parseCryptodev(const YAML::Node& val
     return out;
 }
 
+// `interception: {cgroups: [...], interfaces: [...]}`; every entry checked before it can
+// reach open() or the kernel, and named with its file:line when it is refused.
+Result<dataplane::InterceptionOptions> parseInterception(const std::string& path,
+                                                         const YAML::Node& value,
+                                                         const std::string& at) {
+    if (!value.IsMap()) {
+        return fail(Errc::Invalid, at + ": expected {cgroups: [...], interfaces: [...]}");
+    }
+    dataplane::InterceptionOptions out;
+    for (const auto& entry : value) {
+        const auto key = entry.first.as<std::string>("");
+        const std::string here = where(path, entry.first.Mark()) + ": interception." + key;
+        const bool cgroups = key == "cgroups";
+        if (!cgroups && key != "interfaces") {
+            return fail(Errc::Invalid, here + ": unknown key (known: cgroups, interfaces)");
+        }
+        if (!entry.second.IsSequence()) {
+            return fail(Errc::Invalid, here + ": expected a list");
+        }
+        auto& list = cgroups ? out.cgroups : out.interfaces;
+        for (const auto& item : entry.second) {
+            const std::string itemAt = where(path, item.Mark()) + ": interception." + key;
+            if (!item.IsScalar()) {
+                return fail(Errc::Invalid, itemAt + ": expected a string");
+            }
+            const std::string& text = item.Scalar();
+            if (cgroups && !isCgroupPath(text)) {
+                return fail(Errc::Invalid,
+                            itemAt + ": \"" + text +
+                                "\" is not an absolute cgroup v2 directory path (e.g. "
+                                "/sys/fs/cgroup/apps.slice)");
+            }
+            if (!cgroups && !isInterfaceName(text)) {
+                return fail(Errc::Invalid, itemAt + ": \"" + text +
+                                               "\" is not a network interface name (e.g. eth1)");
+            }
+            list.push_back(text);
+        }
+    }
+    return out;
+}
+
 // Ten years: far beyond any sensible timeout, and far from overflowing milliseconds.
 constexpr double kMaxDurationMs = 10.0 * 365 * 24 * 3600 * 1000;
 constexpr std::uint64_t kMaxByteSize = 1ull << 40;
@@ -287,6 +329,12 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
             base.dataplane.cryptodev = std::move(*cryptodev);
             continue;
         }
+        if (key == "interception") {
+            auto interception = parseInterception(path, value, at);
+            LM_TRY(interception);
+            base.dataplane.interception = std::move(*interception);
+            continue;
+        }
         if (key == "apiAccess") {
             auto grants = parseApiAccess(path, value);
             LM_TRY(grants);
@@ -360,7 +408,7 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                                                 "handshakeTimeout, idleTimeout, drainTimeout, "
                                                 "maxConnections, maxBackendConnections, "
                                                 "maxBufferMemory, errorDetail, recordEngines, "
-                                                "cryptodev, apiAccess)");
+                                                "cryptodev, interception, apiAccess)");
             }
         } catch (const YAML::Exception&) {
             return fail(Errc::Invalid, at + ": wrong type");

@@ -367,8 +367,8 @@ int run(const Flags& flags) {
             if (!(reloaded->dataplane == config->dataplane)) {
                 // Workers read these without locks on every connection; a restart applies them.
                 LM_LOG(Warning, kLog, "reload: workers, bindAddress, allowedBackendNetworks, "
-                                      "timeouts, errorDetail and the max* limits take effect "
-                                      "at the next restart");
+                                      "timeouts, errorDetail, interception and the max* limits "
+                                      "take effect at the next restart");
             }
             applyManifests(controller, reloaded->manifests);
             if (auto s = controller.reloadSystemTrust(); !s) {

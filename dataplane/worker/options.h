@@ -19,6 +19,17 @@ enum class ErrorDetail {
     Full,    // the whole reason: addresses, certificate and object names (debugging)
 };
 
+// (interception) Connections to a Gateway's virtual addresses (spec.addresses that are not
+// this host's) taken over by its listeners; see bpf/README.md.
+struct InterceptionOptions {
+    // Host mode: cgroup v2 directories whose processes' connects are taken over.
+    std::vector<std::string> cgroups;
+    // Routed mode: interfaces whose arriving connections are taken over.
+    std::vector<std::string> interfaces;
+
+    bool operator==(const InterceptionOptions&) const = default;
+};
+
 struct DataplaneOptions {
     unsigned workers = 0;                   // (workers) 0: one per core
     std::string bindAddress = "0.0.0.0";    // (bindAddress) for Gateways without spec.addresses
@@ -42,6 +53,8 @@ struct DataplaneOptions {
     std::vector<std::string> recordEngines;
     // (cryptodev) the DPDK devices of the cryptodev engine and the EAL arguments they need.
     drivers::cryptodev::CryptodevConfig cryptodev;
+    // (interception) nullopt: not configured; every virtual address is then not usable.
+    std::optional<InterceptionOptions> interception;
 
     std::uint32_t backendConnectionLimit() const noexcept {
         return maxBackendConnections != 0 ? maxBackendConnections : maxConnections;

@@ -100,6 +100,7 @@ TEST(DaemonConfigTest, ShippedConfigurationLoads) {
     EXPECT_EQ(config->dataplane.allowedBackendNetworks, defaults.allowedBackendNetworks);
     EXPECT_EQ(config->dataplane.backendConnectionLimit(), defaults.maxConnections);
     EXPECT_EQ(config->dataplane.maxBufferMemory, 256ull << 20);
+    EXPECT_FALSE(config->dataplane.interception) << "shipped commented out";
 }
 
 TEST(DaemonConfigTest, DataplaneKeysReplaceTheirDefaults) {
@@ -251,6 +252,23 @@ TEST(DaemonConfigTest, BadDataplaneValuesNameFileLineAndKey) {
         {"cryptodev: {devices: \"a b\"}\n", "c.yaml:1:1: cryptodev.devices: expected a list"},
         {"cryptodev: {devices: [\"qat 0\"]}\n",
          "c.yaml:1:1: cryptodev.devices: \"qat 0\" is not a DPDK device name"},
+        {"interception: [eth1]\n",
+         "c.yaml:1:1: interception: expected {cgroups: [...], interfaces: [...]}"},
+        {"interception:\n  cgroup: [/sys/fs/cgroup/a]\n",
+         "c.yaml:2:3: interception.cgroup: unknown key (known: cgroups, interfaces)"},
+        {"interception: {cgroups: /sys/fs/cgroup/a}\n",
+         "c.yaml:1:16: interception.cgroups: expected a list"},
+        {"interception:\n  cgroups:\n  - /sys/fs/cgroup/a\n  - relative/b\n",
+         "c.yaml:4:5: interception.cgroups: \"relative/b\" is not an absolute cgroup v2 directory"},
+        {"interception: {cgroups: [/sys/fs/cgroup/../../etc]}\n",
+         "interception.cgroups: \"/sys/fs/cgroup/../../etc\" is not an absolute cgroup"},
+        {"interception: {cgroups: [\"/sys/fs/cgroup/a b\"]}\n", "is not an absolute cgroup"},
+        {"interception: {cgroups: [[/a]]}\n", "interception.cgroups: expected a string"},
+        {"interception:\n  interfaces: [eth1, \"eth0; reboot\"]\n",
+         "c.yaml:2:22: interception.interfaces: \"eth0; reboot\" is not a network interface name"},
+        {"interception: {interfaces: [averyveryverylongname0]}\n",
+         "is not a network interface name"},
+        {"interception: {interfaces: [..]}\n", "is not a network interface name"},
     };
     for (const auto& c : cases) {
         test::TempDir dir;
@@ -279,6 +297,26 @@ TEST(DaemonConfigTest, CryptodevDevicesAndEalArgumentsAreRead) {
     EXPECT_EQ(config->dataplane.cryptodev.eal,
               (std::vector<std::string>{"--vdev=crypto_aesni_gcm0", "-m128"}));
     EXPECT_EQ(config->dataplane.cryptodev.devices, std::vector<std::string>{"crypto_aesni_gcm0"});
+}
+
+TEST(DaemonConfigTest, InterceptionCgroupsAndInterfacesAreRead) {
+    test::TempDir dir;
+    EXPECT_FALSE(DaemonConfig{}.dataplane.interception) << "default: not configured";
+    auto config = loadConfig(dir.write("c.yaml", "interception:\n"
+                                                 "  cgroups: [/sys/fs/cgroup/apps.slice]\n"
+                                                 "  interfaces: [eth1, veth-a.10]\n"),
+                             DaemonConfig{});
+    ASSERT_TRUE(config) << config.error().message();
+    ASSERT_TRUE(config->dataplane.interception);
+    EXPECT_EQ(config->dataplane.interception->cgroups,
+              std::vector<std::string>{"/sys/fs/cgroup/apps.slice"});
+    EXPECT_EQ(config->dataplane.interception->interfaces,
+              (std::vector<std::string>{"eth1", "veth-a.10"}));
+    // Present but empty is configured: every virtual address then says why it is not usable.
+    auto empty = loadConfig(dir.write("d.yaml", "interception: {}\n"), DaemonConfig{});
+    ASSERT_TRUE(empty) << empty.error().message();
+    ASSERT_TRUE(empty->dataplane.interception);
+    EXPECT_TRUE(empty->dataplane.interception->cgroups.empty());
 }
 
 TEST(DaemonConfigTest, MissingFileIsNotFound) {
