@@ -33,6 +33,7 @@
 #include "ctrl/server/http_server.h"
 #include "ctrl/store/store.h"
 #include "base/log.h"
+#include "dataplane/net/local_addresses.h"
 #include "dataplane/worker/dataplane.h"
 #include "lastmile_config.h"
 
@@ -262,7 +263,7 @@ int run(const Flags& flags) {
     Controller controller(
         **store,
         ReconcilerConfig{config->controllerName, config->gatewayClassName, workers.backendFilter(),
-                         &workers.engines()},
+                         &workers.engines(), net::isLocalAddress},
         profiles, clock, reconcile,
         [&workers](const std::string& project, const std::vector<route::ListenerPlan>& plans) {
             return workers.bind(project, plans);

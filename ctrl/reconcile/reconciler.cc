@@ -207,7 +207,8 @@ struct ClientCertCheck {
 struct Gateway {
     const Json* obj = nullptr;
     ObjectKey key;
-    std::string address;  // the first IPAddress of spec.addresses; empty: the default one
+    std::string address;  // the first local IPAddress of spec.addresses; empty: the default one
+    std::vector<std::string> virtualAddresses;  // the IPAddresses that are not this host's
     std::vector<Listener> listeners;
     ClientCertCheck clientCert;
 };
@@ -435,9 +436,17 @@ void Pass::readGateways() {
         gw.obj = obj;
         gw.key = key;
         for (const auto& a : array(path(*obj, {"spec"}), "addresses")) {
-            if (text(a, "type", "IPAddress") == "IPAddress") {
-                gw.address = text(a, "value");
-                break;
+            if (text(a, "type", "IPAddress") != "IPAddress") {
+                continue;
+            }
+            const std::string value = text(a, "value");
+            if (!config_.isLocalAddress || config_.isLocalAddress(value)) {
+                if (gw.address.empty()) {
+                    gw.address = value;
+                }
+            } else if (std::find(gw.virtualAddresses.begin(), gw.virtualAddresses.end(), value) ==
+                       gw.virtualAddresses.end()) {
+                gw.virtualAddresses.push_back(value);
             }
         }
         for (const auto& l : array(path(*obj, {"spec"}), "listeners")) {
@@ -1185,6 +1194,7 @@ void Pass::buildListenerPlans(ReconcileOutput& out) const {
             plan.protocol =
                 l.protocol == "HTTP" ? route::ListenerProtocol::Http : route::ListenerProtocol::Tcp;
             plan.address = gw.address;
+            plan.virtualAddresses = gw.virtualAddresses;
             plan.port = static_cast<std::uint16_t>(l.port);
             std::map<tls::BackendKey, route::Backend> backends;
             for (const auto& routeKey : l.attached) {
@@ -1243,10 +1253,15 @@ Cond Pass::listenerProgrammed(const Gateway& gw, const Listener& l) const {
         return {"Programmed", false, "Pending", kNoDataplane};
     }
     if (state->bound) {
-        return {"Programmed", true, "Programmed",
-                gw.address.empty() ? "Listener is bound to port " + std::to_string(l.port) +
-                                         " of the default bind address"
-                                   : "Listener is bound to " + hostPort(gw.address, l.port)};
+        std::string message = gw.address.empty()
+                                  ? "Listener is bound to port " + std::to_string(l.port) +
+                                        " of the default bind address"
+                                  : "Listener is bound to " + hostPort(gw.address, l.port);
+        for (const auto& i : state->intercepted) {
+            message += "; takes over " + hostPort(i.address, l.port) + " (" + join(i.modes, ", ") +
+                       " mode)";
+        }
+        return {"Programmed", true, "Programmed", message};
     }
     return {"Programmed", false, "Invalid",
             state->message.empty() ? "the dataplane could not bind the listener"
@@ -1334,6 +1349,24 @@ Json Pass::gatewayStatus(const Gateway& gw) const {
         listeners.push_back(std::move(entry));
     }
     status["listeners"] = std::move(listeners);
+    // The virtual addresses some bound listener takes over: interception carries them.
+    std::set<std::string> inUse;
+    for (const auto& l : gw.listeners) {
+        if (const route::ListenerState* state = stateOf(gw, l); state && state->bound) {
+            for (const auto& i : state->intercepted) {
+                inUse.insert(i.address);
+            }
+        }
+    }
+    Json addresses = Json::array();
+    for (const auto& ip : gw.virtualAddresses) {
+        if (inUse.contains(ip)) {
+            addresses.push_back(Json{{"type", "IPAddress"}, {"value", ip}});
+        }
+    }
+    if (!addresses.empty()) {
+        status["addresses"] = std::move(addresses);
+    }
     return status;
 }
 

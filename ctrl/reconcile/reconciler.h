@@ -3,9 +3,11 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,6 +29,9 @@ struct ReconcilerConfig {
         std::make_shared<net::AddressFilter>();
     // The record engines that prepare every compiled profile's SSL_CTX; null: none.
     const drivers::EngineSet* engines = nullptr;
+    // Whether a Gateway's IPAddress is this host's (net::isLocalAddress); the others are
+    // virtual addresses (ListenerPlan::virtualAddresses). Null: every address is local.
+    std::function<bool(std::string_view ip)> isLocalAddress;
 };
 
 // What the dataplane made of each listener, keyed by (Gateway key, listener name). A

@@ -59,7 +59,8 @@ std::string SocketAddress::toString() const {
     return std::string(buf) + ":" + std::to_string(port());
 }
 
-Result<UniqueFd> listenTcp(const SocketAddress& address, int backlog) {
+Result<UniqueFd> listenTcp(const SocketAddress& address, int backlog,
+                           const std::function<Status(int fd)>& beforeListen) {
     UniqueFd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd.valid()) {
         return failErrno("socket for " + address.toString());
@@ -74,6 +75,11 @@ Result<UniqueFd> listenTcp(const SocketAddress& address, int backlog) {
     }
     if (::bind(fd.get(), address.get(), address.length()) == -1) {
         return failErrno("binding " + address.toString());
+    }
+    if (beforeListen) {
+        if (auto s = beforeListen(fd.get()); !s) {
+            return fail(s.error().code(), s.error().context() + " for " + address.toString());
+        }
     }
     if (::listen(fd.get(), backlog) == -1) {
         return failErrno("listening on " + address.toString());

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -34,8 +35,10 @@ private:
 
 // A non-blocking listening TCP socket on `address`, without SO_REUSEPORT: a listener binds
 // once and its workers share that one socket (dup), so no other socket, of this process or
-// another of the same user, can join it and be handed its connections.
-Result<UniqueFd> listenTcp(const SocketAddress& address, int backlog = 4096);
+// another of the same user, can join it and be handed its connections. `beforeListen` runs
+// on the bound socket before listen(), for options that must precede it (IP_TRANSPARENT).
+Result<UniqueFd> listenTcp(const SocketAddress& address, int backlog = 4096,
+                           const std::function<Status(int fd)>& beforeListen = {});
 
 // Another descriptor (close-on-exec) of the socket `fd`.
 Result<UniqueFd> duplicate(int fd);

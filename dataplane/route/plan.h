@@ -49,13 +49,24 @@ struct Backend {
 struct ListenerPlan {
     ListenerId id;
     ListenerProtocol protocol = ListenerProtocol::Tcp;
-    // Bind address: the Gateway's first IPAddress in spec.addresses; empty means the
-    // daemon's configured default bind address.
+    // Bind address: the Gateway's first IPAddress in spec.addresses that is an address of
+    // this host; empty means the daemon's configured default bind address.
     std::string address;
+    // The Gateway's other IPAddresses that are not this host's: connections to them on
+    // `port` are taken over by this listener through interception (bpf/), in spec order.
+    std::vector<std::string> virtualAddresses;
     std::uint16_t port = 0;
     // The backends of every accepted Route attached to the listener, in a stable order.
     // Empty: connections are refused (TCP close, HTTP 503 "no backend").
     std::vector<Backend> backends;
+};
+
+// A virtual address a listener took over, and the interception modes that carry it.
+struct Interception {
+    std::string address;             // as in ListenerPlan::virtualAddresses
+    std::vector<std::string> modes;  // "host", "routed"
+
+    bool operator==(const Interception&) const = default;
 };
 
 // What the dataplane made of a listener: bound, or why not. Feeds Gateway/listener Programmed.
@@ -66,6 +77,8 @@ struct ListenerState {
     // crashed predecessor the kernel has not released yet, another program) or the address
     // is not on the host yet. Worth binding again later.
     bool retry = false;
+    // Bound: each of the plan's virtual addresses, as interception carries it.
+    std::vector<Interception> intercepted;
 
     bool operator==(const ListenerState&) const = default;
 };

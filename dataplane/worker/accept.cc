@@ -120,6 +120,11 @@ void Worker::Impl::newClient(Listener& l, UniqueFd fd) {
     c->listenerStats = &listenerCounters(l.id);
     bump(c->listenerStats->connections);
     c->listenerStats->active.fetch_add(1, std::memory_order_relaxed);
+    if (l.intercepting && shared_.interceptor != nullptr) {
+        if (auto mode = shared_.interceptor->interceptedBy(c->client.get())) {
+            bump(c->listenerStats->intercepted[static_cast<std::size_t>(*mode)]);
+        }
+    }
     if (l.plan == nullptr) {
         c->protocol = route::ListenerProtocol::Tcp;
         reject(*c, Failure::NoBackend, 503, "the listener is being reconfigured");

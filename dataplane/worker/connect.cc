@@ -2,6 +2,9 @@
 // Connecting to a backend endpoint, within the backend connection slots.
 #include "dataplane/worker/worker_impl.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstring>
 
 namespace lastmile::dataplane {
@@ -68,6 +71,15 @@ void Worker::Impl::connectNext(Connection& c) {
     if (!fd) {
         releaseBackendSlot();
         c.lastConnectError = fd.error().message();
+        connectNext(c);
+        return;
+    }
+    // Interception never takes over a marked socket: a backend whose address is a virtual
+    // address is still reached, not looped back into a listener.
+    if (const std::uint32_t mark = shared_.backendMark;
+        mark != 0 && ::setsockopt(fd->get(), SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1) {
+        releaseBackendSlot();
+        c.lastConnectError = std::string("setting SO_MARK: ") + std::strerror(errno);
         connectNext(c);
         return;
     }

@@ -13,6 +13,7 @@
 
 #include "dataplane/route/plan.h"
 #include "dataplane/tls/profile_spec.h"
+#include "dataplane/worker/interceptor.h"
 
 namespace lastmile::dataplane {
 
@@ -136,6 +137,8 @@ struct ServiceCounters {
 struct ListenerCounters {
     std::atomic<std::uint64_t> connections{0};
     std::atomic<std::int64_t> active{0};
+    // Of `connections`, those interception brought, by InterceptMode.
+    std::array<std::atomic<std::uint64_t>, kInterceptModes.size()> intercepted{};
 };
 
 // Relaxed atomics: one writer (the worker), readers only sum them for metrics.
@@ -175,6 +178,13 @@ struct ServiceStats {
 struct ListenerStats {
     std::uint64_t connections = 0;
     std::int64_t active = 0;
+    std::array<std::uint64_t, kInterceptModes.size()> intercepted{};
+};
+
+// One interception mode of the process (present only when interception is configured).
+struct InterceptionStats {
+    bool usable = false;
+    InterceptCounters counters;
 };
 
 struct HistogramStats {
@@ -211,6 +221,7 @@ struct DataplaneStats {
     std::map<std::pair<std::string, std::string>, std::uint64_t> engineDeclines;
     std::map<ServiceKey, ServiceStats> services;
     std::map<route::ListenerId, ListenerStats> listeners;
+    std::map<InterceptMode, InterceptionStats> interception;
     std::vector<WorkerStats> perWorker;
 
     void add(const WorkerCounters& w);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "dataplane/net/socket.h"
 
 namespace lastmile::dataplane {
@@ -51,6 +52,13 @@ Result<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneOptions& opti
     d->shared_.backendFilter = d->backendFilter_.get();
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     d->shared_.workerCount = options.workers == 0 ? cores : options.workers;
+    if (options.interception) {
+        // Here, on the caller's thread and before any worker: routed mode attaches to the
+        // network namespace of the thread that starts it.
+        d->interceptor_ = Interceptor::start(*options.interception);
+        d->shared_.interceptor = d->interceptor_.get();
+        d->shared_.backendMark = d->interceptor_->backendMark();
+    }
 
     auto engines = drivers::EngineSet::create(options.recordEngines, options.cryptodev);
     if (!engines) {
@@ -82,7 +90,8 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
     const std::string& project, const std::vector<route::ListenerPlan>& plans) {
     std::lock_guard lock(mu_);
     std::map<route::ListenerId, route::ListenerState> states;
-    std::map<route::ListenerId, net::SocketAddress> wanted;  // plans whose address parses
+    // Plans whose address parses.
+    std::map<route::ListenerId, std::pair<net::SocketAddress, const route::ListenerPlan*>> wanted;
     for (const auto& plan : plans) {
         const std::string ip = plan.address.empty() ? shared_.options.bindAddress : plan.address;
         auto address = net::SocketAddress::parse(ip, plan.port);
@@ -90,14 +99,17 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
             states[plan.id] = {false, address.error().context()};
             continue;
         }
-        wanted.emplace(plan.id, *address);
+        wanted.emplace(plan.id, std::make_pair(*address, &plan));
     }
     // Close what this project no longer wants, or wants elsewhere, before binding: a listener
     // that moved may reuse an address another of ours just gave up.
     for (auto it = bound_.begin(); it != bound_.end();) {
         auto w = wanted.find(it->first);
         if (it->first.project == project &&
-            (w == wanted.end() || w->second.toString() != it->second.address)) {
+            (w == wanted.end() || w->second.first.toString() != it->second.address ||
+             w->second.second->virtualAddresses != it->second.virtualAddresses)) {
+            // Nothing may be steered to the socket once it stops listening.
+            unregister(it->second.registered);
             for (auto& worker : workers_) {
                 worker->removeListener(it->first);
             }
@@ -112,10 +124,16 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
             ++it;
         }
     }
-    for (const auto& [id, requested] : wanted) {
+    for (const auto& [id, want] : wanted) {
+        const auto& [requested, plan] = want;
         const std::string text = requested.toString();
         if (auto it = bound_.find(id); it != bound_.end()) {
-            states[id] = {true, "bound to " + it->second.actual};
+            states[id] = {true, "bound to " + it->second.actual, false, it->second.intercepted};
+            continue;
+        }
+        if (auto usable = checkVirtual(*plan); !usable) {
+            // The address may yet come to this host (then it is no longer virtual).
+            states[id] = {false, usable.error().context(), true};
             continue;
         }
         if (owners_.count(text) != 0) {
@@ -126,7 +144,10 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
         Status opened;
         net::SocketAddress address = requested;
         std::string actual = text;
-        auto listening = net::listenTcp(requested);
+        const bool intercepting = !plan->virtualAddresses.empty();
+        auto listening = net::listenTcp(requested, 4096, [&](int fd) {
+            return intercepting ? interceptor_->prepareListener(fd) : Status{};
+        });
         if (!listening) {
             opened = fail(std::move(listening).error());
         } else if (auto local = net::SocketAddress::localOf(listening->get()); !local) {
@@ -134,6 +155,15 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
         } else {
             address = *local;  // with the port the kernel picked for port 0 (tests)
             actual = address.toString();
+        }
+        std::vector<Registered> registered;
+        if (opened && intercepting) {
+            auto taken = registerVirtual(*plan, address, listening->get());
+            if (taken) {
+                registered = std::move(*taken);
+            } else {
+                opened = fail(std::move(taken).error());
+            }
         }
         for (std::size_t i = 0; opened && i < workers_.size(); ++i) {
             auto fd = net::duplicate(listening->get());
@@ -144,6 +174,7 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
             sockets.push_back(std::move(*fd));
         }
         if (!opened) {
+            unregister(registered);
             const std::error_code code = opened.error().code();
             states[id] = {false, opened.error().message(),
                           code == std::errc::address_in_use ||
@@ -153,16 +184,88 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
             continue;
         }
         for (std::size_t i = 0; i < workers_.size(); ++i) {
-            workers_[i]->addListener(id, std::move(sockets[i]));
+            workers_[i]->addListener(id, std::move(sockets[i]), intercepting);
         }
-        bound_[id] = Bound{text, actual, std::move(*listening), address};
+        std::vector<route::Interception> intercepted;
+        for (std::size_t i = 0; i < registered.size(); ++i) {
+            route::Interception& shown = intercepted.emplace_back();
+            shown.address = plan->virtualAddresses[i];
+            for (InterceptMode mode : registered[i].modes) {
+                shown.modes.emplace_back(modeName(mode));
+            }
+        }
+        bound_[id] = Bound{text, actual, std::move(*listening), address, plan->virtualAddresses,
+                           std::move(registered), intercepted};
         owners_[text] = id;
         backendFilter_->listen(address);
-        states[id] = {true, "bound to " + actual};
+        states[id] = {true, "bound to " + actual, false, std::move(intercepted)};
         LM_LOG(Info, kLog, "listening on " << actual << " for " << id.gatewayNamespace << "/"
                                            << id.gateway << " " << id.listener);
     }
     return states;
+}
+
+Status Dataplane::checkVirtual(const route::ListenerPlan& plan) const {
+    if (plan.virtualAddresses.empty()) {
+        return {};
+    }
+    const std::string what = join(plan.virtualAddresses, ", ") +
+                             (plan.virtualAddresses.size() == 1 ? " is" : " are") +
+                             " not an address of this host and ";
+    if (!interceptor_) {
+        return fail(Errc::Unavailable, what + "interception is not configured");
+    }
+    std::vector<std::string> reasons;
+    for (InterceptMode mode : kInterceptModes) {
+        if (auto usable = interceptor_->usable(mode); usable) {
+            return {};
+        } else if (std::find(reasons.begin(), reasons.end(), usable.error().context()) ==
+                   reasons.end()) {
+            reasons.push_back(usable.error().context());  // once: a build without BPF says so
+        }
+    }
+    return fail(Errc::Unavailable, what + "no interception mode is usable: " + join(reasons, "; "));
+}
+
+Result<std::vector<Dataplane::Registered>> Dataplane::registerVirtual(
+    const route::ListenerPlan& plan, const net::SocketAddress& address, int fd) {
+    std::vector<Registered> registered;
+    Status status;
+    for (const auto& ip : plan.virtualAddresses) {
+        auto vip = net::SocketAddress::parse(ip, address.port());
+        if (!vip) {
+            status = fail(std::move(vip).error());
+            break;
+        }
+        const std::string text = vip->toString();
+        const bool taken = std::any_of(bound_.begin(), bound_.end(), [&](const auto& b) {
+            return std::any_of(b.second.registered.begin(), b.second.registered.end(),
+                               [&](const Registered& r) { return r.vip.toString() == text; });
+        });
+        if (taken) {
+            // In use, like a held port: bound again once the other listener lets it go.
+            status = fail(std::make_error_code(std::errc::address_in_use),
+                          text + " is already taken over by another listener");
+            break;
+        }
+        auto modes = interceptor_->add(*vip, address, fd);
+        if (!modes) {
+            status = fail(modes.error().code(), text + ": " + modes.error().context());
+            break;
+        }
+        registered.push_back({*vip, std::move(*modes)});
+    }
+    if (!status) {
+        unregister(registered);
+        return fail(std::move(status).error());
+    }
+    return registered;
+}
+
+void Dataplane::unregister(const std::vector<Registered>& registered) {
+    for (const auto& r : registered) {
+        interceptor_->remove(r.vip, r.modes);
+    }
 }
 
 void Dataplane::refresh() {
@@ -188,6 +291,9 @@ std::int64_t Dataplane::drain() {
     }
     {
         std::lock_guard lock(mu_);
+        for (const auto& [id, b] : bound_) {
+            unregister(b.registered);
+        }
         bound_.clear();
         owners_.clear();
     }
@@ -215,6 +321,12 @@ DataplaneStats Dataplane::stats() const {
     total.backendConnectionLimit = shared_.options.backendConnectionLimit();
     total.bufferMemory = shared_.buffers.used();
     total.bufferMemoryLimit = shared_.buffers.limit();
+    if (interceptor_) {
+        for (InterceptMode mode : kInterceptModes) {
+            total.interception[mode] = {static_cast<bool>(interceptor_->usable(mode)),
+                                        interceptor_->counters(mode)};
+        }
+    }
     for (std::size_t i = 0; i < engines_->size(); ++i) {
         const drivers::RecordEngine& engine = engines_->at(i);
         for (const auto& [reason, n] : engine.declines()) {

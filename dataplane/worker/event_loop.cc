@@ -113,6 +113,7 @@ void Worker::Impl::applyCommands() {
                 auto l = std::make_unique<Listener>();
                 l->id = cmd.id;
                 l->fd = std::move(cmd.fd);
+                l->intercepting = cmd.intercepting;
                 Listener& ref = *l;
                 listeners_[cmd.id] = std::move(l);
                 ref.plan = findPlan(ref.id);

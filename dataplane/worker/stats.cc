@@ -69,6 +69,9 @@ void Worker::collect(DataplaneStats& into) const {
         ListenerStats& l = into.listeners[id];
         l.connections += c->connections.load(std::memory_order_relaxed);
         l.active += c->active.load(std::memory_order_relaxed);
+        for (std::size_t i = 0; i < l.intercepted.size(); ++i) {
+            l.intercepted[i] += c->intercepted[i].load(std::memory_order_relaxed);
+        }
     }
     const drivers::EngineSet& engines = *impl_->shared_.engines;
     for (std::size_t i = 0; i < engines.size(); ++i) {

@@ -39,8 +39,8 @@ Worker::~Worker() {
 
 Status Worker::start() { return impl_->start(); }
 
-void Worker::addListener(const route::ListenerId& id, UniqueFd fd) {
-    impl_->post({Impl::CommandKind::AddListener, id, std::move(fd)});
+void Worker::addListener(const route::ListenerId& id, UniqueFd fd, bool intercepting) {
+    impl_->post({Impl::CommandKind::AddListener, id, std::move(fd), intercepting});
 }
 
 void Worker::removeListener(const route::ListenerId& id) {

@@ -16,6 +16,7 @@
 #include "dataplane/tls/profile_set.h"
 #include "dataplane/uring/ring.h"
 #include "dataplane/worker/counters.h"
+#include "dataplane/worker/interceptor.h"
 #include "dataplane/worker/options.h"
 #include "drivers/engines.h"
 
@@ -37,6 +38,9 @@ struct WorkerShared {
     uring::RingOptions ring;
     net::Resolver* resolver = nullptr;  // ExternalName Services
     const net::AddressFilter* backendFilter = nullptr;  // every dial passes it
+    // Configured interception (bpf/), null when the config has no `interception:` key.
+    const Interceptor* interceptor = nullptr;
+    std::uint32_t backendMark = 0;  // SO_MARK of backend sockets; 0: none set
 };
 
 // All methods but the constructor are thread-safe: the control thread queues commands that
@@ -52,8 +56,9 @@ public:
     Status start();
 
     // Accepts on `fd` (a duplicate of the listener's one socket, shared by every worker) for
-    // listener `id`.
-    void addListener(const route::ListenerId& id, UniqueFd fd);
+    // listener `id`. `intercepting`: it takes over virtual addresses, so each accepted
+    // connection is asked which interception mode brought it (and only then).
+    void addListener(const route::ListenerId& id, UniqueFd fd, bool intercepting);
     void removeListener(const route::ListenerId& id);
     // A new ProfileSet was published: new connections use it; open ones are closed where it
     // no longer allows them (plaintext to a covered backend, a peer the new profile refuses).

@@ -69,6 +69,7 @@ struct Listener {
     std::uint64_t cursor = 0;                   // round robin over the plan's backends
     bool armed = false;                         // an accept SQE is in flight
     bool removing = false;
+    bool intercepting = false;                  // takes over virtual addresses
 };
 
 using PoolKey = std::pair<std::string, tls::BackendKey>;
@@ -177,6 +178,7 @@ struct Worker::Impl {
         CommandKind kind;
         route::ListenerId id;
         UniqueFd fd;
+        bool intercepting = false;  // AddListener
     };
 
     void post(Command command);

@@ -535,6 +535,42 @@ TEST_F(DataplaneE2eTest, AListenerWhosePortIsHeldBindsOnceThePortIsFree) {
     EXPECT_EQ(echoOnce("127.0.0.1:" + std::to_string(port), "bound at last"), "bound at last");
 }
 
+// Without `interception:` an address that is not this host's cannot be served: its Gateway
+// says so and binds nothing (not even the default address), and another Gateway's listener
+// keeps working.
+TEST_F(DataplaneE2eTest, AVirtualAddressWithoutInterceptionIsNotUsableAndOthersKeepWorking) {
+    TlsBackendOptions o;
+    o.plain = true;
+    auto backend = startBackend(o);
+    startDaemon();
+    auto l = serve({backend->port()});
+    const std::uint16_t port = freePort();
+    apply("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: vip\n"
+          "spec:\n  gatewayClassName: lastmile\n  addresses:\n  - type: IPAddress\n"
+          "    value: 198.51.100.7\n  listeners:\n  - name: tcp\n    port: " +
+          std::to_string(port) + "\n    protocol: TCP\n");
+    json programmed;
+    ASSERT_TRUE(eventually([&] {
+        const json status = getJson("gateway", "vip")["status"];
+        for (const auto& c : status.value("conditions", json::array())) {
+            if (c.value("type", "") == "Programmed") {
+                programmed = c;
+            }
+        }
+        return programmed.value("reason", "") == "AddressNotUsable";
+    })) << getJson("gateway", "vip").dump(2);
+    EXPECT_EQ(programmed.value("status", ""), "False");
+    EXPECT_NE(programmed.value("message", "").find(
+                  "198.51.100.7 is not an address of this host and interception is not configured"),
+              std::string::npos)
+        << programmed.dump();
+    EXPECT_FALSE(getJson("gateway", "vip")["status"].contains("addresses"));
+    EXPECT_THROW(dial("127.0.0.1:" + std::to_string(port), nullptr, 2), std::exception)
+        << "nothing listens for the Gateway whose only address is virtual";
+    EXPECT_TRUE(gatewayProgrammed());
+    EXPECT_EQ(echoOnce(l.tcp, "still served"), "still served");
+}
+
 TEST_F(DataplaneE2eTest, ServiceWithoutAPolicyIsForwardedAsPlainTcp) {
     TlsBackendOptions o;
     o.plain = true;

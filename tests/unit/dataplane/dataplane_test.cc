@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,6 +56,7 @@ protected:
         options.allowedBackendNetworks = loopbackNetworks();
         options.connectTimeout = 2s;
         options.handshakeTimeout = 2s;
+        options.interception = interception_;
         auto started = Dataplane::start(options, registry_, ring);
         ASSERT_TRUE(started) << started.error().message();
         dataplane_ = std::move(*started);
@@ -125,6 +127,7 @@ protected:
 
     TestPki pki_;
     tls::ProfileRegistry registry_;
+    std::optional<InterceptionOptions> interception_;  // DataplaneOptions::interception
     std::unique_ptr<Dataplane> dataplane_;
     std::uint64_t generation_ = 0;
 };
@@ -412,6 +415,45 @@ TEST_F(DataplaneTest, NoOtherSocketCanShareAListenersAddress) {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     EXPECT_EQ(::bind(squatter.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), -1)
         << "an SO_REUSEPORT socket of the same user joined the listener";
+}
+
+// A Gateway address that is not this host's needs interception: without it the listener
+// says why and binds nothing, not even the default address, and is tried again later (the
+// address may come to the host).
+TEST_F(DataplaneTest, AVirtualAddressNoInterceptionCanTakeBindsNothingAndSaysWhy) {
+    struct Case {
+        std::optional<InterceptionOptions> interception;
+        const char* want;
+    } cases[] = {
+        {std::nullopt, "198.51.100.7 is not an address of this host and interception is not "
+                       "configured"},
+        {InterceptionOptions{}, "198.51.100.7 is not an address of this host and no interception "
+                                "mode is usable: "},
+    };
+    for (const auto& c : cases) {
+        interception_ = c.interception;
+        startDataplane();
+        const std::uint16_t port = freePort();
+        route::ListenerPlan p;
+        p.id = {"default", "default", "gw", "l1"};
+        p.port = port;
+        p.virtualAddresses = {"198.51.100.7"};
+        auto states = dataplane_->bind("default", {p});
+        EXPECT_FALSE(states[p.id].bound);
+        EXPECT_TRUE(states[p.id].retry);
+        EXPECT_EQ(states[p.id].message.rfind(c.want, 0), 0U) << states[p.id].message;
+        EXPECT_THROW(dial("127.0.0.1:" + std::to_string(port)), std::exception)
+            << "the default address is not bound for it";
+        EXPECT_EQ(dataplane_->interceptor() != nullptr, c.interception.has_value());
+        if (const Interceptor* interceptor = dataplane_->interceptor()) {
+            // Each reason once: a build without BPF says so for both modes alike.
+            const std::string why = interceptor->usable(InterceptMode::Host).error().context();
+            EXPECT_EQ(states[p.id].message.find(why), states[p.id].message.rfind(why))
+                << states[p.id].message;
+            EXPECT_NE(states[p.id].message.find(why), std::string::npos);
+        }
+        dataplane_.reset();
+    }
 }
 
 // A closed listener's address is free when bind returns, though the workers' accepts on it

@@ -1287,6 +1287,70 @@ TEST_F(ListenerPlanTest, BindAddressIsTheFirstIpAddressOfTheGateway) {
     }
 }
 
+TEST_F(ListenerPlanTest, BindAddressIsTheFirstLocalAddressAndTheOthersAreVirtual) {
+    config_.isLocalAddress = [](std::string_view ip) {
+        return ip == "10.2.2.2" || ip == "fd00::2";
+    };
+    struct Case {
+        const char* addresses;
+        const char* bind;
+        std::vector<std::string> virtuals;
+    } cases[] = {
+        {R"([{"value": "10.9.0.1"}, {"value": "10.2.2.2"}, {"value": "fd00::9"},
+             {"value": "10.9.0.1"}, {"value": "fd00::2"}])",
+         "10.2.2.2", {"10.9.0.1", "fd00::9"}},
+        {R"([{"type": "Hostname", "value": "gw.example"}, {"value": "10.9.0.1"}])", "",
+         {"10.9.0.1"}},
+        {R"([{"value": "fd00::2"}])", "fd00::2", {}},
+    };
+    for (const auto& c : cases) {
+        objects_.clear();
+        addWorld();
+        object("Gateway", "default", "gw")["spec"]["addresses"] = Json::parse(c.addresses);
+        run();
+        EXPECT_EQ(plan("tcp").address, c.bind) << c.addresses;
+        EXPECT_EQ(plan("tcp").virtualAddresses, c.virtuals) << c.addresses;
+        EXPECT_EQ(plan("http").virtualAddresses, c.virtuals) << c.addresses;
+    }
+}
+
+TEST_F(ListenerPlanTest, VirtualAddressesTakenOverAreTheGatewaysStatusAddresses) {
+    config_.isLocalAddress = [](std::string_view ip) { return ip == "127.0.0.1"; };
+    addWorld();
+    object("Gateway", "default", "gw")["spec"]["addresses"] = Json::parse(
+        R"([{"value": "127.0.0.1"}, {"value": "10.9.0.1"}, {"value": "10.9.0.2"}])");
+    run();
+    EXPECT_FALSE(status("Gateway", "default", "gw")->contains("addresses")) << "nothing bound yet";
+    route::ListenerState http{true, "bound"};
+    http.intercepted = {{"10.9.0.1", {"host", "routed"}}, {"10.9.0.2", {"host"}}};
+    bound_[{ObjectKey{"gateway.networking.k8s.io", "Gateway", "default", "gw"}, "http"}] = http;
+    setState("tcp", true);
+    run();
+    EXPECT_EQ((*status("Gateway", "default", "gw"))["addresses"],
+              Json::parse(R"([{"type": "IPAddress", "value": "10.9.0.1"},
+                              {"type": "IPAddress", "value": "10.9.0.2"}])"));
+    EXPECT_EQ(message(listenerStatus("http"), "Programmed"),
+              "Listener is bound to 127.0.0.1:8080; takes over 10.9.0.1:8080 (host, routed mode); "
+              "takes over 10.9.0.2:8080 (host mode)");
+    expectCond(*status("Gateway", "default", "gw"), "Programmed", "True", "Programmed");
+}
+
+TEST_F(ListenerPlanTest, AVirtualAddressNoModeCanTakeLeavesTheGatewayNotProgrammed) {
+    config_.isLocalAddress = [](std::string_view) { return false; };
+    addWorld();
+    object("Gateway", "default", "gw")["spec"]["addresses"] =
+        Json::parse(R"([{"value": "10.9.0.1"}])");
+    const std::string why =
+        "10.9.0.1 is not an address of this host and interception is not configured";
+    setState("http", false, why);
+    setState("tcp", false, why);
+    run();
+    const Json& gw = *status("Gateway", "default", "gw");
+    expectCond(gw, "Programmed", "False", "AddressNotUsable");
+    EXPECT_NE(message(gw, "Programmed").find(why), std::string::npos) << message(gw, "Programmed");
+    EXPECT_FALSE(gw.contains("addresses"));
+}
+
 TEST_F(ListenerPlanTest, EndpointPortFollowsTheServicePortName) {
     struct Case {
         const char* servicePorts;
