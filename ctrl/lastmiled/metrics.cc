@@ -194,6 +194,46 @@ void renderEngines(std::ostringstream& out, const drivers::EngineSet* engines) {
     }
 }
 
+// Only when interception is configured: without it no connection can be intercepted.
+void renderInterception(std::ostringstream& out, const dataplane::DataplaneStats& s,
+                        const std::function<Labels(const route::ListenerId&)>& listenerPairs) {
+    if (s.interception.empty()) {
+        return;
+    }
+    family(out, "lastmile_intercepted_connections_total", "counter",
+           "client connections a listener took over at one of its Gateway's virtual addresses, "
+           "by interception mode");
+    for (const auto& [id, l] : s.listeners) {
+        for (dataplane::InterceptMode mode : dataplane::kInterceptModes) {
+            Labels pairs = listenerPairs(id);
+            pairs.emplace_back("mode", dataplane::modeName(mode));
+            out << "lastmile_intercepted_connections_total" << labels(pairs) << ' '
+                << l.intercepted[static_cast<std::size_t>(mode)] << '\n';
+        }
+    }
+    using Value = std::function<std::uint64_t(const dataplane::InterceptionStats&)>;
+    const auto perMode = [&](const char* name, const char* type, const char* help,
+                             const Value& value) {
+        family(out, name, type, help);
+        for (const auto& [mode, stats] : s.interception) {
+            out << name << labels({{"mode", std::string(dataplane::modeName(mode))}}) << ' '
+                << value(stats) << '\n';
+        }
+    };
+    perMode("lastmile_interception_usable", "gauge",
+            "1 when the interception mode loaded and attached, 0 when it cannot work (the log "
+            "and the Gateway status say why)",
+            [](const auto& m) -> std::uint64_t { return m.usable ? 1 : 0; });
+    perMode("lastmile_interception_redirects_total", "counter",
+            "connections the mode's programs took over (host: connects rewritten; routed: SYNs "
+            "steered, retransmissions included)",
+            [](const auto& m) { return m.counters.redirected; });
+    perMode("lastmile_interception_refused_total", "counter",
+            "connections to a virtual address the mode's programs matched but left alone (no "
+            "listening socket, origin not storable)",
+            [](const auto& m) { return m.counters.refused; });
+}
+
 }  // namespace
 
 std::string renderMetrics(const MetricsInput& in) {
@@ -274,9 +314,12 @@ std::string renderMetrics(const MetricsInput& in) {
         out << "lastmile_engine_declines_total" << labels({{"engine", key.first}, {"reason", key.second}})
             << ' ' << n << '\n';
     }
-    const auto listenerLabels = [](const route::ListenerId& id) {
-        return labels({{"project", id.project}, {"namespace", id.gatewayNamespace},
-                       {"gateway", id.gateway}, {"listener", id.listener}});
+    const auto listenerPairs = [](const route::ListenerId& id) -> Labels {
+        return {{"project", id.project}, {"namespace", id.gatewayNamespace},
+                {"gateway", id.gateway}, {"listener", id.listener}};
+    };
+    const auto listenerLabels = [&](const route::ListenerId& id) {
+        return labels(listenerPairs(id));
     };
     family(out, "lastmile_listener_connections_total", "counter",
            "client connections accepted per listener");
@@ -289,6 +332,7 @@ std::string renderMetrics(const MetricsInput& in) {
     for (const auto& [id, l] : s.listeners) {
         out << "lastmile_listener_connections_active" << listenerLabels(id) << ' ' << l.active << '\n';
     }
+    renderInterception(out, s, listenerPairs);
     renderServices(out, in);
     renderTrustAnchors(out, in);
     family(out, "lastmile_worker_ring_submits_total", "counter", "io_uring submissions per worker");

@@ -53,6 +53,32 @@ TEST(MetricsTest, LabelValuesFromManifestsAreEscaped) {
         << text;
 }
 
+TEST(MetricsTest, InterceptionSeriesAppearOnlyWhenInterceptionIsConfigured) {
+    MetricsInput in;
+    const route::ListenerId id{"default", "ns", "gw", "tcp"};
+    in.dataplane.listeners[id].connections = 5;
+    EXPECT_FALSE(contains(renderMetrics(in), "intercept")) << "not configured: no series";
+
+    const auto host = static_cast<std::size_t>(dataplane::InterceptMode::Host);
+    in.dataplane.listeners[id].intercepted[host] = 3;
+    in.dataplane.interception[dataplane::InterceptMode::Host] = {true, {7, 1}};
+    in.dataplane.interception[dataplane::InterceptMode::Routed] = {false, {}};
+    const std::string text = renderMetrics(in);
+    const std::string labels =
+        "project=\"default\",namespace=\"ns\",gateway=\"gw\",listener=\"tcp\"";
+    EXPECT_TRUE(contains(text, "# TYPE lastmile_intercepted_connections_total counter\n"));
+    EXPECT_TRUE(contains(text, "lastmile_intercepted_connections_total{" + labels +
+                                   ",mode=\"host\"} 3\n"))
+        << text;
+    EXPECT_TRUE(contains(text, "lastmile_intercepted_connections_total{" + labels +
+                                   ",mode=\"routed\"} 0\n"));
+    EXPECT_TRUE(contains(text, "lastmile_interception_usable{mode=\"host\"} 1\n"));
+    EXPECT_TRUE(contains(text, "lastmile_interception_usable{mode=\"routed\"} 0\n"));
+    EXPECT_TRUE(contains(text, "lastmile_interception_redirects_total{mode=\"host\"} 7\n"));
+    EXPECT_TRUE(contains(text, "lastmile_interception_refused_total{mode=\"host\"} 1\n"));
+    EXPECT_TRUE(contains(text, "# HELP lastmile_interception_refused_total "));
+}
+
 TEST(MetricsTest, ResumptionRatioIsZeroBeforeAnyHandshake) {
     MetricsInput in;
     EXPECT_TRUE(contains(renderMetrics(in), "lastmile_resumption_ratio 0\n"));
