@@ -571,7 +571,7 @@ int runDescribe(const std::vector<Selection>& selections, const GlobalOptions& o
                 CliEnv& env, Session& session) {
     bool failed = false;
     bool named = false;
-    bool policies = false;
+    bool wantProfiles = false;  // policies show their profiles, Gateways interception
     std::vector<std::pair<const ctrl::KindInfo*, Json>> objects;
     for (const auto& s : selections) {
         Fetched f = fetch(*s.kind, s.names, options, false, env, session);
@@ -581,7 +581,8 @@ int runDescribe(const std::vector<Selection>& selections, const GlobalOptions& o
         failed = failed || f.failed;
         named = named || !s.names.empty();
         for (auto& item : f.items) {
-            policies = policies || s.kind->kind == "BackendTLSPolicy";
+            wantProfiles = wantProfiles || s.kind->kind == "BackendTLSPolicy" ||
+                           s.kind->kind == "Gateway";
             objects.emplace_back(s.kind, std::move(item));
         }
     }
@@ -591,7 +592,7 @@ int runDescribe(const std::vector<Selection>& selections, const GlobalOptions& o
     }
     std::optional<Json> profiles;
     std::string profilesError;
-    if (policies) {
+    if (wantProfiles) {
         auto r = session.send("GET", profilesPath(options.project));
         if (!r) {
             return 1;
@@ -621,6 +622,9 @@ int runDescribe(const std::vector<Selection>& selections, const GlobalOptions& o
             } else {
                 env.out << "Compiled Profiles:  <unavailable: " << profilesError << ">\n";
             }
+        }
+        if (kind->kind == "Gateway" && profiles) {
+            env.out << describeInterception(*profiles, object);
         }
     }
     return failed ? 1 : 0;

@@ -803,6 +803,31 @@ std::string recordEngine(const Json& profileList, const std::string& offload) {
 
 }  // namespace
 
+std::string describeInterception(const Json& profileList, const Json& gateway) {
+    const Json* interception = member(profileList, "interception");
+    if (interception == nullptr || !interception->is_object()) {
+        return "";
+    }
+    std::vector<std::string> addresses;
+    for (const auto& a : arrayAt(gateway, {"status", "addresses"})) {
+        addresses.push_back(textAt(a, {"value"}));
+    }
+    DescribeWriter w;
+    w.line(0, "Interception:");
+    w.field(1, "Virtual Addresses", addresses.empty() ? "<none>" : join(addresses, ", "));
+    for (const auto& m : arrayAt(*interception, {"modes"})) {
+        const Json* usable = member(m, "usable");
+        const bool ok = usable != nullptr && usable->is_boolean() && usable->get<bool>();
+        w.field(1, "Mode " + textAt(m, {"name"}),
+                ok ? std::string("usable") : "unusable: " + textAt(m, {"detail"}));
+    }
+    for (const auto& a : arrayAt(*interception, {"attachments"})) {
+        w.field(1, textAt(a, {"program"}) + " on " + textAt(a, {"target"}),
+                yesNo(member(a, "attached"), "attached", "detached", "<unknown>"));
+    }
+    return tabAlign(w.text(), 0, 2);
+}
+
 std::string describeProfiles(const Json& profileList, const std::string& policy) {
     std::vector<const Json*> mine;
     for (const auto& p : arrayAt(profileList, {"items"})) {

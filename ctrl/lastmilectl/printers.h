@@ -67,6 +67,11 @@ std::string describeObject(const ctrl::KindInfo& kind, const Json& object);
 // GET /projects/P/apis/lastmile.dev/v1/profiles.
 std::string describeProfiles(const Json& profileList, const std::string& policy);
 
+// A Gateway's virtual addresses (status.addresses), the interception modes that can carry
+// them and whether their programs are attached, from the profiles answer's "interception";
+// "" when the server has no interception configured.
+std::string describeInterception(const Json& profileList, const Json& gateway);
+
 // One or more stderr lines for a non-2xx answer: "Error from server (<Reason>): <context>
 // <message>" and, for Invalid, every cause as "  <field>: <message>". `context` is put
 // before the message (e.g. "error when applying x.yaml: "); `body` may be any text: a

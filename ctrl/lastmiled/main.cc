@@ -290,6 +290,25 @@ int run(const Flags& flags) {
                            {"serves", std::move(serves)}});
     }
     controller.setRecordEngines(std::move(engines));
+    if (const dataplane::Interceptor* interceptor = workers.interceptor()) {
+        controller.setInterception([interceptor] {
+            Json modes = Json::array();
+            for (dataplane::InterceptMode mode : dataplane::kInterceptModes) {
+                const Status usable = interceptor->usable(mode);
+                modes.push_back({{"name", std::string(dataplane::modeName(mode))},
+                                 {"usable", static_cast<bool>(usable)},
+                                 {"detail", usable ? "" : usable.error().context()}});
+            }
+            Json attachments = Json::array();
+            for (const auto& a : interceptor->attachments()) {
+                attachments.push_back({{"mode", std::string(dataplane::modeName(a.mode))},
+                                       {"program", a.program},
+                                       {"target", a.target},
+                                       {"attached", a.attached}});
+            }
+            return Json{{"modes", std::move(modes)}, {"attachments", std::move(attachments)}};
+        });
+    }
 
     auto api = HttpServer::serve(std::move(*apiListener),
                                  [&controller, &access](const HttpRequest& r) {

@@ -488,9 +488,13 @@ Json Controller::describeProfiles(const std::string& project) const {
             items.push_back(describeProfile(*profile));
         }
     }
-    return Json{{"generation", set->generation},
-                {"items", std::move(items)},
-                {"recordEngines", recordEngines_}};
+    Json out{{"generation", set->generation},
+             {"items", std::move(items)},
+             {"recordEngines", recordEngines_}};
+    if (interception_) {
+        out["interception"] = interception_();
+    }
+    return out;
 }
 
 std::chrono::steady_clock::duration Controller::busyFor() const {

@@ -75,6 +75,10 @@ public:
     // The host's record engines as describe shows them: [{"name", "usable", "detail"}], in
     // the order sessions try them. Set once at start, before the API serves.
     void setRecordEngines(Json engines) { recordEngines_ = std::move(engines); }
+    // Interception as describe shows it, asked at each request (links can detach): {"modes":
+    // [{"name", "usable", "detail"}], "attachments": [{"mode", "program", "target",
+    // "attached"}]}. Unset: interception is not configured. Set once, before the API serves.
+    void setInterception(std::function<Json()> describe) { interception_ = std::move(describe); }
 
     // Reconciles every project again with freshly compiled profiles for policies that trust
     // the system store (SIGHUP): its files are read when a profile is compiled, and an
@@ -135,6 +139,7 @@ private:
     std::atomic<std::int64_t> busySince_{0};
     std::atomic<std::uint64_t> compileFailures_{0};
     Json recordEngines_ = Json::array();
+    std::function<Json()> interception_;
 };
 
 }  // namespace lastmile::ctrl

@@ -319,6 +319,27 @@ TEST(DescribeTest, CompiledProfilesShowOnlyThisPolicysProfiles) {
     EXPECT_EQ(describeProfiles(profiles, "default/none"), "Compiled Profiles:  <none>\n");
 }
 
+TEST(DescribeTest, InterceptionShowsVirtualAddressesModesAndAttachedPrograms) {
+    const Json gateway = Json::parse(
+        R"({"status": {"addresses": [{"type": "IPAddress", "value": "10.9.0.1"}]}})");
+    EXPECT_EQ(describeInterception(Json{{"items", Json::array()}}, gateway), "")
+        << "not configured: nothing to say beyond the conditions";
+    const Json profiles = Json::parse(R"({"interception": {
+        "modes": [{"name": "host", "usable": true, "detail": ""},
+                  {"name": "routed", "usable": false, "detail": "no interfaces configured"}],
+        "attachments": [{"mode": "host", "program": "lm_connect4",
+                         "target": "/sys/fs/cgroup/apps", "attached": true}]}})");
+    const std::string section = describeInterception(profiles, gateway);
+    EXPECT_NE(section.find("Interception:\n"), std::string::npos) << section;
+    EXPECT_NE(section.find("Virtual Addresses:"), std::string::npos) << section;
+    EXPECT_NE(section.find("10.9.0.1\n"), std::string::npos) << section;
+    EXPECT_NE(section.find("Mode host:"), std::string::npos) << section;
+    EXPECT_NE(section.find("unusable: no interfaces configured\n"), std::string::npos) << section;
+    EXPECT_NE(section.find("lm_connect4 on /sys/fs/cgroup/apps:"), std::string::npos) << section;
+    EXPECT_NE(section.find(" attached\n"), std::string::npos) << section;
+    EXPECT_EQ(section.find('\t'), std::string::npos) << "no raw tab reaches the terminal";
+}
+
 TEST(DescribeTest, RecordEngineIsTheFirstUsableOneThePreferenceAllowsAndSaysWhyOthersWerePassed) {
     auto profiles = [](const char* offload, bool kernelUsable) {
         const Json every = Json::array({"auto", "nic", "kernel", "cryptodev", "userspace"});
