@@ -113,21 +113,29 @@ Result<drivers::cryptodev::CryptodevConfig> parseCryptodev(const YAML::Node& val
     return out;
 }
 
-// `interception: {cgroups: [...], interfaces: [...]}`; every entry checked before it can
-// reach open() or the kernel, and named with its file:line when it is refused.
+// `interception: {cgroups: [...], interfaces: [...], addresses: [...]}`; every entry checked
+// before it can reach open() or the kernel, and named with its file:line when it is refused.
 Result<dataplane::InterceptionOptions> parseInterception(const std::string& path,
                                                          const YAML::Node& value,
                                                          const std::string& at) {
     if (!value.IsMap()) {
-        return fail(Errc::Invalid, at + ": expected {cgroups: [...], interfaces: [...]}");
+        return fail(Errc::Invalid,
+                    at + ": expected {cgroups: [...], interfaces: [...], addresses: [...]}");
     }
     dataplane::InterceptionOptions out;
     for (const auto& entry : value) {
         const auto key = entry.first.as<std::string>("");
         const std::string here = where(path, entry.first.Mark()) + ": interception." + key;
+        if (key == "addresses") {
+            auto networks = parseNetworks(entry.second, here);
+            LM_TRY(networks);
+            out.addresses = std::move(*networks);
+            continue;
+        }
         const bool cgroups = key == "cgroups";
         if (!cgroups && key != "interfaces") {
-            return fail(Errc::Invalid, here + ": unknown key (known: cgroups, interfaces)");
+            return fail(Errc::Invalid,
+                        here + ": unknown key (known: cgroups, interfaces, addresses)");
         }
         if (!entry.second.IsSequence()) {
             return fail(Errc::Invalid, here + ": expected a list");

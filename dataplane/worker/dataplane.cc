@@ -132,8 +132,10 @@ std::map<route::ListenerId, route::ListenerState> Dataplane::bind(
             continue;
         }
         if (auto usable = checkVirtual(*plan); !usable) {
-            // The address may yet come to this host (then it is no longer virtual).
-            states[id] = {false, usable.error().context(), true};
+            // The address may yet come to this host (then it is no longer virtual), or a
+            // mode become usable; one outside interception.addresses stays refused.
+            states[id] = {false, usable.error().context(),
+                          usable.error().code() == make_error_code(Errc::Unavailable)};
             continue;
         }
         if (owners_.count(text) != 0) {
@@ -214,6 +216,22 @@ Status Dataplane::checkVirtual(const route::ListenerPlan& plan) const {
                              " not an address of this host and ";
     if (!interceptor_) {
         return fail(Errc::Unavailable, what + "interception is not configured");
+    }
+    std::vector<std::string> outside;
+    for (const auto& ip : plan.virtualAddresses) {
+        const auto address = net::IpAddress::parse(ip);
+        const auto& allowed = shared_.options.interception->addresses;
+        if (!address || std::none_of(allowed.begin(), allowed.end(), [&](const net::Network& n) {
+                return n.contains(*address);
+            })) {
+            outside.push_back(ip);
+        }
+    }
+    if (!outside.empty()) {
+        return fail(Errc::Invalid, join(outside, ", ") +
+                                       (outside.size() == 1 ? " is" : " are") +
+                                       " not an address of this host, nor in the networks "
+                                       "interception may take over (interception.addresses)");
     }
     std::vector<std::string> reasons;
     for (InterceptMode mode : kInterceptModes) {

@@ -26,6 +26,10 @@ struct InterceptionOptions {
     std::vector<std::string> cgroups;
     // Routed mode: interfaces whose arriving connections are taken over.
     std::vector<std::string> interfaces;
+    // The networks a Gateway may take over addresses of. A virtual address captures the
+    // connections of every intercepted client, whichever project they belong to, so the
+    // operator says which destinations a tenant may claim. Empty: none.
+    std::vector<net::Network> addresses;
 
     bool operator==(const InterceptionOptions&) const = default;
 };

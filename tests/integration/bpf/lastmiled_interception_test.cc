@@ -110,8 +110,9 @@ protected:
 
     // Gateway edge: its one address is the backend's `vip`, its TCP listener the backend's
     // port, routed to the backend under a policy that checks kHostname against pki_'s CA;
-    // it presents the client certificate kClientCn (the backends require one).
-    void applyTopology(const std::string& vip, std::uint16_t port) {
+    // it presents the client certificate kClientCn (the backends require one). Waits until
+    // the Gateway is Programmed with `vip` in its status unless `expectProgrammed` is false.
+    void applyTopology(const std::string& vip, std::uint16_t port, bool expectProgrammed = true) {
         const std::string p = std::to_string(port);
         const test::IssuedCert client = pki_.issueClient(kClientCn);
         const json secret{{"apiVersion", "v1"},
@@ -135,6 +136,9 @@ protected:
               "  - type: IPAddress\n    value: " + vip + "\n  listeners:\n  - name: tcp\n"
               "    port: " + p + "\n    protocol: TCP\n  tls:\n    backend:\n"
               "      clientCertificateRef: {group: \"\", kind: Secret, name: gateway-client}\n");
+        if (!expectProgrammed) {
+            return;
+        }
         json gw;
         ASSERT_TRUE(test::eventually([&] {
             gw = gateway();
@@ -211,11 +215,13 @@ protected:
         appliance_.reset();
     }
 
-    // lastmiled in cgroup "daemon", intercepting connects from cgroup "apps".
-    void startDaemon() {
+    // lastmiled in cgroup "daemon", intercepting connects from cgroup "apps" to addresses
+    // of `addresses` (interception.addresses).
+    void startDaemon(const std::string& addresses = "[10.96.0.0/14]") {
         cgroups_->enter("daemon");
-        LastmiledInterceptionTest::startDaemon(*appliance_,
-                                               "{cgroups: [" + cgroups_->path("apps") + "]}");
+        LastmiledInterceptionTest::startDaemon(
+            *appliance_, "{cgroups: [" + cgroups_->path("apps") + "], addresses: " + addresses +
+                             "}");
         cgroups_->enter("other");
     }
 
@@ -304,6 +310,35 @@ TEST_F(LastmiledHostModeTest, AVirtualAddressTakenOverIsRefusedToAnotherGateway)
         << gateway("late", "tenant-b").dump(2);
 }
 
+// A tenant's Gateway may only take over addresses the operator listed: a virtual address
+// captures every intercepted client's connections, whoever they belong to. Outside
+// interception.addresses the Gateway says why, and a client in the cgroup reaches the real
+// destination untouched.
+TEST_F(LastmiledHostModeTest, AnAddressOutsideTheOperatorsNetworksIsNotTakenOver) {
+    startDaemon("[10.99.0.0/16]");
+    applyTopology(kVip, port_, /*expectProgrammed=*/false);
+    json programmed;
+    ASSERT_TRUE(test::eventually([&] {
+        for (const auto& c : gateway()["status"].value("conditions", json())) {
+            if (c.value("type", "") == "Programmed") {
+                programmed = c;
+            }
+        }
+        return programmed.value("reason", "") == "AddressNotUsable";
+    })) << gateway().dump(2);
+    EXPECT_NE(programmed.value("message", "").find(
+                  std::string(kVip) + " is not an address of this host, nor in the networks "
+                                      "interception may take over (interception.addresses)"),
+              std::string::npos)
+        << programmed.dump(2);
+    auto client = connectFrom("apps", *bpf::Endpoint::parse(kVip, port_));
+    ASSERT_TRUE(client) << client.error().message();
+    EXPECT_NE(roundTrip(client->get(), "plaintext"), "plaintext");
+    ASSERT_TRUE(backend_->waitForObservations(1, 5s));
+    EXPECT_FALSE(backend_->observations().at(0).handshakeOk) << "the backend itself answered";
+    EXPECT_LE(intercepted(*appliance_, "host"), 0) << "absent (no connection) or zero";
+}
+
 // Outside the configured cgroup nothing changes: the connect reaches the backend itself,
 // which then sees plaintext where it expects TLS, and lastmiled counts nothing.
 TEST_F(LastmiledHostModeTest, AClientOutsideTheCgroupReachesTheBackendDirectly) {
@@ -383,7 +418,7 @@ protected:
 };
 
 TEST_F(LastmiledRoutedModeTest, TheBackendsAddressIsTakenOverAndAnUnlistedPortPasses) {
-    startDaemon(*appliance_, "{interfaces: [a-cli]}");
+    startDaemon(*appliance_, "{interfaces: [a-cli], addresses: [10.97.2.0/24]}");
     applyTopology(kBackendIp, port_);
     auto client = dialFromClient(port_);
     ASSERT_TRUE(client) << client.error().message();
@@ -405,7 +440,7 @@ TEST_F(LastmiledRoutedModeTest, TheBackendsAddressIsTakenOverAndAnUnlistedPortPa
 // Links die with the process: after SIGKILL the client's connect reaches the backend itself
 // (which then sees plaintext where it expects TLS), never a black hole.
 TEST_F(LastmiledRoutedModeTest, AfterSigkillTheClientReachesTheBackendDirectly) {
-    startDaemon(*appliance_, "{interfaces: [a-cli]}");
+    startDaemon(*appliance_, "{interfaces: [a-cli], addresses: [10.97.2.0/24]}");
     applyTopology(kBackendIp, port_);
     auto through = dialFromClient(port_);
     ASSERT_TRUE(through) << through.error().message();

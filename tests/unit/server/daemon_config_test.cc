@@ -253,9 +253,13 @@ TEST(DaemonConfigTest, BadDataplaneValuesNameFileLineAndKey) {
         {"cryptodev: {devices: [\"qat 0\"]}\n",
          "c.yaml:1:1: cryptodev.devices: \"qat 0\" is not a DPDK device name"},
         {"interception: [eth1]\n",
-         "c.yaml:1:1: interception: expected {cgroups: [...], interfaces: [...]}"},
+         "c.yaml:1:1: interception: expected {cgroups: [...], interfaces: [...], "
+         "addresses: [...]}"},
         {"interception:\n  cgroup: [/sys/fs/cgroup/a]\n",
-         "c.yaml:2:3: interception.cgroup: unknown key (known: cgroups, interfaces)"},
+         "c.yaml:2:3: interception.cgroup: unknown key (known: cgroups, interfaces, addresses)"},
+        {"interception:\n  addresses: [10.0.0.0/8, 10.1.2.3/40]\n",
+         "c.yaml:2:3: interception.addresses[1]: "},
+        {"interception: {addresses: 10.0.0.0/8}\n", "interception.addresses: expected a list"},
         {"interception: {cgroups: /sys/fs/cgroup/a}\n",
          "c.yaml:1:16: interception.cgroups: expected a list"},
         {"interception:\n  cgroups:\n  - /sys/fs/cgroup/a\n  - relative/b\n",
@@ -304,7 +308,8 @@ TEST(DaemonConfigTest, InterceptionCgroupsAndInterfacesAreRead) {
     EXPECT_FALSE(DaemonConfig{}.dataplane.interception) << "default: not configured";
     auto config = loadConfig(dir.write("c.yaml", "interception:\n"
                                                  "  cgroups: [/sys/fs/cgroup/apps.slice]\n"
-                                                 "  interfaces: [eth1, veth-a.10]\n"),
+                                                 "  interfaces: [eth1, veth-a.10]\n"
+                                                 "  addresses: [10.96.0.0/12, fd00::/8]\n"),
                              DaemonConfig{});
     ASSERT_TRUE(config) << config.error().message();
     ASSERT_TRUE(config->dataplane.interception);
@@ -312,6 +317,7 @@ TEST(DaemonConfigTest, InterceptionCgroupsAndInterfacesAreRead) {
               std::vector<std::string>{"/sys/fs/cgroup/apps.slice"});
     EXPECT_EQ(config->dataplane.interception->interfaces,
               (std::vector<std::string>{"eth1", "veth-a.10"}));
+    EXPECT_EQ(config->dataplane.interception->addresses.size(), 2U);
     // Present but empty is configured: every virtual address then says why it is not usable.
     auto empty = loadConfig(dir.write("d.yaml", "interception: {}\n"), DaemonConfig{});
     ASSERT_TRUE(empty) << empty.error().message();
