@@ -108,6 +108,30 @@ protected:
         return r.exitCode == 0 ? json::parse(r.out, nullptr, false) : json();
     }
 
+    // The Gateway's Programmed condition once it says AddressNotUsable; null if it never does.
+    json notUsable(const std::string& name = "edge", const std::string& project = "default") {
+        json programmed;
+        const bool said = test::eventually([&] {
+            for (const auto& c : gateway(name, project)["status"].value("conditions", json())) {
+                if (c.value("type", "") == "Programmed") {
+                    programmed = c;
+                }
+            }
+            return programmed.value("reason", "") == "AddressNotUsable";
+        });
+        return said ? programmed : json();
+    }
+
+    // The backend's first connection: TLS originated by lastmiled under the policy, with the
+    // Gateway's client certificate.
+    static void expectVerifiedTls(test::TlsBackend& backend) {
+        ASSERT_TRUE(backend.waitForObservations(1, 5s));
+        const auto seen = backend.observations().at(0);
+        EXPECT_TRUE(seen.handshakeOk) << seen.handshakeError;
+        EXPECT_EQ(seen.sni, kHostname) << "lastmiled originated TLS under the policy";
+        EXPECT_EQ(seen.clientCn, kClientCn) << "with the Gateway's client certificate";
+    }
+
     // Gateway edge: its one address is the backend's `vip`, its TCP listener the backend's
     // port, routed to the backend under a policy that checks kHostname against pki_'s CA;
     // it presents the client certificate kClientCn (the backends require one). Waits until
@@ -253,11 +277,7 @@ TEST_F(LastmiledHostModeTest, AClientInTheCgroupDiallingTheBackendGetsVerifiedTl
     EXPECT_EQ(bpf::Endpoint::peerOf(client->get())->toString(), vip.toString())
         << "the client sees the address it dialled";
     EXPECT_EQ(roundTrip(client->get(), "through lastmile"), "through lastmile");
-    ASSERT_TRUE(backend_->waitForObservations(1, 5s));
-    const auto seen = backend_->observations().at(0);
-    EXPECT_TRUE(seen.handshakeOk) << seen.handshakeError;
-    EXPECT_EQ(seen.sni, kHostname) << "lastmiled originated TLS under the policy";
-    EXPECT_EQ(seen.clientCn, kClientCn) << "with the Gateway's client certificate";
+    expectVerifiedTls(*backend_);
 
     // A dual-stack socket dialling the IPv4-mapped address goes through connect6.
     auto mapped = connectFrom("apps", *bpf::Endpoint::parse(std::string("::ffff:") + kVip, port_),
@@ -287,15 +307,8 @@ TEST_F(LastmiledHostModeTest, AVirtualAddressTakenOverIsRefusedToAnotherGateway)
           "127.0.0.2}\n  - {type: IPAddress, value: " + std::string(kVip) + "}\n  listeners:\n"
           "  - name: tcp\n    port: " + std::to_string(port_) + "\n    protocol: TCP\n",
           "tenant-b");
-    json programmed;
-    ASSERT_TRUE(test::eventually([&] {
-        for (const auto& c : gateway("late", "tenant-b")["status"].value("conditions", json())) {
-            if (c.value("type", "") == "Programmed") {
-                programmed = c;
-            }
-        }
-        return programmed.value("reason", "") == "AddressNotUsable";
-    })) << gateway("late", "tenant-b").dump(2);
+    const json programmed = notUsable("late", "tenant-b");
+    ASSERT_FALSE(programmed.is_null()) << gateway("late", "tenant-b").dump(2);
     const std::string message = programmed.value("message", "");
     EXPECT_NE(message.find("is already taken over by another listener"), std::string::npos)
         << message;
@@ -317,15 +330,8 @@ TEST_F(LastmiledHostModeTest, AVirtualAddressTakenOverIsRefusedToAnotherGateway)
 TEST_F(LastmiledHostModeTest, AnAddressOutsideTheOperatorsNetworksIsNotTakenOver) {
     startDaemon("[10.99.0.0/16]");
     applyTopology(kVip, port_, /*expectProgrammed=*/false);
-    json programmed;
-    ASSERT_TRUE(test::eventually([&] {
-        for (const auto& c : gateway()["status"].value("conditions", json())) {
-            if (c.value("type", "") == "Programmed") {
-                programmed = c;
-            }
-        }
-        return programmed.value("reason", "") == "AddressNotUsable";
-    })) << gateway().dump(2);
+    const json programmed = notUsable();
+    ASSERT_FALSE(programmed.is_null()) << gateway().dump(2);
     EXPECT_NE(programmed.value("message", "").find(
                   std::string(kVip) + " is not an address of this host, nor in the networks "
                                       "interception may take over (interception.addresses)"),
@@ -415,19 +421,21 @@ protected:
     std::unique_ptr<test::TlsBackend> plain_;
     std::uint16_t port_ = 0;
     std::uint16_t unlisted_ = 0;
+
+    // lastmiled intercepting what arrives on a-cli for the backend's network, and the Gateway
+    // at the backend's own address.
+    void startRouted() {
+        startDaemon(*appliance_, "{interfaces: [a-cli], addresses: [10.97.2.0/24]}");
+        applyTopology(kBackendIp, port_);
+    }
 };
 
 TEST_F(LastmiledRoutedModeTest, TheBackendsAddressIsTakenOverAndAnUnlistedPortPasses) {
-    startDaemon(*appliance_, "{interfaces: [a-cli], addresses: [10.97.2.0/24]}");
-    applyTopology(kBackendIp, port_);
+    startRouted();
     auto client = dialFromClient(port_);
     ASSERT_TRUE(client) << client.error().message();
     EXPECT_EQ(roundTrip(client->get(), "routed through lastmile"), "routed through lastmile");
-    ASSERT_TRUE(backend_->waitForObservations(1, 5s));
-    const auto seen = backend_->observations().at(0);
-    EXPECT_TRUE(seen.handshakeOk) << seen.handshakeError;
-    EXPECT_EQ(seen.sni, kHostname) << "lastmiled originated TLS under the policy";
-    EXPECT_EQ(seen.clientCn, kClientCn) << "with the Gateway's client certificate";
+    expectVerifiedTls(*backend_);
     EXPECT_TRUE(test::eventually([&] { return intercepted(*appliance_, "routed") == 1; }))
         << intercepted(*appliance_, "routed");
 
@@ -440,8 +448,7 @@ TEST_F(LastmiledRoutedModeTest, TheBackendsAddressIsTakenOverAndAnUnlistedPortPa
 // Links die with the process: after SIGKILL the client's connect reaches the backend itself
 // (which then sees plaintext where it expects TLS), never a black hole.
 TEST_F(LastmiledRoutedModeTest, AfterSigkillTheClientReachesTheBackendDirectly) {
-    startDaemon(*appliance_, "{interfaces: [a-cli], addresses: [10.97.2.0/24]}");
-    applyTopology(kBackendIp, port_);
+    startRouted();
     auto through = dialFromClient(port_);
     ASSERT_TRUE(through) << through.error().message();
     EXPECT_EQ(roundTrip(through->get(), "before"), "before");
