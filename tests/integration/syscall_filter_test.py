@@ -9,9 +9,13 @@ stricter than the unit: the unit answers EPERM, the test kills, so nothing hides
 error path. Exit 77 = skipped, with the reason on stderr.
 
 With --cryptodev, lastmiled also drives DPDK's software crypto_openssl device through a
-queue pair per worker, and the policy sends its sessions there.
+queue pair per worker, and the policy sends its sessions there. With --interception DROPIN,
+the filter is the unit's plus the interception drop-in's, lastmiled loads host-mode
+interception for a cgroup of its own making, and the echo goes from a client in that cgroup
+to the Gateway's virtual address.
 
-usage: syscall_filter_test.py UNIT LASTMILED LASTMILECTL LM_TEST_BACKEND [--cryptodev]
+usage: syscall_filter_test.py UNIT LASTMILED LASTMILECTL LM_TEST_BACKEND
+                              [--cryptodev | --interception DROPIN]
 """
 import json
 import os
@@ -32,6 +36,12 @@ except ImportError:
 
 unit, lastmiled, lastmilectl, backend_bin = sys.argv[1:5]
 cryptodev = "--cryptodev" in sys.argv[5:]
+dropin = sys.argv[sys.argv.index("--interception") + 1] if "--interception" in sys.argv else None
+VIP = "10.200.0.1"  # the Gateway's virtual address with --interception
+if dropin and os.geteuid() != 0:
+    print("SKIP: interception needs root (CAP_BPF, CAP_NET_ADMIN, a cgroup of its own)",
+          file=sys.stderr)
+    sys.exit(77)
 for tool in ("systemd-analyze", "openssl"):
     if shutil.which(tool) is None:
         print(f"SKIP: {tool} is not installed", file=sys.stderr)
@@ -39,7 +49,8 @@ for tool in ("systemd-analyze", "openssl"):
 
 
 def unit_filter(path):
-    """Every name on the unit's SystemCallFilter= lines (an allow-list: no leading '~')."""
+    """Every name on the file's SystemCallFilter= lines (an allow-list: no leading '~'); a
+    drop-in's lines add to the unit's, as systemd merges them."""
     names = []
     with open(path) as f:
         for line in f:
@@ -47,8 +58,17 @@ def unit_filter(path):
                 value = line.split("=", 1)[1].split()
                 assert value and not value[0].startswith("~"), "expected an allow-list"
                 names += value
-    assert names, "the unit has no SystemCallFilter="
+    assert names, f"{path} has no SystemCallFilter="
     return names
+
+
+def cgroup2_mount():
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if fields[2] == "cgroup2":
+                return fields[1]
+    return None
 
 
 def expand(names, seen=None):
@@ -119,12 +139,13 @@ def make_pki(d, hostname):
 
 def manifests(port, backend_port, ca_pem, hostname):
     ca = "".join("    " + l + "\n" for l in ca_pem.splitlines())
+    vip = f", {{type: IPAddress, value: {VIP}}}" if dropin else ""
     return f"""apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: edge}}
 spec:
   gatewayClassName: lastmile
-  addresses: [{{type: IPAddress, value: 127.0.0.1}}]
+  addresses: [{{type: IPAddress, value: 127.0.0.1}}{vip}]
   listeners: [{{name: tcp, port: {port}, protocol: TCP}}]
 ---
 apiVersion: gateway.networking.k8s.io/v1alpha2
@@ -175,22 +196,43 @@ def check_exit(rc, expected):
     assert rc == expected, f"lastmiled exited {rc}"
 
 
-def echo_through(port, payload):
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(payload)
-        s.shutdown(socket.SHUT_WR)
-        got = b""
-        while chunk := s.recv(65536):
-            got += chunk
-    return got
+def echo_through(port, payload, cgroup=None):
+    """The echo of `payload` through lastmiled: at its listener, or with `cgroup` from a client
+    process in that cgroup dialling the virtual address."""
+    if cgroup is None:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            while chunk := s.recv(65536):
+                got += chunk
+        return got
+    client = ("import socket, sys\n"
+              f"s = socket.create_connection(('{VIP}', {port}), timeout=10)\n"
+              "s.sendall(sys.stdin.buffer.read()); s.shutdown(socket.SHUT_WR)\n"
+              "while chunk := s.recv(65536): sys.stdout.buffer.write(chunk)\n")
+
+    def join():
+        with open(f"{cgroup}/cgroup.procs", "w") as f:
+            f.write(str(os.getpid()))
+    return subprocess.run([sys.executable, "-c", client], input=payload, capture_output=True,
+                          timeout=30, preexec_fn=join, check=True).stdout
 
 
 def main():
-    calls = expand(unit_filter(unit))
+    calls = expand(unit_filter(unit) + (unit_filter(dropin) if dropin else []))
     for needed in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
         assert needed in calls, f"{needed} is missing from the unit's SystemCallFilter"
     d = tempfile.mkdtemp()
     procs = []
+    cgroup = None
+    if dropin:
+        mount = cgroup2_mount()
+        if mount is None:
+            print("SKIP: no cgroup v2 mount in /proc/mounts", file=sys.stderr)
+            sys.exit(77)
+        cgroup = f"{mount}/lm-syscall-filter-{os.getpid()}"
+        os.mkdir(cgroup)
     try:
         hostname = "backend.example.test"
         make_pki(d, hostname)
@@ -207,6 +249,8 @@ def main():
                     "allowedBackendNetworks: [\"127.0.0.0/8\", \"::1/128\"]\n")
             if cryptodev:
                 f.write("cryptodev: {eal: [--vdev=crypto_openssl0], devices: [crypto_openssl0]}\n")
+            if dropin:
+                f.write(f"interception: {{cgroups: [{cgroup}], addresses: [{VIP}/32]}}\n")
         log = open(f"{d}/lastmiled.log", "w")
         # A sanitizer build's LeakSanitizer stops the world with ptrace at exit, which the
         # filter rightly forbids; the other suites check leaks.
@@ -241,6 +285,9 @@ def main():
 
         payload = os.urandom(256 * 1024)
         assert echo_through(port, payload) == payload, "the echo through lastmiled differs"
+        if dropin:
+            assert echo_through(port, payload, cgroup) == payload, \
+                "the echo through the virtual address differs"
         if cryptodev:
             with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=10) as r:
                 metrics = r.read().decode()
@@ -264,6 +311,8 @@ def main():
                 p.kill()
                 p.wait()
         shutil.rmtree(d, ignore_errors=True)
+        if cgroup:
+            os.rmdir(cgroup)
 
 
 main()
