@@ -115,14 +115,7 @@ struct OwnCgroup {
 
 std::optional<OwnCgroup> ownCgroup() {
     OwnCgroup own;
-    std::ifstream mounts("/proc/self/mounts");
-    std::string device, point, type, rest;
-    while (mounts >> device >> point >> type && std::getline(mounts, rest)) {
-        if (type == "cgroup2") {
-            own.mount = unescapeMount(point);
-            break;
-        }
-    }
+    own.mount = cgroupV2Mount();
     std::ifstream cgroups("/proc/self/cgroup");
     std::string line;
     while (std::getline(cgroups, line)) {
@@ -213,6 +206,17 @@ bool linkAttached(int fd) {
 }
 
 }  // namespace
+
+std::string cgroupV2Mount() {
+    std::ifstream mounts("/proc/self/mounts");
+    std::string device, point, type, rest;
+    while (mounts >> device >> point >> type && std::getline(mounts, rest)) {
+        if (type == "cgroup2") {
+            return unescapeMount(point);
+        }
+    }
+    return {};
+}
 
 Interception::Interception(const Config& config) : config_(config) {}
 

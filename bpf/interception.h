@@ -107,6 +107,10 @@ private:
     std::map<Endpoint, Endpoint> routedVips_;  // vip -> listener's own address
 };
 
+// Where cgroup v2 is mounted (the hybrid layouts put it under /sys/fs/cgroup/unified), from
+// /proc/self/mounts; empty without one.
+std::string cgroupV2Mount();
+
 // IP_TRANSPARENT (IPV6_TRANSPARENT on an IPv6 socket), which a routed-mode listener needs:
 // its accepted sockets carry the virtual address as their local address, which is not an
 // address of this host. Set it before listen(). Needs CAP_NET_ADMIN (or CAP_NET_RAW).

@@ -46,17 +46,6 @@ double cpuSeconds() {
            static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-std::string cgroupMount() {
-    std::ifstream mounts("/proc/self/mounts");
-    std::string device, point, type, rest;
-    while (mounts >> device >> point >> type && std::getline(mounts, rest)) {
-        if (type == "cgroup2") {
-            return point;
-        }
-    }
-    return {};
-}
-
 // One connection: connect, a byte each way, close; false on any failure.
 bool roundTrip(int listener, const Endpoint& to) {
     socklen_t length = 0;
@@ -152,7 +141,7 @@ std::uint16_t portOf(int fd) {
 }
 
 int hostMode(int rounds, int count) {
-    const std::string mount = cgroupMount();
+    const std::string mount = lastmile::bpf::cgroupV2Mount();
     if (mount.empty()) {
         std::cerr << "no cgroup v2 mount in /proc/mounts\n";
         return 1;

@@ -167,6 +167,8 @@ void Worker::Impl::shutdownAll() {
     }
     // Bounded: every in-flight operation ends promptly once its socket is shut down.
     for (int round = 0; round < 50 && (head_ != nullptr || anyArmed()); ++round) {
+        // A device's operations end in microseconds; a millisecond per round, not none,
+        // so that the rounds' bound is time for them to come back in, not a spin.
         ring_->submitAndWait(lanesBusy() ? 1 : kTickMs);
         now_ = Clock::now();
         ring_->drain([this](const io_uring_cqe& cqe) {

@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "bpf/interception.h"
 #include "tests/support/process.h"
 
 namespace lastmile::test {
@@ -118,16 +119,7 @@ InNetns::InNetns(const Netns& netns)
 
 InNetns::~InNetns() { ::setns(previous_.get(), CLONE_NEWNET); }
 
-std::string TestCgroup::mount() {
-    std::ifstream mounts("/proc/mounts");
-    std::string device, point, type, rest;
-    while (mounts >> device >> point >> type && std::getline(mounts, rest)) {
-        if (type == "cgroup2") {
-            return point;
-        }
-    }
-    return "";
-}
+std::string TestCgroup::mount() { return bpf::cgroupV2Mount(); }
 
 TestCgroup::TestCgroup(const std::vector<std::string>& children)
     : root_(mount() + "/" + unique("cg")), children_(children) {
