@@ -24,6 +24,8 @@ public:
             return "unavailable";
         case Errc::Internal:
             return "internal error";
+        case Errc::Gone:
+            return "gone";
         }
         return "unknown error";
     }

@@ -19,6 +19,7 @@ enum class Errc {
     Invalid,        // input failed validation
     Unavailable,    // a dependency (peer, daemon, store) cannot be reached
     Internal,       // broken invariant that could be reported instead of aborting
+    Gone,           // a revision a watch resumes from is no longer kept: relist
 };
 
 const std::error_category& lastmileCategory() noexcept;

@@ -94,6 +94,12 @@ HttpResponse errorResponse(const Error& error, const Diagnostics& findings = {},
         withCauses["causes"] = std::move(causes);
         return status(422, "Invalid", message, std::move(withCauses));
     }
+    if (code == Errc::Unavailable) {
+        return status(503, "ServiceUnavailable", error.message(), details);
+    }
+    if (code == Errc::Gone) {
+        return status(410, "Expired", error.message(), details);
+    }
     return status(500, "InternalError", error.message(), details);
 }
 
@@ -257,14 +263,14 @@ HttpResponse handleApiRequest(Controller& controller, const ApiAccess& access,
 
     if (!route->name) {
         if (method == "GET") {
-            auto items = controller.list(route->project, kind.group, kind.kind, route->ns);
-            if (!items) {
-                return errorResponse(items.error());
+            auto listed = controller.list(route->project, kind.group, kind.kind, route->ns);
+            if (!listed) {
+                return errorResponse(listed.error());
             }
             Json list{{"apiVersion", "v1"},
                       {"kind", kind.kind + "List"},
-                      {"metadata", Json::object()},
-                      {"items", std::move(*items)}};
+                      {"metadata", {{"resourceVersion", std::to_string(listed->revision)}}},
+                      {"items", std::move(listed->items)}};
             return ok(200, list);
         }
         if (method == "POST" && route->ns) {

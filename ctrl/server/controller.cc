@@ -264,12 +264,12 @@ Status Controller::reconcileAll(bool freshSystemTrust) {
     // Gateway of a later project displaces must never be bound, not even for a moment.
     if (binder_) {
         for (const auto& project : *projects) {
-            auto objects = store_.listProject(project);
-            LM_TRY(objects);
-            ReconcileOutput out = reconcile_(*objects, config_, clock_(), {});
+            auto listed = store_.listProject(project);
+            LM_TRY(listed);
+            ReconcileOutput out = reconcile_(listed->items, config_, clock_(), {});
             if (out.internalErrors.empty()) {
                 setClaims(claims_, project,
-                          claimsOf(project, out.listeners, *objects, defaultBindAddress_));
+                          claimsOf(project, out.listeners, listed->items, defaultBindAddress_));
             }
         }
         losers_ = arbitrate(claims_);
@@ -346,9 +346,8 @@ Result<Json> Controller::get(const std::string& project, const ObjectKey& key) {
     return store_.get(project, key);
 }
 
-Result<std::vector<Json>> Controller::list(const std::string& project, const std::string& group,
-                                           const std::string& kind,
-                                           const std::optional<std::string>& ns) {
+Result<Listed> Controller::list(const std::string& project, const std::string& group,
+                                const std::string& kind, const std::optional<std::string>& ns) {
     return store_.list(project, group, kind, ns);
 }
 
@@ -360,8 +359,9 @@ Status Controller::reconcileLocked(const std::string& project) {
 }
 
 Status Controller::reconcileLocked(const std::string& project, PassOptions options) {
-    auto objects = store_.listProject(project);
-    LM_TRY(objects);
+    auto listed = store_.listProject(project);
+    LM_TRY(listed);
+    const std::vector<Json>* objects = &listed->items;
     const auto now = clock_();
     auto current = profiles_.snapshot();
     ListenerStates states;
@@ -430,7 +430,13 @@ Status Controller::reconcileLocked(const std::string& project, PassOptions optio
         if (currentObject.contains("status") && currentObject.at("status") == update.status) {
             continue;
         }
-        LM_TRY(store_.updateStatus(project, update.key, std::move(update.status)));
+        // Against the object this pass read: a newer object gets its status from the pass its
+        // own write causes, never from this older one.
+        auto written = store_.updateStatus(project, update.key, std::move(update.status),
+                                           currentObject["metadata"].value("resourceVersion", ""));
+        if (!written && written.error().code() != Errc::Conflict) {
+            return fail(std::move(written).error());
+        }
     }
 
     ProfileMap next = nextProfiles(*current, project, out, options.freshSystemTrust);

@@ -66,8 +66,8 @@ public:
     Result<Json> remove(const std::string& project, const ObjectKey& key);
 
     Result<Json> get(const std::string& project, const ObjectKey& key);
-    Result<std::vector<Json>> list(const std::string& project, const std::string& group,
-                                   const std::string& kind, const std::optional<std::string>& ns);
+    Result<Listed> list(const std::string& project, const std::string& group,
+                        const std::string& kind, const std::optional<std::string>& ns);
 
     // Profiles of one project, as the API shows them (see API.md).
     Json describeProfiles(const std::string& project) const;

@@ -23,6 +23,6 @@ struct SqliteSettings {
 Result<SqliteSettings> sqliteSettings(Store& store);
 
 // The schema version this build writes and reads.
-inline constexpr int kSqliteSchemaVersion = 1;
+inline constexpr int kSqliteSchemaVersion = 2;
 
 }  // namespace lastmile::ctrl

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+// The Store backends the contract suite runs on.
+#include "tests/unit/store/store_backends.h"
+
+#include <stdlib.h>
+
+#include <stdexcept>
+#include <system_error>
+
+namespace lastmile::test {
+
+std::vector<StoreBackend> storeBackends() { return {StoreBackend::Sqlite}; }
+
+std::string backendName(StoreBackend backend) {
+    return backend == StoreBackend::Sqlite ? "Sqlite" : "Etcd";
+}
+
+OpenedBackend::~OpenedBackend() {
+    store.reset();
+    if (!dir.empty()) {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+}
+
+std::unique_ptr<OpenedBackend> openBackend(StoreBackend backend, ctrl::Clock clock) {
+    auto out = std::make_unique<OpenedBackend>();
+    std::string tmpl = (std::filesystem::temp_directory_path() / "lm-store-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) {
+        throw std::runtime_error("mkdtemp failed");
+    }
+    out->dir = tmpl;
+    if (backend == StoreBackend::Sqlite) {
+        auto store = ctrl::openSqliteStore((out->dir / "store.db").string(), std::move(clock));
+        if (!store) {
+            throw std::runtime_error(store.error().message());
+        }
+        out->store = std::move(*store);
+        return out;
+    }
+    throw std::runtime_error("no such backend");
+}
+
+}  // namespace lastmile::test
