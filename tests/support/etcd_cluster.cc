@@ -238,6 +238,16 @@ int EtcdCluster::leader(std::chrono::milliseconds timeout) const {
     return found;
 }
 
+std::string EtcdCluster::post(int i, const std::string& path, const std::string& body) const {
+    const Reply r = httpCall(endpoint(i) + path, body.c_str(), files_);
+    if (r.rc != CURLE_OK || r.status != 200) {
+        throw std::runtime_error("EtcdCluster: POST " + path + " to member " + std::to_string(i) +
+                                 ": " + curl_easy_strerror(r.rc) + ", HTTP " +
+                                 std::to_string(r.status) + " " + r.body);
+    }
+    return r.body;
+}
+
 std::string EtcdCluster::logTail(int i) const {
     const std::string log = readFile(members_.at(static_cast<std::size_t>(i)).dir + "/stderr");
     constexpr std::size_t kTail = 4000;

@@ -49,6 +49,9 @@ public:
     int leader(std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
     // True when member i answers /health with "true" (it is up and has a leader).
     bool healthy(int i) const;
+    // POSTs `body` to member i's gateway at `path` (e.g. "/v3/kv/compaction") for what the
+    // client under test does not do; returns the reply body, throws unless HTTP 200.
+    std::string post(int i, const std::string& path, const std::string& body) const;
     // The last bytes of member i's log, for failure messages.
     std::string logTail(int i) const;
 
