@@ -242,6 +242,48 @@ TEST_F(EtcdClientTest, WatchFromACompactedRevisionEndsWithCompacted) {
     EXPECT_EQ(again.error().code(), EtcdErrc::Compacted);
 }
 
+// The pitfall of proto-etcd §3.6: etcd accepts a watch starting exactly at the compacted
+// revision but no longer has a delete made at that revision. A watch that resumed from its
+// last delivered revision + 1 would wait in silence; resuming from the last one ends in
+// Compacted, so the caller relists and sees the delete.
+TEST_F(EtcdClientTest, WatchResumedPastADeleteThatWasCompactedAwayEndsWithCompacted) {
+    auto put = client_->put("/lm/r/a", "1");
+    ASSERT_TRUE(put);
+    auto w = client_->watch("/lm/r/", *put);
+    const auto first = gather(*w, atLeast(1));
+    ASSERT_EQ(first.size(), 1u);
+
+    // Break the stream, and while the watch is away delete the key and compact right there.
+    cluster_->kill(0);
+    cluster_->restart(0);
+    auto del = client_->remove("/lm/r/a");
+    ASSERT_TRUE(del) << del.error().message();
+    ASSERT_EQ(*del, *put + 1);
+    cluster_->post(0, "/v3/kv/compaction",
+                   R"({"revision":")" + std::to_string(*del) + R"(","physical":true})");
+
+    const auto start = Clock::now();
+    Result<std::vector<Event>> r = std::vector<Event>{};
+    while (r && r->empty() && since(start) < seconds(5)) {
+        r = w->next(milliseconds(200));
+    }
+    ASSERT_FALSE(r) << "the watch resumed without the delete: " << r->size() << " events";
+    EXPECT_EQ(r.error().code(), EtcdErrc::Compacted);
+}
+
+TEST(EtcdClientWatchTest, NextKeepsToItsWaitWhileNoMemberAnswers) {
+    auto client = openClient({"http://127.0.0.1:" + std::to_string(test::freePort())});
+    auto w = client->watch("/lm/", 1);
+    for (int i = 0; i < 5; ++i) {
+        const auto start = Clock::now();
+        auto r = w->next(milliseconds(100));
+        ASSERT_TRUE(r) << r.error().message();
+        EXPECT_TRUE(r->empty());
+        EXPECT_LT(since(start), milliseconds(300));
+        EXPECT_FALSE(w->connected());
+    }
+}
+
 TEST_F(EtcdClientTest, WakeEndsAWaitingNextAtOnce) {
     auto w = client_->watch("/lm/idle/", 0);
     std::thread waker([&] {
