@@ -169,7 +169,9 @@ std::optional<std::pair<int, std::string>> errorOf(const json& j) {
     if (e->is_object()) {
         return std::pair{e->value("grpc_code", 0), e->value("message", std::string())};
     }
-    return std::pair{j.value("code", 0), e->is_string() ? e->get<std::string>() : e->dump()};
+    return std::pair{j.value("code", 0),
+                     e->is_string() ? e->get<std::string>()
+                                    : e->dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 // gRPC codes the gateway passes on.
@@ -278,25 +280,36 @@ struct Client::Impl {
     std::mutex poolMutex;
     std::vector<EasyPtr> pool;  // idle handles; each keeps its connections open
 
-    EasyPtr acquire() {
-        {
-            std::lock_guard lock(poolMutex);
-            if (!pool.empty()) {
-                EasyPtr h = std::move(pool.back());
-                pool.pop_back();
-                return h;
+    // A handle of the pool for one call; back to the pool when the call ends.
+    class Borrowed {
+    public:
+        explicit Borrowed(Impl& owner) : owner_(owner) {
+            std::lock_guard lock(owner_.poolMutex);
+            if (!owner_.pool.empty()) {
+                h_ = std::move(owner_.pool.back());
+                owner_.pool.pop_back();
             }
         }
-        EasyPtr h(curl_easy_init());
-        if (!h) {
-            throw std::bad_alloc();
+        ~Borrowed() {
+            std::lock_guard lock(owner_.poolMutex);
+            owner_.pool.push_back(std::move(h_));
         }
-        return h;
-    }
-    void release(EasyPtr h) {
-        std::lock_guard lock(poolMutex);
-        pool.push_back(std::move(h));
-    }
+        Borrowed(const Borrowed&) = delete;
+        Borrowed& operator=(const Borrowed&) = delete;
+        CURL* get() {
+            if (!h_) {
+                h_.reset(curl_easy_init());
+                if (!h_) {
+                    throw std::bad_alloc();
+                }
+            }
+            return h_.get();
+        }
+
+    private:
+        Impl& owner_;
+        EasyPtr h_;
+    };
 
     Attempt attempt(CURL* h, const std::string& endpoint, const std::string& path,
                     const std::string& body, Kind kind, bool requireLeader,
@@ -410,7 +423,7 @@ Result<json> Client::Impl::call(const std::string& path, const json& request, Ki
     const auto deadline = Clock::now() + config.requestTimeout;
     const std::string body = request.dump();
     const std::size_t n = config.endpoints.size();
-    EasyPtr h = acquire();
+    Borrowed h(*this);
     std::optional<Error> last;
     std::optional<Error> noLeader;  // says more than a refusal from a dead member
     // While members answer "no leader" the cluster is electing (about 0.6 s after a leader
@@ -426,11 +439,16 @@ Result<json> Client::Impl::call(const std::string& path, const json& request, Ki
                 break;
             }
             const std::size_t i = (start + k) % n;
-            Attempt a = attempt(h.get(), config.endpoints[i], path, body, kind, requireLeader,
-                                remaining, what);
+            Attempt a;
+            try {
+                a = attempt(h.get(), config.endpoints[i], path, body, kind, requireLeader,
+                            remaining, what);
+            } catch (const nlohmann::json::exception& e) {  // an error reply of odd shape
+                return fail(EtcdErrc::BadResponse, what + " via " + config.endpoints[i] + ": " +
+                                                       e.what());
+            }
             if (a.next == Next::Done) {
                 preferred.store(i, std::memory_order_relaxed);
-                release(std::move(h));
                 return std::move(a.body);
             }
             if (a.noLeader) {
@@ -439,7 +457,6 @@ Result<json> Client::Impl::call(const std::string& path, const json& request, Ki
             }
             last = std::move(a.error);
             if (a.next == Next::Stop) {
-                release(std::move(h));
                 return fail(std::move(*last));
             }
         }
@@ -450,7 +467,6 @@ Result<json> Client::Impl::call(const std::string& path, const json& request, Ki
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, milliseconds(200));
     }
-    release(std::move(h));
     if (noLeader) {
         return fail(std::move(*noLeader));
     }
