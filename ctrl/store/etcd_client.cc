@@ -816,7 +816,11 @@ struct Watch::Impl {
                     pending.push_back(std::move(ev));
                 }
             }
-            floor = resume = last;
+            // Only a delivery moves the resume point: a stream that broke before delivering
+            // anything starts again where it was asked to (floor may be 0, "from now").
+            if (last > floor) {
+                floor = resume = last;
+            }
         } catch (const std::exception&) {
             return false;
         }

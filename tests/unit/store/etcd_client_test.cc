@@ -271,6 +271,19 @@ TEST_F(EtcdClientTest, WatchResumedPastADeleteThatWasCompactedAwayEndsWithCompac
     EXPECT_EQ(r.error().code(), EtcdErrc::Compacted);
 }
 
+TEST_F(EtcdClientTest, WatchThatHasDeliveredNothingResumesFromWhereItWasAsked) {
+    auto w = client_->watch("/lm/empty/", 1);
+    ASSERT_TRUE(test::eventually([&] { return w->next(milliseconds(50)) && w->connected(); },
+                                 seconds(5), milliseconds(1)));
+    cluster_->kill(0);  // the stream breaks before it delivered anything
+    cluster_->restart(0);
+    ASSERT_TRUE(client_->put("/lm/empty/a", "1"));  // made while the watch is away
+
+    const auto events = gather(*w, atLeast(1), milliseconds(3000));
+    ASSERT_EQ(events.size(), 1u) << "the put made during the break was lost";
+    EXPECT_EQ(events[0].kv.key, "/lm/empty/a");
+}
+
 TEST(EtcdClientWatchTest, NextKeepsToItsWaitWhileNoMemberAnswers) {
     auto client = openClient({"http://127.0.0.1:" + std::to_string(test::freePort())});
     auto w = client->watch("/lm/", 1);
@@ -413,6 +426,12 @@ TEST_F(EtcdClientFailoverTest, LeaderKillKeepsWritesGoingAndTheWatchWhole) {
             break;
         }
         if (n == 20) {
+            // The stream on the leader has delivered something: it must resume after that.
+            const auto before = gather(*w, [&](const std::vector<Event>& e) {
+                return events.size() + e.size() >= log.acked.size();
+            });
+            events.insert(events.end(), before.begin(), before.end());
+            ASSERT_EQ(events.size(), 20u);
             cluster_->kill(leader);
             killedAt = Clock::now();
         }
@@ -472,7 +491,16 @@ TEST_F(EtcdClientFailoverTest, LeaderKillKeepsWritesGoingAndTheWatchWhole) {
 TEST_F(EtcdClientFailoverTest, WithoutQuorumWritesFailBoundedAndResumeWhenAMemberReturns) {
     const milliseconds requestTimeout(1500);
     auto client = openClient(cluster_->endpoints(), {}, requestTimeout);
-    ASSERT_TRUE(client->put("/lm/q/before", "1"));
+    auto before = client->put("/lm/q/before", "1");
+    ASSERT_TRUE(before);
+    // On the survivor: its stream ends once it knows it has no leader, and must come back.
+    auto w = client->watch("/lm/q/", *before + 1);
+    std::vector<Event> events;
+    auto drain = [&] {
+        auto batch = w->next(milliseconds(0));
+        ASSERT_TRUE(batch) << batch.error().message();
+        events.insert(events.end(), batch->begin(), batch->end());
+    };
     cluster_->kill(1);
     cluster_->kill(2);
     const auto killedAt = Clock::now();
@@ -503,6 +531,7 @@ TEST_F(EtcdClientFailoverTest, WithoutQuorumWritesFailBoundedAndResumeWhenAMembe
     const bool saysNoLeader = test::eventually(
         [&] {
             EXPECT_LT(write(&code), requestTimeout + milliseconds(500));
+            drain();
             return code == EtcdErrc::NoLeader;
         },
         seconds(8), milliseconds(100));
@@ -529,6 +558,25 @@ TEST_F(EtcdClientFailoverTest, WithoutQuorumWritesFailBoundedAndResumeWhenAMembe
     for (const auto& k : refused) {
         EXPECT_FALSE(present.count(k)) << k << " was refused with NoLeader but got written";
     }
+    std::map<std::int64_t, std::string> byRevision;
+    for (const auto& kv : after->kvs) {
+        byRevision[kv.modRevision] = kv.key;
+    }
+    byRevision.erase(*before);
+    std::vector<std::string> expected;
+    for (const auto& [rev, key] : byRevision) {
+        expected.push_back(key);
+    }
+    const std::size_t already = events.size();
+    const auto more = gather(*w, [&](const std::vector<Event>& e) {
+        return already + e.size() >= expected.size();
+    });
+    events.insert(events.end(), more.begin(), more.end());
+    std::vector<std::string> seen;
+    for (const auto& e : events) {
+        seen.push_back(e.kv.key);
+    }
+    EXPECT_EQ(seen, expected) << "the watch lost or repeated events across the outage";
 }
 
 }  // namespace
