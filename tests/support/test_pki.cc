@@ -90,6 +90,21 @@ void addGeneralName(GENERAL_NAMES* names, int type, const std::string& value) {
     }
 }
 
+void addIpAddress(GENERAL_NAMES* names, const std::string& address) {
+    ASN1_OCTET_STRING* ip = a2i_IPADDRESS(address.c_str());
+    GENERAL_NAME* name = GENERAL_NAME_new();
+    if (ip == nullptr || name == nullptr) {
+        ASN1_OCTET_STRING_free(ip);
+        GENERAL_NAME_free(name);
+        throwSsl("building the IP subjectAltName " + address);
+    }
+    GENERAL_NAME_set0_value(name, GEN_IPADD, ip);
+    if (sk_GENERAL_NAME_push(names, name) == 0) {
+        GENERAL_NAME_free(name);
+        throwSsl("adding a subjectAltName");
+    }
+}
+
 std::string certToPem(X509* cert) {
     tls::BioPtr bio(BIO_new(BIO_s_mem()));
     if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) {
@@ -197,10 +212,13 @@ IssuedCert TestPki::issue(bool server, const std::vector<std::string>& dnsNames,
     check(X509_set_pubkey(x, key.get()), "X509_set_pubkey");
     addExt(x, caCert_.get(), NID_basic_constraints, "critical,CA:FALSE");
     addExt(x, caCert_.get(), NID_key_usage, "critical,digitalSignature");
-    addExt(x, caCert_.get(), NID_ext_key_usage, server ? "serverAuth" : "clientAuth");
+    const char* usage = !server                 ? "clientAuth"
+                        : options.alsoClientAuth ? "serverAuth,clientAuth"
+                                                 : "serverAuth";
+    addExt(x, caCert_.get(), NID_ext_key_usage, usage);
     addExt(x, caCert_.get(), NID_subject_key_identifier, "hash");
     addExt(x, caCert_.get(), NID_authority_key_identifier, "keyid:always");
-    if (!dns.empty() || !options.uris.empty()) {
+    if (!dns.empty() || !options.uris.empty() || !options.ipAddresses.empty()) {
         tls::GeneralNamesPtr names(sk_GENERAL_NAME_new_null());
         if (!names) {
             throwSsl("sk_GENERAL_NAME_new_null");
@@ -210,6 +228,9 @@ IssuedCert TestPki::issue(bool server, const std::vector<std::string>& dnsNames,
         }
         for (const auto& u : options.uris) {
             addGeneralName(names.get(), GEN_URI, u);
+        }
+        for (const auto& ip : options.ipAddresses) {
+            addIpAddress(names.get(), ip);
         }
         check(X509_add1_ext_i2d(x, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT),
               "adding subjectAltName");

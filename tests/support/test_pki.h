@@ -26,6 +26,10 @@ class TestPki;
 struct IssueOptions {
     std::vector<std::string> dnsNames;  // added after the names passed to issueServer()
     std::vector<std::string> uris;      // URI SANs, e.g. "spiffe://cluster.local/ns/x/sa/y"
+    std::vector<std::string> ipAddresses;  // IP SANs, e.g. "127.0.0.1" (servers reached by address)
+    // Server leaves: also EKU clientAuth, for servers that dial their own port with their
+    // certificate (etcd's JSON gateway does, and then needs it under --client-cert-auth).
+    bool alsoClientAuth = false;
     std::string commonName;             // default: the first DNS name (or "lastmile test leaf")
     // Validity relative to `at` (default: the current time when issuing). Offsets build
     // expired (both negative) and not-yet-valid (both positive) certificates.
