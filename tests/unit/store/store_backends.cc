@@ -4,12 +4,30 @@
 
 #include <stdlib.h>
 
+#include <atomic>
 #include <stdexcept>
 #include <system_error>
 
+#include "ctrl/store/etcd_store.h"
+#include "tests/support/etcd_cluster.h"
+
 namespace lastmile::test {
 
-std::vector<StoreBackend> storeBackends() { return {StoreBackend::Sqlite}; }
+namespace {
+
+// One single-member cluster for the whole binary; each test gets a prefix of its own in it.
+EtcdCluster& sharedCluster() {
+    static EtcdCluster cluster(1);
+    return cluster;
+}
+
+}  // namespace
+
+std::vector<StoreBackend> storeBackends() { return {StoreBackend::Sqlite, StoreBackend::Etcd}; }
+
+bool backendAvailable(StoreBackend backend) {
+    return backend == StoreBackend::Sqlite || EtcdCluster::available();
+}
 
 std::string backendName(StoreBackend backend) {
     return backend == StoreBackend::Sqlite ? "Sqlite" : "Etcd";
@@ -38,7 +56,16 @@ std::unique_ptr<OpenedBackend> openBackend(StoreBackend backend, ctrl::Clock clo
         out->store = std::move(*store);
         return out;
     }
-    throw std::runtime_error("no such backend");
+    static std::atomic<int> tests{0};
+    ctrl::EtcdStoreConfig config;
+    config.client.endpoints = sharedCluster().endpoints();
+    config.prefix = "/contract-" + std::to_string(++tests) + "/";
+    auto store = ctrl::openEtcdStore(config, std::move(clock));
+    if (!store) {
+        throw std::runtime_error(store.error().message());
+    }
+    out->store = std::move(store->store);
+    return out;
 }
 
 }  // namespace lastmile::test

@@ -14,6 +14,8 @@ namespace lastmile::test {
 enum class StoreBackend { Sqlite, Etcd };
 
 std::vector<StoreBackend> storeBackends();
+// False when the backend cannot run here (etcd not installed): the test skips.
+bool backendAvailable(StoreBackend backend);
 std::string backendName(StoreBackend backend);
 
 // A fresh, empty store and what it needs (a temporary file, a prefix in a shared cluster).
