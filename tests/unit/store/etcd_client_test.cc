@@ -292,7 +292,7 @@ TEST(EtcdClientWatchTest, NextKeepsToItsWaitWhileNoMemberAnswers) {
         auto r = w->next(milliseconds(100));
         ASSERT_TRUE(r) << r.error().message();
         EXPECT_TRUE(r->empty());
-        EXPECT_LT(since(start), milliseconds(300));
+        EXPECT_LT(since(start), milliseconds(600));  // wait 100 ms, slack for a loaded host
         EXPECT_FALSE(w->connected());
     }
 }
