@@ -44,7 +44,10 @@ struct ClientConfig {
     std::vector<std::string> endpoints;
     TlsFiles tls;
     // Bound on one unary call, failover included: well under etcd's own 5 s + 2 x election
-    // timeout, so a caller never waits long on a store without quorum.
+    // timeout, so a caller never waits long on a store without quorum. While members answer
+    // "no leader" (an election, about 0.6 s after a leader dies) a call keeps retrying within
+    // this bound, so without quorum it fails with NoLeader only when the bound is used up.
+    // After a leader dies, the write in flight typically fails OutcomeUnknown at this bound.
     std::chrono::milliseconds requestTimeout{2000};
     std::chrono::milliseconds connectTimeout{300};
 };

@@ -292,7 +292,7 @@ TEST(EtcdClientWatchTest, NextKeepsToItsWaitWhileNoMemberAnswers) {
         auto r = w->next(milliseconds(100));
         ASSERT_TRUE(r) << r.error().message();
         EXPECT_TRUE(r->empty());
-        EXPECT_LT(since(start), milliseconds(300));
+        EXPECT_LT(since(start), milliseconds(600));  // wait 100 ms, slack for a loaded host
         EXPECT_FALSE(w->connected());
     }
 }
@@ -313,12 +313,20 @@ TEST_F(EtcdClientTest, WakeEndsAWaitingNextAtOnce) {
 
 TEST(EtcdClientOpenTest, RefusesEndpointsThatAreNotPlainUrls) {
     for (const std::string bad : {"127.0.0.1:2379", "http://127.0.0.1:2379/v3", "ftp://h:1",
-                                  "http://user@h:1", "http://h:0", "http://h:99999", ""}) {
+                                  "http://user@h:1", "http://h:0", "http://h:99999", "",
+                                  "http://:1", "http://[::1]x:1", "http://h:1 ", "http://h:-1",
+                                  "http://h\n:1", "http://[]:1", "https://h"}) {
         ClientConfig config;
         config.endpoints = {bad};
         auto c = Client::open(config);
         ASSERT_FALSE(c) << bad;
         EXPECT_EQ(c.error().code(), Errc::Invalid) << bad;
+    }
+    for (const std::string good : {"http://127.0.0.1:2379", "https://etcd-0.example:443",
+                                   "http://[::1]:2379"}) {
+        ClientConfig config;
+        config.endpoints = {good};
+        EXPECT_TRUE(Client::open(config)) << good;
     }
     ClientConfig missing;
     missing.endpoints = {"https://127.0.0.1:1"};
