@@ -297,6 +297,10 @@ struct Client::Impl {
     SlistPtr leaderHeaders = makeHeaders(true);
     SlistPtr plainHeaders = makeHeaders(false);
     std::atomic<std::size_t> preferred{0};
+    // Set when a whole call's budget went on "no leader": the cluster has lost quorum, not
+    // just its leader for an election. Calls then ask each member once and answer at once,
+    // until one succeeds.
+    std::atomic<bool> leaderless{false};
 
     std::mutex poolMutex;
     std::vector<EasyPtr> pool;  // idle handles; each keeps its connections open
@@ -470,6 +474,7 @@ Result<json> Client::Impl::call(const std::string& path, const json& request, Ki
             }
             if (a.next == Next::Done) {
                 preferred.store(i, std::memory_order_relaxed);
+                leaderless.store(false, std::memory_order_relaxed);
                 return std::move(a.body);
             }
             if (a.noLeader) {
@@ -482,13 +487,16 @@ Result<json> Client::Impl::call(const std::string& path, const json& request, Ki
             }
         }
         const auto remaining = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-        if (!electing || remaining <= pause) {
+        if (!electing || remaining <= pause || leaderless.load(std::memory_order_relaxed)) {
             break;
         }
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, milliseconds(200));
     }
     if (noLeader) {
+        if (Clock::now() >= deadline - pause) {
+            leaderless.store(true, std::memory_order_relaxed);
+        }
         return fail(std::move(*noLeader));
     }
     if (!last) {

@@ -544,6 +544,9 @@ TEST_F(EtcdClientFailoverTest, WithoutQuorumWritesFailBoundedAndResumeWhenAMembe
         },
         seconds(8), milliseconds(100));
     EXPECT_TRUE(saysNoLeader);
+    // Quorum is known lost: the next write is refused at once, not after the whole budget.
+    EXPECT_LT(write(&code), milliseconds(300));
+    EXPECT_TRUE(code == EtcdErrc::NoLeader);
     // Reads from the member's own copy still answer.
     auto stale = client->rangeSerializable("/lm/q/", true);
     ASSERT_TRUE(stale) << stale.error().message();
