@@ -151,4 +151,8 @@ std::string profilesPath(const std::string& project) {
     return "/projects/" + segment(project) + "/apis/lastmile.dev/v1/profiles";
 }
 
+std::string nodesPath(const std::string& project) {
+    return "/projects/" + segment(project) + "/apis/lastmile.dev/v1/nodes";
+}
+
 }  // namespace lastmile::ctl

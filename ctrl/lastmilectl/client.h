@@ -61,5 +61,7 @@ std::string itemPath(const std::string& project, const ctrl::KindInfo& kind,
                      const std::string& apiVersion, const std::string& ns, const std::string& name);
 // GET path of the project's compiled profiles.
 std::string profilesPath(const std::string& project);
+// The fleet's live nodes (lastmile.dev/v1 nodes): what `get nodes` shows.
+std::string nodesPath(const std::string& project);
 
 }  // namespace lastmile::ctl

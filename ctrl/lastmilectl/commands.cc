@@ -567,6 +567,51 @@ int runGet(const std::vector<Selection>& selections, const std::string& output,
     return failed ? 1 : 0;
 }
 
+// `get nodes`: the fleet's live nodes, which are not objects of a project.
+int runGetNodes(const std::vector<std::string>& names, const std::string& output,
+                const GlobalOptions& options, CliEnv& env, Session& session) {
+    auto r = session.send("GET", nodesPath(options.project));
+    if (!r) {
+        return 1;
+    }
+    if (r->status != 200) {
+        env.err << renderError(*r, "", nullptr, "");
+        return 1;
+    }
+    Json list = Json::parse(r->body, nullptr, false);
+    if (list.is_discarded() || !list.is_object() || !list.contains("items") ||
+        !list["items"].is_array()) {
+        env.err << "error: the server sent a node list that is not JSON\n";
+        return 1;
+    }
+    std::vector<Json> nodes;
+    bool failed = false;
+    for (const auto& name : names) {
+        auto it = std::find_if(list["items"].begin(), list["items"].end(),
+                               [&](const Json& n) { return textAt(n, {"name"}) == name; });
+        if (it == list["items"].end()) {
+            env.err << "Error from server (NotFound): node \"" << name << "\" not found\n";
+            failed = true;
+        } else {
+            nodes.push_back(*it);
+        }
+    }
+    if (names.empty()) {
+        nodes.assign(list["items"].begin(), list["items"].end());
+    }
+    if (output == "yaml" || output == "json") {
+        const bool single = names.size() == 1;
+        env.out << (output == "yaml" ? printYaml(nodes, single) : printJson(nodes, single));
+    } else if (output == "name") {
+        for (const auto& n : nodes) {
+            env.out << "node/" << textAt(n, {"name"}) << "\n";
+        }
+    } else if (!nodes.empty()) {
+        env.out << printNodes(nodes, env.now);
+    }
+    return failed ? 1 : 0;
+}
+
 int runDescribe(const std::vector<Selection>& selections, const GlobalOptions& options,
                 CliEnv& env, Session& session) {
     bool failed = false;
@@ -714,7 +759,10 @@ Examples:
   lastmilectl get svc/echo gtw/edge
   lastmilectl get all
 
-Resource types: see "lastmilectl api-resources".)";
+  # The appliances serving this store (a fleet on etcd lists every live node)
+  lastmilectl get nodes
+
+Resource types: see "lastmilectl api-resources"; "nodes" lists the appliances.)";
 
 constexpr const char* kDescribeFooter = R"(
 Examples:
@@ -846,6 +894,9 @@ int runParsed(const std::vector<std::string>& args, CliEnv& env) {
                     << ". Use \"lastmilectl api-resources\" for a complete list of supported "
                        "resources.\n";
             return 1;
+        }
+        if (get->parsed() && (getKind == "nodes" || getKind == "node" || getKind == "no")) {
+            return runGetNodes(getNames, getOutput, options, env, session);
         }
         std::vector<std::string> resourceArgs{get->parsed() ? getKind : describeKind};
         const auto& names = get->parsed() ? getNames : describeNames;

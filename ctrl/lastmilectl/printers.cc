@@ -639,6 +639,24 @@ std::string ageOf(const Json& object, std::int64_t now) {
     return formatAge(now - *created);
 }
 
+std::string printNodes(const std::vector<Json>& nodes, std::int64_t now) {
+    std::string text = "NAME\tADDRESS\tENGINES\tPROFILE-GENERATION\tHEARTBEAT\n";
+    for (const auto& node : nodes) {
+        std::vector<std::string> engines;
+        if (auto list = node.find("engines"); list != node.end() && list->is_array()) {
+            for (const auto& e : *list) {
+                engines.push_back(e.is_string() ? e.get<std::string>() : textAt(e, {"name"}));
+            }
+        }
+        auto beat = parseRfc3339(textAt(node, {"heartbeat"}));
+        text += textAt(node, {"name"}) + "\t" + textAt(node, {"address"}) + "\t" +
+                (engines.empty() ? std::string("<none>") : join(engines, ",")) + "\t" +
+                textAt(node, {"profileGeneration"}) + "\t" +
+                (beat ? formatAge(now - *beat) + " ago" : std::string("<unknown>")) + "\n";
+    }
+    return tabAlign(text, 0, 3);
+}
+
 std::string singularRef(const ctrl::KindInfo& kind) {
     return kind.group.empty() ? kind.singular : kind.singular + "." + kind.group;
 }

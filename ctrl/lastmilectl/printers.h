@@ -32,6 +32,9 @@ std::string formatAge(std::int64_t seconds);
 // AGE of an object at `now` (Unix seconds), "<unknown>" without a creationTimestamp.
 std::string ageOf(const Json& object, std::int64_t now);
 
+// `get nodes`: NAME ADDRESS ENGINES PROFILE-GENERATION HEARTBEAT (how long ago, at `now`).
+std::string printNodes(const std::vector<Json>& nodes, std::int64_t now);
+
 // "backendtlspolicy.gateway.networking.k8s.io" or "service" (core): the apply/delete noun.
 std::string singularRef(const ctrl::KindInfo& kind);
 // "backendtlspolicies.gateway.networking.k8s.io" or "services": the NotFound noun.

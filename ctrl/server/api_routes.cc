@@ -22,6 +22,7 @@ struct Route {
     std::optional<std::string> ns;  // absent: across all namespaces (list only)
     std::optional<std::string> name;
     bool profiles = false;  // GET P/apis/lastmile.dev/v1/profiles
+    bool nodes = false;     // GET P/apis/lastmile.dev/v1/nodes: the fleet, no objects
 };
 
 const std::regex& dnsLabel() {
@@ -132,6 +133,10 @@ std::optional<Route> parseRoute(const std::vector<std::string>& parts, std::stri
     std::vector<std::string> rest(parts.begin() + static_cast<std::ptrdiff_t>(i), parts.end());
     if (route.group == "lastmile.dev" && route.version == "v1" && rest == std::vector<std::string>{"profiles"}) {
         route.profiles = true;
+        return route;
+    }
+    if (route.group == "lastmile.dev" && route.version == "v1" && rest == std::vector<std::string>{"nodes"}) {
+        route.nodes = true;
         return route;
     }
     std::string plural;
@@ -257,6 +262,14 @@ HttpResponse handleApiRequest(Controller& controller, const ApiAccess& access,
             return status(405, "MethodNotAllowed", "profiles are read-only");
         }
         return ok(200, controller.describeProfiles(route->project));
+    }
+    if (route->nodes) {
+        if (request.method != "GET") {
+            return status(405, "MethodNotAllowed", "nodes are read-only");
+        }
+        return ok(200, Json{{"apiVersion", "lastmile.dev/v1"},
+                            {"kind", "NodeList"},
+                            {"items", controller.describeNodes()}});
     }
     const KindInfo& kind = *route->kind;
     const std::string& method = request.method;

@@ -126,6 +126,16 @@ bool samePlans(const std::vector<route::ListenerPlan>& a,
                       });
 }
 
+// Keeps the listener states of a project, forgetting projects that have none.
+void storeStates(std::map<std::string, ListenerStates>& all, const std::string& project,
+                 ListenerStates states) {
+    if (states.empty()) {
+        all.erase(project);
+    } else {
+        all[project] = std::move(states);
+    }
+}
+
 ListenerStates toStates(const std::map<route::ListenerId, route::ListenerState>& answer) {
     ListenerStates states;
     for (const auto& [id, state] : answer) {
@@ -238,6 +248,11 @@ Controller::Controller(Store& store, ReconcilerConfig config, tls::ProfileRegist
       defaultBindAddress_(std::move(defaultBindAddress)) {}
 
 Status Controller::start() { return reconcileAll(false); }
+
+Status Controller::reconcileProject(const std::string& project) {
+    Busy busy(*this);
+    return reconcileLocked(project);
+}
 
 Status Controller::reloadSystemTrust() { return reconcileAll(true); }
 
@@ -364,8 +379,10 @@ Status Controller::reconcileLocked(const std::string& project, PassOptions optio
     const std::vector<Json>* objects = &listed->items;
     const auto now = clock_();
     auto current = profiles_.snapshot();
+    // What status reports: this node's binds, or in a fleet every live node's, merged.
+    const auto& reported = merge_ ? shown_ : bound_;
     ListenerStates states;
-    if (auto known = bound_.find(project); known != bound_.end()) {
+    if (auto known = reported.find(project); known != reported.end()) {
         states = known->second;
     }
     ReconcileOutput out = reconcile_(*objects, config_, now, states);
@@ -403,14 +420,19 @@ Status Controller::reconcileLocked(const std::string& project, PassOptions optio
         } catch (...) {
             LM_LOG(Error, kLog, "project " << project << ": binding listeners failed");
         }
-        if (answer && *answer != states) {
-            states = std::move(*answer);
-            if (states.empty()) {
-                bound_.erase(project);
-            } else {
-                bound_[project] = states;
-            }
-            out = reconcile_(*objects, config_, now, states);
+        if (answer) {
+            storeStates(bound_, project, std::move(*answer));
+        }
+        ListenerStates local;
+        if (auto known = bound_.find(project); known != bound_.end()) {
+            local = known->second;
+        }
+        ListenerStates shown = merge_ ? merge_(project, local) : std::move(local);
+        if (shown != states) {
+            out = reconcile_(*objects, config_, now, shown);
+        }
+        if (merge_) {
+            storeStates(shown_, project, std::move(shown));
         }
         settleLocked(released);
         // Other projects may have published meanwhile: this project's publish builds on theirs.

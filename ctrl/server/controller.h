@@ -58,6 +58,17 @@ public:
     // Reconciles every stored project and publishes the first ProfileSet. Call once at start.
     Status start();
 
+    // Reconciles one project from what the store holds now: a fleet node calls it for every
+    // project a change on another node touched (a project with no objects left is unbound).
+    Status reconcileProject(const std::string& project);
+
+    // In a fleet, a Gateway listener is Programmed only when every live node bound it. The
+    // hook gets this node's binds of a project and answers them merged with the other live
+    // nodes' (publishing this node's on the way). Set once, before start().
+    using MergeFn = std::function<ListenerStates(const std::string& project,
+                                                 const ListenerStates& local)>;
+    void setListenerMerge(MergeFn merge) { merge_ = std::move(merge); }
+
     // Create-or-replace (PUT). `object` is decoded, not yet admitted. On Errc::Invalid,
     // `findings` holds every admission error and nothing was stored.
     Result<WriteResult> apply(const std::string& project, const Json& object, Diagnostics& findings);
@@ -79,6 +90,12 @@ public:
     // [{"name", "usable", "detail"}], "attachments": [{"mode", "program", "target",
     // "attached"}]}. Unset: interception is not configured. Set once, before the API serves.
     void setInterception(std::function<Json()> describe) { interception_ = std::move(describe); }
+
+    // The fleet's live nodes as `lastmilectl get nodes` shows them: [{"name", "address",
+    // "engines", "profileGeneration", "heartbeat"}], asked at each request. Set once, before
+    // the API serves.
+    void setNodes(std::function<Json()> nodes) { nodes_ = std::move(nodes); }
+    Json describeNodes() const { return nodes_ ? nodes_() : Json::array(); }
 
     // Reconciles every project again with freshly compiled profiles for policies that trust
     // the system store (SIGHUP): its files are read when a profile is compiled, and an
@@ -127,8 +144,11 @@ private:
     ReconcileFn reconcile_;
     BindFn binder_;
     const std::string defaultBindAddress_;
-    // Per project, the binder's last answer (guarded by mu_).
+    // Per project, the binder's last answer, and with merge_ the merged states status last
+    // showed (guarded by mu_).
     std::map<std::string, ListenerStates> bound_;
+    std::map<std::string, ListenerStates> shown_;
+    MergeFn merge_;
     // Per project, the listener claims of its last complete pass, and the listeners of all
     // projects that lost theirs, with why (guarded by mu_).
     std::map<std::string, std::vector<ListenerClaim>> claims_;
@@ -140,6 +160,7 @@ private:
     std::atomic<std::uint64_t> compileFailures_{0};
     Json recordEngines_ = Json::array();
     std::function<Json()> interception_;
+    std::function<Json()> nodes_;
 };
 
 }  // namespace lastmile::ctrl

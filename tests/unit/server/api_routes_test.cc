@@ -248,5 +248,33 @@ TEST_F(ApiRoutesTest, DeleteReturnsTheObject) {
     EXPECT_EQ(call("GET", kCmPath).status, 404);
 }
 
+TEST_F(ApiRoutesTest, ListsCarryTheStoreRevisionTheyWereReadAt) {
+    auto empty = Json::parse(call("GET", "/projects/default/api/v1/configmaps").body);
+    const std::string before = empty["metadata"]["resourceVersion"];
+    ASSERT_EQ(call("PUT", kCmPath, configMap("a")).status, 201);
+    auto other = configMap("x");
+    other["metadata"]["name"] = "other";
+    ASSERT_EQ(call("PUT", "/projects/elsewhere/api/v1/namespaces/default/configmaps/other", other)
+                  .status,
+              201);
+    auto list = Json::parse(call("GET", "/projects/default/api/v1/configmaps").body);
+    ASSERT_EQ(list["items"].size(), 1U);
+    // The store's revision (another project's write moved it), not the newest item's.
+    EXPECT_EQ(std::stoull(list["metadata"]["resourceVersion"].get<std::string>()),
+              std::stoull(before) + 2);
+}
+
+TEST_F(ApiRoutesTest, NodesAreListedAndReadOnly) {
+    controller_->setNodes([] {
+        return Json::array({{{"name", "node-a"}, {"address", "127.0.0.1:9090"}}});
+    });
+    auto r = call("GET", "/projects/default/apis/lastmile.dev/v1/nodes");
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto list = Json::parse(r.body);
+    EXPECT_EQ(list["kind"], "NodeList");
+    EXPECT_EQ(list["items"][0]["name"], "node-a");
+    EXPECT_EQ(call("DELETE", "/projects/default/apis/lastmile.dev/v1/nodes").status, 405);
+}
+
 }  // namespace
 }  // namespace lastmile::ctrl
