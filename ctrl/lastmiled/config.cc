@@ -163,6 +163,102 @@ Result<dataplane::InterceptionOptions> parseInterception(const std::string& path
     return out;
 }
 
+// `store: {type: sqlite}` or `store: {type: etcd, endpoints: [...], prefix, caFile, certFile,
+// keyFile, leaseTtl}`. Endpoints, the prefix and the paths are checked against exact forms
+// before they can reach libcurl or etcd.
+Result<StoreConfig> parseStore(const std::string& path, const YAML::Node& value,
+                               const std::string& at) {
+    if (!value.IsMap()) {
+        return fail(Errc::Invalid, at + ": expected {type: sqlite} or {type: etcd, endpoints: [...]}");
+    }
+    static const std::regex kEndpoint(
+        "(http|https)://([0-9.]+|\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?)"
+        ":([0-9]{1,5})");
+    static const std::regex kPrefix("/([A-Za-z0-9._-]+/)*");
+    static const std::regex kFile("/[^\\x00-\\x1f]*");
+    StoreConfig out;
+    bool typed = false;
+    for (const auto& entry : value) {
+        const auto key = entry.first.as<std::string>("");
+        const std::string here = where(path, entry.first.Mark()) + ": store." + key;
+        const YAML::Node& v = entry.second;
+        if (key == "endpoints") {
+            if (!v.IsSequence() || v.size() == 0) {
+                return fail(Errc::Invalid, here + ": expected a list of http(s)://host:port");
+            }
+            for (const auto& item : v) {
+                std::smatch m;
+                const std::string text = item.IsScalar() ? item.Scalar() : std::string();
+                if (!std::regex_match(text, m, kEndpoint) || std::stoi(m[4].str()) == 0 ||
+                    std::stoi(m[4].str()) > 65535) {
+                    return fail(Errc::Invalid, where(path, item.Mark()) + ": store.endpoints: \"" +
+                                                   text + "\" is not http(s)://host:port");
+                }
+                out.endpoints.push_back(text);
+            }
+            continue;
+        }
+        if (!v.IsScalar()) {
+            return fail(Errc::Invalid, here + ": expected a single value");
+        }
+        const std::string text = v.Scalar();
+        if (key == "type") {
+            if (text != "sqlite" && text != "etcd") {
+                return fail(Errc::Invalid, here + ": must be sqlite or etcd, not \"" + text + "\"");
+            }
+            out.type = text == "etcd" ? StoreConfig::Type::Etcd : StoreConfig::Type::Sqlite;
+            typed = true;
+        } else if (key == "prefix") {
+            if (!std::regex_match(text, kPrefix) || text.find("/./") != std::string::npos ||
+                text.find("/../") != std::string::npos) {
+                return fail(Errc::Invalid, here + ": \"" + text +
+                                               "\" must be like /lastmile/ (segments of letters, "
+                                               "digits, '.', '_', '-', each ending in /)");
+            }
+            out.prefix = text;
+        } else if (key == "caFile" || key == "certFile" || key == "keyFile") {
+            if (!std::regex_match(text, kFile)) {
+                return fail(Errc::Invalid, here + ": must be an absolute path");
+            }
+            (key == "caFile" ? out.caFile : key == "certFile" ? out.certFile : out.keyFile) = text;
+        } else if (key == "leaseTtl") {
+            auto ttl = parseDuration(text);
+            if (!ttl || *ttl < std::chrono::seconds(2) || *ttl > std::chrono::minutes(5) ||
+                ttl->count() % 1000 != 0) {
+                return fail(Errc::Invalid, here + ": must be whole seconds from 2s to 5m");
+            }
+            out.leaseTtl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
+        } else {
+            return fail(Errc::Invalid, here + ": unknown key (known: type, endpoints, prefix, "
+                                              "caFile, certFile, keyFile, leaseTtl)");
+        }
+    }
+    if (!typed) {
+        return fail(Errc::Invalid, at + ": type is required (sqlite or etcd)");
+    }
+    if (out.type == StoreConfig::Type::Sqlite) {
+        if (!out.endpoints.empty() || !out.caFile.empty() || !out.certFile.empty() ||
+            !out.keyFile.empty()) {
+            return fail(Errc::Invalid, at + ": endpoints and TLS files are for type etcd");
+        }
+        return out;
+    }
+    if (out.endpoints.empty()) {
+        return fail(Errc::Invalid, at + ": type etcd needs endpoints");
+    }
+    if (out.certFile.empty() != out.keyFile.empty()) {
+        return fail(Errc::Invalid, at + ": certFile and keyFile go together");
+    }
+    const bool tls = !out.caFile.empty() || !out.certFile.empty();
+    for (const auto& e : out.endpoints) {
+        if (tls && e.rfind("https://", 0) != 0) {
+            return fail(Errc::Invalid, at + ": " + e +
+                                           " is plain http, but TLS files are set: use https://");
+        }
+    }
+    return out;
+}
+
 // Ten years: far beyond any sensible timeout, and far from overflowing milliseconds.
 constexpr double kMaxDurationMs = 10.0 * 365 * 24 * 3600 * 1000;
 constexpr std::uint64_t kMaxByteSize = 1ull << 40;
@@ -343,6 +439,12 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
             base.dataplane.interception = std::move(*interception);
             continue;
         }
+        if (key == "store") {
+            auto store = parseStore(path, value, at);
+            LM_TRY(store);
+            base.store = std::move(*store);
+            continue;
+        }
         if (key == "apiAccess") {
             auto grants = parseApiAccess(path, value);
             LM_TRY(grants);
@@ -361,6 +463,13 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                     return fail(Errc::Invalid, at + ": must be 0 (one per core) to 4096");
                 }
                 base.dataplane.workers = static_cast<unsigned>(n);
+            } else if (key == "nodeName") {
+                auto name = value.as<std::string>();
+                if (!isNodeName(name)) {
+                    return fail(Errc::Invalid, at + ": \"" + name +
+                                                   "\" is not a lowercase DNS name (e.g. lastmile-1)");
+                }
+                base.nodeName = name;
             } else if (key == "bindAddress") {
                 auto address = value.as<std::string>();
                 if (!isIpAddress(address)) {
@@ -416,13 +525,20 @@ Result<DaemonConfig> loadConfig(const std::string& path, DaemonConfig base) {
                                                 "handshakeTimeout, idleTimeout, drainTimeout, "
                                                 "maxConnections, maxBackendConnections, "
                                                 "maxBufferMemory, errorDetail, recordEngines, "
-                                                "cryptodev, interception, apiAccess)");
+                                                "cryptodev, interception, apiAccess, store, "
+                                                "nodeName)");
             }
         } catch (const YAML::Exception&) {
             return fail(Errc::Invalid, at + ": wrong type");
         }
     }
     return base;
+}
+
+bool isNodeName(const std::string& name) {
+    static const std::regex kSubdomain(
+        "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*");
+    return !name.empty() && name.size() <= 253 && std::regex_match(name, kSubdomain);
 }
 
 }  // namespace lastmile::ctrl

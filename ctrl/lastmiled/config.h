@@ -14,6 +14,21 @@
 
 namespace lastmile::ctrl {
 
+// `store:`: where objects live. SQLite in stateDir (one appliance), or an etcd cluster a fleet
+// of appliances shares.
+struct StoreConfig {
+    enum class Type { Sqlite, Etcd };
+    Type type = Type::Sqlite;
+    std::vector<std::string> endpoints;  // etcd: http(s)://host:port, tried in order
+    std::string prefix = "/lastmile/";   // etcd: every key starts with it
+    std::string caFile;                  // etcd over https: trust anchors (default: system)
+    std::string certFile;                // etcd client certificate and its key
+    std::string keyFile;
+    std::chrono::seconds leaseTtl{10};   // how long a dead node stays listed
+
+    bool operator==(const StoreConfig&) const = default;
+};
+
 struct DaemonConfig {
     std::string stateDir = "/var/lib/lastmile";
     std::string apiSocket = "/run/lastmile/api.sock";
@@ -29,7 +44,13 @@ struct DaemonConfig {
     // Who may use which project on the API besides root and the service's own user; empty:
     // nobody else (the secure default).
     std::vector<ApiGrant> apiAccess;
+    StoreConfig store;
+    // This node's name in a fleet: unique, a DNS subdomain. Empty: the host name.
+    std::string nodeName;
 };
+
+// Whether `name` may name a fleet node (a lowercase DNS subdomain of at most 253 characters).
+bool isNodeName(const std::string& name);
 
 // A Go-style duration ("500ms", "5s", "2m", "1h", "1m30s", "1.5h"): units ms, s, m, h;
 // fractions are rounded to the millisecond. Errc::Invalid otherwise.

@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -31,8 +32,13 @@
 #include "ctrl/server/api_routes.h"
 #include "ctrl/server/controller.h"
 #include "ctrl/server/http_server.h"
+#include "ctrl/fleet/follower.h"
+#include "ctrl/fleet/last_known_store.h"
+#include "ctrl/fleet/node_registry.h"
+#include "ctrl/store/etcd_store.h"
 #include "ctrl/store/store.h"
 #include "base/log.h"
+#include "base/text.h"
 #include "dataplane/net/local_addresses.h"
 #include "dataplane/worker/dataplane.h"
 #include "lastmile_config.h"
@@ -142,6 +148,51 @@ Result<UniqueFd> lockStateDir(const std::string& dir) {
     return fd;
 }
 
+// The host's record engines as describe shows them, in the order sessions try them.
+Json describeEngines(const drivers::EngineSet& engineSet) {
+    Json engines = Json::array();
+    for (std::size_t i = 0; i < engineSet.size(); ++i) {
+        Json serves = Json::array();
+        for (drivers::Offload o : drivers::kOffloads) {
+            if (engineSet.at(i).serves(o)) {
+                serves.push_back(drivers::offloadName(o));
+            }
+        }
+        engines.push_back({{"name", engineSet.at(i).name()},
+                           {"usable", engineSet.usable(i)},
+                           {"detail", engineSet.probe(i).detail},
+                           {"serves", std::move(serves)}});
+    }
+    return engines;
+}
+
+Json nodeJson(const NodeView& node) {
+    return Json{{"name", node.name},
+                {"address", node.address},
+                {"engines", node.engines},
+                {"profileGeneration", node.profileGeneration},
+                {"heartbeat", node.heartbeat}};
+}
+
+std::string hostName() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0) {
+        return {};
+    }
+    std::string out(name);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+EtcdStoreConfig etcdConfig(const StoreConfig& store) {
+    EtcdStoreConfig out;
+    out.client.endpoints = store.endpoints;
+    out.client.tls = {store.caFile, store.certFile, store.keyFile};
+    out.prefix = store.prefix;
+    return out;
+}
+
 // systemd's WatchdogSec when the watchdog is on (WATCHDOG_USEC for this pid).
 std::optional<std::chrono::microseconds> watchdogTimeout() {
     std::uint64_t usec = 0;
@@ -238,11 +289,37 @@ int run(const Flags& flags) {
     }
 
     Clock clock = [] { return std::chrono::system_clock::now(); };
-    auto store = openSqliteStore(config->stateDir + "/lastmile.db", clock);
-    if (!store) {
-        LM_LOG(Error, kLog, store.error().message());
-        return 1;
+    const bool fleet = config->store.type == StoreConfig::Type::Etcd;
+    std::string nodeName = config->nodeName;
+    if (nodeName.empty()) {
+        nodeName = hostName();
+        if (!isNodeName(nodeName)) {
+            LM_LOG(Error, kLog, "the host name \"" << nodeName << "\" cannot name a fleet node: "
+                                                      "set nodeName in the configuration");
+            return 1;
+        }
     }
+    std::unique_ptr<Store> ownStore;
+    std::shared_ptr<etcd::Client> etcdClient;
+    if (fleet) {
+        auto opened = openEtcdStore(etcdConfig(config->store), clock);
+        if (!opened) {
+            LM_LOG(Error, kLog, "store: " << opened.error().message());
+            return 1;
+        }
+        ownStore = std::move(opened->store);
+        etcdClient = std::move(opened->client);
+    } else {
+        auto opened = openSqliteStore(config->stateDir + "/lastmile.db", clock);
+        if (!opened) {
+            LM_LOG(Error, kLog, opened.error().message());
+            return 1;
+        }
+        ownStore = std::move(*opened);
+    }
+    // A fleet node reads from the last watched state while the store has no quorum.
+    LastKnownStore lastKnown(*ownStore);
+    Store& store = fleet ? static_cast<Store&>(lastKnown) : *ownStore;
     tls::ProfileRegistry profiles;
     auto dataplane = dataplane::Dataplane::start(config->dataplane, profiles);
     if (!dataplane) {
@@ -261,7 +338,7 @@ int run(const Flags& flags) {
         workers.backendFilter()->listen(*admin);
     }
     Controller controller(
-        **store,
+        store,
         ReconcilerConfig{config->controllerName, config->gatewayClassName, workers.backendFilter(),
                          &workers.engines(), net::isLocalAddress},
         profiles, clock, reconcile,
@@ -269,27 +346,76 @@ int run(const Flags& flags) {
             return workers.bind(project, plans);
         },
         config->dataplane.bindAddress);
+    const Json engines = describeEngines(workers.engines());
+    std::unique_ptr<NodeRegistry> registry;
+    std::unique_ptr<Follower> follower;
+    if (fleet) {
+        Json usable = Json::array();
+        for (const auto& engine : engines) {
+            if (engine["usable"].get<bool>()) {
+                usable.push_back(engine["name"]);
+            }
+        }
+        registry = std::make_unique<NodeRegistry>(
+            etcdClient,
+            NodeOptions{config->store.prefix, nodeName,
+                        adminAddress.empty() ? config->dataplane.bindAddress : adminAddress,
+                        std::move(usable), config->store.leaseTtl},
+            [&profiles] { return profiles.snapshot()->generation; }, clock);
+        if (auto s = registry->join(); !s) {
+            LM_LOG(Error, kLog, "joining the fleet: " << s.error().message());
+            return 1;
+        }
+        controller.setListenerMerge(
+            [&registry](const std::string& project, const ListenerStates& local) {
+                return registry->merge(project, local);
+            });
+        follower = std::make_unique<Follower>(
+            lastKnown, [&controller](const std::string& p) { return controller.reconcileProject(p); });
+        if (auto s = follower->prime(); !s) {
+            LM_LOG(Error, kLog, "listing the store: " << s.error().message());
+            return 1;
+        }
+    }
     // The first reconcile binds every stored Gateway's listeners and publishes their plans.
     if (auto s = controller.start(); !s) {
         LM_LOG(Error, kLog, "initial reconcile: " << s.error().message());
         return 1;
     }
-    applyManifests(controller, config->manifests);
-    Json engines = Json::array();
-    const drivers::EngineSet& engineSet = workers.engines();
-    for (std::size_t i = 0; i < engineSet.size(); ++i) {
-        Json serves = Json::array();
-        for (drivers::Offload o : drivers::kOffloads) {
-            if (engineSet.at(i).serves(o)) {
-                serves.push_back(drivers::offloadName(o));
+    if (fleet) {
+        registry->onPeersChanged([&follower] { follower->touchAll(); });
+        follower->start();
+    }
+    // In a fleet the nodes take turns: each applies the same files, and the later ones find
+    // them unchanged.
+    const auto manifests = [&](const std::string& dir) {
+        if (!registry || dir.empty()) {
+            applyManifests(controller, dir);
+            return;
+        }
+        if (auto s = registry->withLock("manifests", std::chrono::seconds(30),
+                                        [&] { applyManifests(controller, dir); });
+            !s) {
+            LM_LOG(Error, kLog, "manifests: " << s.error().message());
+        }
+    };
+    manifests(config->manifests);
+    controller.setNodes([&]() -> Json {
+        Json items = Json::array();
+        if (!registry) {
+            items.push_back(nodeJson(NodeView{nodeName,
+                                              adminAddress.empty() ? config->dataplane.bindAddress
+                                                                   : adminAddress,
+                                              engines, profiles.snapshot()->generation,
+                                              rfc3339(clock())}));
+        } else {
+            for (const auto& node : registry->nodes()) {
+                items.push_back(nodeJson(node));
             }
         }
-        engines.push_back({{"name", engineSet.at(i).name()},
-                           {"usable", engineSet.usable(i)},
-                           {"detail", engineSet.probe(i).detail},
-                           {"serves", std::move(serves)}});
-    }
-    controller.setRecordEngines(std::move(engines));
+        return items;
+    });
+    controller.setRecordEngines(engines);
     if (const dataplane::Interceptor* interceptor = workers.interceptor()) {
         controller.setInterception([interceptor] {
             Json modes = Json::array();
@@ -390,7 +516,10 @@ int run(const Flags& flags) {
                                       "timeouts, errorDetail, interception and the max* limits "
                                       "take effect at the next restart");
             }
-            applyManifests(controller, reloaded->manifests);
+            if (!(reloaded->store == config->store) || reloaded->nodeName != config->nodeName) {
+                LM_LOG(Warning, kLog, "reload: store and nodeName take effect at the next restart");
+            }
+            manifests(reloaded->manifests);
             if (auto s = controller.reloadSystemTrust(); !s) {
                 LM_LOG(Error, kLog, "reload: system trust store: " << s.error().message());
             }

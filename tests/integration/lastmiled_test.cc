@@ -117,45 +117,6 @@ std::string caConfigMap(const std::string& pem) {
     return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: backend-ca\ndata:\n  ca.crt: |\n" + indented;
 }
 
-struct RawResponse {
-    int status = 0;  // 0: no HTTP answer (the connection died)
-    std::string body;
-};
-
-// Sends `bytes` on a new API connection, half-closes it, and reads until the server closes
-// it or `timeoutSeconds` pass (ended = false). Throws when the connect fails.
-test::ReadResult exchangeRaw(const std::string& socketPath, const std::string& bytes,
-                             int timeoutSeconds = 30) {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    timeval timeout{timeoutSeconds, 0};
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, socketPath.c_str(), sizeof(addr.sun_path) - 1);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == -1) {
-        throw std::runtime_error("cannot connect to " + socketPath);
-    }
-    test::sendAll(fd.get(), bytes);
-    ::shutdown(fd.get(), SHUT_WR);
-    return test::readToEnd(fd.get());
-}
-
-// One HTTP/1.1 exchange on the API socket with a body lastmilectl would never send.
-RawResponse rawRequest(const std::string& socketPath, const std::string& method,
-                       const std::string& path, const std::string& body) {
-    auto answer = exchangeRaw(socketPath, method + " " + path + " HTTP/1.1\r\nHost: lastmile\r\n" +
-                                              "Content-Type: application/json\r\nConnection: close\r\n" +
-                                              "Content-Length: " + std::to_string(body.size()) +
-                                              "\r\n\r\n" + body)
-                      .data;
-    auto headEnd = answer.find("\r\n\r\n");
-    if (answer.rfind("HTTP/1.1 ", 0) != 0 || headEnd == std::string::npos) {
-        return {};
-    }
-    return {std::stoi(answer.substr(9, 3)), answer.substr(headEnd + 4)};
-}
-
 class LastmiledTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -347,13 +308,13 @@ TEST_F(LastmiledTest, DeeplyNestedBodiesGet400AndTheDaemonKeepsServing) {
     const std::string open(100'000, '[');
     for (const auto& body : {head + open + std::string(100'000, ']') + "}", head + open,
                              head + std::string(65, '[') + std::string(65, ']') + "}"}) {
-        auto r = rawRequest(socketPath(), "PUT", path, body);
+        auto r = test::apiRequest(socketPath(), "PUT", path, body);
         ASSERT_EQ(r.status, 400) << "the daemon did not answer: " << daemon_->stderrText();
         auto status = json::parse(r.body);
         EXPECT_EQ(status["kind"], "Status");
         EXPECT_EQ(status["reason"], "BadRequest");
     }
-    EXPECT_EQ(rawRequest(socketPath(), "GET", "/healthz", "").status, 200);
+    EXPECT_EQ(test::apiRequest(socketPath(), "GET", "/healthz", "").status, 200);
     EXPECT_EQ(ctl({"apply", "-f", dir_.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n")})
                   .exitCode,
               0);
@@ -361,10 +322,10 @@ TEST_F(LastmiledTest, DeeplyNestedBodiesGet400AndTheDaemonKeepsServing) {
 
 TEST_F(LastmiledTest, NonUtf8PathGetsAStatusAndTheDaemonKeepsServing) {
     startDaemon();
-    auto r = rawRequest(socketPath(), "GET", "/projects/default/api/v1/co%ff%fe", "");
+    auto r = test::apiRequest(socketPath(), "GET", "/projects/default/api/v1/co%ff%fe", "");
     ASSERT_EQ(r.status, 404) << "the daemon did not answer: " << daemon_->stderrText();
     EXPECT_EQ(json::parse(r.body)["kind"], "Status");
-    EXPECT_EQ(rawRequest(socketPath(), "GET", "/healthz", "").status, 200);
+    EXPECT_EQ(test::apiRequest(socketPath(), "GET", "/healthz", "").status, 200);
 }
 
 TEST_F(LastmiledTest, TruncatedRequestsAreClosedAtOnce) {
@@ -374,9 +335,9 @@ TEST_F(LastmiledTest, TruncatedRequestsAreClosedAtOnce) {
          {"GET /projects/default/api/v1/namesp",
           "PUT /projects/default/api/v1/namespaces/default/configmaps/c HTTP/1.1\r\nHost: l\r\n"
           "Content-Length: 100\r\n\r\n{\"apiVersion\""}) {
-        EXPECT_TRUE(exchangeRaw(socketPath(), partial, 10).ended) << partial;
+        EXPECT_TRUE(test::exchangeUnix(socketPath(), partial, 10).ended) << partial;
     }
-    EXPECT_EQ(rawRequest(socketPath(), "GET", "/healthz", "").status, 200);
+    EXPECT_EQ(test::apiRequest(socketPath(), "GET", "/healthz", "").status, 200);
 }
 
 TEST_F(LastmiledTest, DeeplyNestedManifestsAreRefusedAndTheDaemonKeepsServing) {

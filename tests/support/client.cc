@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -108,6 +109,37 @@ std::string readExactly(int fd, std::size_t size) {
         out.append(buf, static_cast<std::size_t>(n));
     }
     return out;
+}
+
+ReadResult exchangeUnix(const std::string& socketPath, const std::string& bytes,
+                        int timeoutSeconds) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    timeval timeout{timeoutSeconds, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socketPath.c_str(), sizeof(addr.sun_path) - 1);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == -1) {
+        throw std::runtime_error("cannot connect to " + socketPath);
+    }
+    sendAll(fd.get(), bytes);
+    ::shutdown(fd.get(), SHUT_WR);
+    return readToEnd(fd.get());
+}
+
+ApiResponse apiRequest(const std::string& socketPath, const std::string& method,
+                       const std::string& path, const std::string& body) {
+    auto answer = exchangeUnix(socketPath, method + " " + path + " HTTP/1.1\r\nHost: lastmile\r\n" +
+                                               "Content-Type: application/json\r\n" +
+                                               "Connection: close\r\nContent-Length: " +
+                                               std::to_string(body.size()) + "\r\n\r\n" + body)
+                      .data;
+    auto headEnd = answer.find("\r\n\r\n");
+    if (answer.rfind("HTTP/1.1 ", 0) != 0 || headEnd == std::string::npos) {
+        return {};
+    }
+    return {std::stoi(answer.substr(9, 3)), answer.substr(headEnd + 4)};
 }
 
 }  // namespace lastmile::test

@@ -35,4 +35,19 @@ ReadResult readToEnd(int fd);
 // `size` bytes, or fewer when the stream ended or the receive timed out first.
 std::string readExactly(int fd, std::size_t size);
 
+// Sends `bytes` on a new connection to the unix socket `socketPath` (lastmiled's API),
+// half-closes it, and reads until the server closes it or `timeoutSeconds` pass (ended =
+// false). Throws when the connect fails.
+ReadResult exchangeUnix(const std::string& socketPath, const std::string& bytes,
+                        int timeoutSeconds = 30);
+
+struct ApiResponse {
+    int status = 0;  // 0: no HTTP answer (the connection died)
+    std::string body;
+};
+
+// One HTTP/1.1 exchange on lastmiled's API socket, for requests lastmilectl does not make.
+ApiResponse apiRequest(const std::string& socketPath, const std::string& method,
+                       const std::string& path, const std::string& body);
+
 }  // namespace lastmile::test

@@ -331,5 +331,63 @@ TEST(DaemonConfigTest, MissingFileIsNotFound) {
     EXPECT_EQ(config.error().code(), Errc::NotFound);
 }
 
+TEST(DaemonConfigTest, EtcdStoreIsRead) {
+    test::TempDir dir;
+    auto config = loadConfig(dir.write("c.yaml", "nodeName: edge-1.dc2\n"
+                                                 "store:\n"
+                                                 "  type: etcd\n"
+                                                 "  endpoints: [\"https://10.0.0.1:2379\", "
+                                                 "\"https://etcd-2.example:2379\", "
+                                                 "\"https://[fd00::3]:2379\"]\n"
+                                                 "  prefix: /lastmile/prod/\n"
+                                                 "  caFile: /etc/lastmile/etcd-ca.pem\n"
+                                                 "  certFile: /etc/lastmile/etcd.pem\n"
+                                                 "  keyFile: /etc/lastmile/etcd-key.pem\n"
+                                                 "  leaseTtl: 15s\n"),
+                             DaemonConfig{});
+    ASSERT_TRUE(config) << config.error().message();
+    EXPECT_EQ(config->nodeName, "edge-1.dc2");
+    EXPECT_EQ(config->store.type, StoreConfig::Type::Etcd);
+    EXPECT_EQ(config->store.endpoints.size(), 3U);
+    EXPECT_EQ(config->store.endpoints[2], "https://[fd00::3]:2379");
+    EXPECT_EQ(config->store.prefix, "/lastmile/prod/");
+    EXPECT_EQ(config->store.keyFile, "/etc/lastmile/etcd-key.pem");
+    EXPECT_EQ(config->store.leaseTtl, std::chrono::seconds(15));
+    EXPECT_EQ(DaemonConfig{}.store.type, StoreConfig::Type::Sqlite) << "SQLite stays the default";
+}
+
+TEST(DaemonConfigTest, BadStoreSettingsAreRefusedBeforeTheyReachLibcurl) {
+    test::TempDir dir;
+    const std::string etcd = "store:\n  type: etcd\n";
+    for (const std::string& bad : std::vector<std::string>{
+             etcd,                                                          // no endpoints
+             etcd + "  endpoints: [\"http://127.0.0.1\"]\n",                // no port
+             etcd + "  endpoints: [\"http://127.0.0.1:http\"]\n",           // a port that is no number
+             etcd + "  endpoints: [\"http://127.0.0.1:70000\"]\n",
+             etcd + "  endpoints: [\"file:///etc/passwd:1\"]\n",
+             etcd + "  endpoints: [\"http://a b:1\"]\n",
+             etcd + "  endpoints: [\"http://h:1/v3/kv\"]\n",
+             etcd + "  endpoints: [\"http://h:1\"]\n  caFile: /ca.pem\n",    // TLS files, plain http
+             etcd + "  endpoints: [\"https://h:1\"]\n  certFile: /c.pem\n",  // no key
+             etcd + "  endpoints: [\"https://h:1\"]\n  caFile: ca.pem\n",    // relative
+             etcd + "  endpoints: [\"http://h:1\"]\n  prefix: lastmile\n",
+             etcd + "  endpoints: [\"http://h:1\"]\n  prefix: /a/../b/\n",
+             etcd + "  endpoints: [\"http://h:1\"]\n  leaseTtl: 1s\n",
+             etcd + "  endpoints: [\"http://h:1\"]\n  leaseTtl: 1500ms\n",
+             etcd + "  endpoints: [\"http://h:1\"]\n  user: root\n",
+             std::string("store:\n  type: zookeeper\n"),
+             std::string("store:\n  endpoints: [\"http://h:1\"]\n"),  // no type
+             std::string("store:\n  type: sqlite\n  endpoints: [\"http://h:1\"]\n"),
+             std::string("nodeName: Node_A\n"),
+             std::string("nodeName: a/b\n"),
+         }) {
+        auto config = loadConfig(dir.write("c.yaml", bad), DaemonConfig{});
+        ASSERT_FALSE(config) << bad;
+        EXPECT_EQ(config.error().code(), Errc::Invalid) << bad;
+        EXPECT_NE(config.error().context().find("c.yaml:"), std::string::npos)
+            << config.error().context();
+    }
+}
+
 }  // namespace
 }  // namespace lastmile::ctrl
