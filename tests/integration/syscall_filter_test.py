@@ -12,10 +12,11 @@ With --cryptodev, lastmiled also drives DPDK's software crypto_openssl device th
 queue pair per worker, and the policy sends its sessions there. With --interception DROPIN,
 the filter is the unit's plus the interception drop-in's, lastmiled loads host-mode
 interception for a cgroup of its own making, and the echo goes from a client in that cgroup
-to the Gateway's virtual address.
+to the Gateway's virtual address. With --etcd, lastmiled is a fleet node: its store is a
+single etcd member the test starts (libcurl, the node's lease and watches under the filter).
 
 usage: syscall_filter_test.py UNIT LASTMILED LASTMILECTL LM_TEST_BACKEND
-                              [--cryptodev | --interception DROPIN]
+                              [--cryptodev | --interception DROPIN | --etcd]
 """
 import json
 import os
@@ -36,6 +37,10 @@ except ImportError:
 
 unit, lastmiled, lastmilectl, backend_bin = sys.argv[1:5]
 cryptodev = "--cryptodev" in sys.argv[5:]
+etcd = "--etcd" in sys.argv[5:]
+if etcd and shutil.which("etcd") is None:
+    print("SKIP: etcd is not installed (./run deps installs etcd-server)", file=sys.stderr)
+    sys.exit(77)
 dropin = sys.argv[sys.argv.index("--interception") + 1] if "--interception" in sys.argv else None
 VIP = "10.200.0.1"  # the Gateway's virtual address with --interception
 if dropin and os.geteuid() != 0:
@@ -243,6 +248,27 @@ def main():
         procs.append(backend)
         backend_port = int(backend.stdout.readline().strip().rsplit(":", 1)[1])
 
+        if etcd:
+            client, peer = free_port(), free_port()
+            member = subprocess.Popen(
+                ["etcd", "--name", "m0", "--data-dir", f"{d}/etcd",
+                 "--listen-client-urls", f"http://127.0.0.1:{client}",
+                 "--advertise-client-urls", f"http://127.0.0.1:{client}",
+                 "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                 "--initial-cluster", f"m0=http://127.0.0.1:{peer}", "--logger=zap",
+                 "--log-outputs", f"{d}/etcd.log"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(member)
+
+            def healthy():
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{client}/health",
+                                                timeout=2) as r:
+                        return b'"true"' in r.read()
+                except OSError:
+                    return False
+            eventually(healthy, "the etcd member to be healthy")
         with open(f"{d}/lastmiled.yaml", "w") as f:
             # The backend is on loopback, which lastmiled refuses to dial by default.
             f.write("workers: 2\nbindAddress: 127.0.0.1\n"
@@ -251,6 +277,9 @@ def main():
                 f.write("cryptodev: {eal: [--vdev=crypto_openssl0], devices: [crypto_openssl0]}\n")
             if dropin:
                 f.write(f"interception: {{cgroups: [{cgroup}], addresses: [{VIP}/32]}}\n")
+            if etcd:
+                f.write("nodeName: filtered\nstore:\n  type: etcd\n"
+                        f"  endpoints: [\"http://127.0.0.1:{client}\"]\n  leaseTtl: 2s\n")
         log = open(f"{d}/lastmiled.log", "w")
         # A sanitizer build's LeakSanitizer stops the world with ptrace at exit, which the
         # filter rightly forbids; the other suites check leaks.
@@ -293,6 +322,12 @@ def main():
                 metrics = r.read().decode()
             assert 'lastmile_engine_sessions_total{engine="cryptodev"} 1' in metrics, \
                 "the session did not go to the cryptodev engine"
+        if etcd:
+            # Heartbeats rewrite the node's key: a few of them run under the filter too.
+            time.sleep(2)
+            out = subprocess.run([lastmilectl, "get", "nodes"], env=env, capture_output=True,
+                                 text=True, check=True)
+            assert "filtered" in out.stdout, out.stdout
         daemon.send_signal(signal.SIGHUP)
         eventually(lambda: logged("reloaded configuration"), "the SIGHUP reload")
         assert echo_through(port, payload) == payload, "the echo after SIGHUP differs"
