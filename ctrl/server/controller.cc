@@ -316,22 +316,31 @@ Result<WriteResult> Controller::write(const std::string& project, const Json& ob
 
     Busy busy(*this);
     WriteResult result;
-    auto existing = store_.get(project, key);
-    if (existing) {
-        if (!upsert) {
-            return fail(Errc::AlreadyExists, displayName(admission.object) + " already exists");
+    // Twice at most: in a fleet another node may create the object between our read and our
+    // create, and a PUT then replaces what it created, as it would have a moment later.
+    for (int attempt = 0;; ++attempt) {
+        auto existing = store_.get(project, key);
+        if (existing) {
+            if (!upsert) {
+                return fail(Errc::AlreadyExists, displayName(admission.object) + " already exists");
+            }
+            auto updated = store_.update(project, std::move(admission.object));
+            LM_TRY(updated);
+            result.changed = updated->at("metadata").at("resourceVersion") !=
+                             existing->at("metadata").at("resourceVersion");
+            break;
         }
-        auto updated = store_.update(project, std::move(admission.object));
-        LM_TRY(updated);
-        result.changed = updated->at("metadata").at("resourceVersion") !=
-                         existing->at("metadata").at("resourceVersion");
-    } else if (existing.error().code() == Errc::NotFound) {
-        auto created = store_.create(project, std::move(admission.object));
+        if (existing.error().code() != Errc::NotFound) {
+            return fail(std::move(existing).error());
+        }
+        auto created = store_.create(project, admission.object);
+        if (!created && created.error().code() == Errc::AlreadyExists && upsert && attempt == 0) {
+            continue;
+        }
         LM_TRY(created);
         result.created = true;
         result.changed = true;
-    } else {
-        return fail(std::move(existing).error());
+        break;
     }
 
     // The write is durable already; a reconcile failure is reported by the log and status,
