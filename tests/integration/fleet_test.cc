@@ -123,7 +123,10 @@ std::string configMap(const std::string& name, const std::string& value) {
 
 class FleetTest : public ::testing::Test {
 protected:
-    void SetUp() override {
+    void SetUp() override { setUpFleet({}); }
+
+    // Starts etcd, the backend and the nodes, all three at once, each with `extra` flags.
+    void setUpFleet(const std::vector<std::string>& extra) {
         if (!test::EtcdCluster::available()) {
             GTEST_SKIP() << "etcd is not installed (the etcd-server package)";
         }
@@ -135,7 +138,10 @@ protected:
         backend_ = std::move(*backend);
         gatewayPort_ = test::freePort();
         for (int i = 0; i < kNodes; ++i) {
-            startNode(i);
+            launchNode(i, extra);
+        }
+        for (int i = 0; i < kNodes; ++i) {
+            notify_[i]->waitFor("READY=1");
         }
     }
 
@@ -145,6 +151,11 @@ protected:
     std::string dir(int i) const { return dir_.path() + "/" + kNodeNames[i]; }
 
     void startNode(int i, const std::vector<std::string>& extra = {}) {
+        launchNode(i, extra);
+        notify_[i]->waitFor("READY=1");
+    }
+
+    void launchNode(int i, const std::vector<std::string>& extra) {
         ::mkdir(dir(i).c_str(), 0700);
         ::mkdir((dir(i) + "/logs").c_str(), 0700);
         std::string endpoints;
@@ -169,7 +180,6 @@ protected:
         nodes_[i] = std::make_unique<test::ChildProcess>(
             argv, std::map<std::string, std::string>{{"NOTIFY_SOCKET", notify_[i]->path()}},
             dir(i) + "/logs");
-        notify_[i]->waitFor("READY=1");
     }
 
     test::Outcome ctl(int node, std::vector<std::string> args, const std::string& input = "") {
@@ -316,6 +326,18 @@ TEST_F(FleetTest, AStaleUpdateConflictsAndOfConcurrentCreatesOneWins) {
         const std::string winner = ra.status == 201 ? "from-a" : "from-b";
         EXPECT_EQ(getJson(2, "configmap", name)["data"]["k"], winner);
     }
+
+    // Both nodes apply (PUT) the same new name at once: both succeed, one creating it.
+    for (int round = 0; round < 5; ++round) {
+        const std::string name = "both-" + std::to_string(round);
+        auto put = [&](int node) { return apply(node, configMap(name, "same")); };
+        auto a = std::async(std::launch::async, put, 0);
+        auto b = std::async(std::launch::async, put, 1);
+        const auto ra = a.get();
+        const auto rb = b.get();
+        EXPECT_EQ(ra.exitCode, 0) << ra.err;
+        EXPECT_EQ(rb.exitCode, 0) << rb.err;
+    }
 }
 
 TEST_F(FleetTest, EtcdMemberFailuresKeepTrafficFlowingAndWritesAnswerPromptly) {
@@ -414,6 +436,34 @@ TEST_F(FleetTest, AKilledNodeLeavesAndMergedStatusStopsCountingIt) {
         << getJson(1, "gateway", "edge").dump(2);
     EXPECT_TRUE(echoes(0));
     EXPECT_TRUE(echoes(1));
+}
+
+class FleetManifestsTest : public FleetTest {
+protected:
+    void SetUp() override {}
+};
+
+TEST_F(FleetManifestsTest, NodesStartingTogetherTakeTurnsApplyingTheManifests) {
+    std::string docs;
+    for (int i = 0; i < 30; ++i) {
+        docs += (i == 0 ? "" : "---\n") + configMap("boot-" + std::to_string(i), "v");
+    }
+    ::mkdir((dir_.path() + "/manifests").c_str(), 0700);
+    dir_.write("manifests/boot.yaml", docs);
+    setUpFleet({"--manifests", dir_.path() + "/manifests"});
+    if (IsSkipped()) {
+        return;
+    }
+    for (int i = 0; i < 30; ++i) {
+        json object = getJson(1, "configmap", "boot-" + std::to_string(i));
+        ASSERT_TRUE(object.is_object()) << i;
+        EXPECT_EQ(object["metadata"]["generation"], 1);
+    }
+    // Without the lock, nodes racing to create the same objects log AlreadyExists.
+    for (int i = 0; i < kNodes; ++i) {
+        EXPECT_EQ(nodes_[i]->stderrText().find("manifests:"), std::string::npos)
+            << kNodeNames[i] << ":\n" << nodes_[i]->stderrText();
+    }
 }
 
 }  // namespace
