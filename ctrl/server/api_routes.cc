@@ -98,9 +98,6 @@ HttpResponse errorResponse(const Error& error, const Diagnostics& findings = {},
     if (code == Errc::Unavailable) {
         return status(503, "ServiceUnavailable", error.message(), details);
     }
-    if (code == Errc::Gone) {
-        return status(410, "Expired", error.message(), details);
-    }
     return status(500, "InternalError", error.message(), details);
 }
 
