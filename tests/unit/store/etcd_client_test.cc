@@ -69,6 +69,37 @@ auto atLeast(std::size_t n) {
     return [n](const std::vector<Event>& e) { return e.size() >= n; };
 }
 
+// The keys of `kvs` in the order they were last written, leaving out revision `skip`.
+std::vector<std::string> keysByRevision(const std::vector<KeyValue>& kvs, std::int64_t skip = 0) {
+    std::map<std::int64_t, std::string> byRevision;
+    for (const auto& kv : kvs) {
+        if (kv.modRevision != skip) {
+            byRevision[kv.modRevision] = kv.key;
+        }
+    }
+    std::vector<std::string> out;
+    for (const auto& [rev, key] : byRevision) {
+        out.push_back(key);
+    }
+    return out;
+}
+
+// Gathers what `w` still has to deliver after `events` and checks that all of them together
+// are exactly `expected`: nothing lost, nothing repeated, in order.
+void expectWatchSawExactly(Watch& w, std::vector<Event> events,
+                           const std::vector<std::string>& expected, const char* across) {
+    const std::size_t already = events.size();
+    const auto more = gather(w, [&](const std::vector<Event>& e) {
+        return already + e.size() >= expected.size();
+    });
+    events.insert(events.end(), more.begin(), more.end());
+    std::vector<std::string> seen;
+    for (const auto& e : events) {
+        seen.push_back(e.kv.key);
+    }
+    EXPECT_EQ(seen, expected) << "the watch lost or repeated events across " << across;
+}
+
 class EtcdClientTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -472,27 +503,11 @@ TEST_F(EtcdClientFailoverTest, LeaderKillKeepsWritesGoingAndTheWatchWhole) {
     // The truth: everything under the prefix after the base, in revision order.
     auto truth = client->range("/lm/f/k", true);
     ASSERT_TRUE(truth) << truth.error().message();
-    std::map<std::int64_t, std::string> byRevision;
-    for (const auto& kv : truth->kvs) {
-        byRevision[kv.modRevision] = kv.key;
-    }
-    std::vector<std::string> expected;
-    for (const auto& [rev, key] : byRevision) {
-        expected.push_back(key);
-    }
+    const std::vector<std::string> expected = keysByRevision(truth->kvs);
     for (const auto& k : log.acked) {
         EXPECT_TRUE(std::find(expected.begin(), expected.end(), k) != expected.end()) << k;
     }
-    const std::size_t already = events.size();
-    const auto more = gather(*w, [&](const std::vector<Event>& e) {
-        return already + e.size() >= expected.size();
-    });
-    events.insert(events.end(), more.begin(), more.end());
-    std::vector<std::string> seen;
-    for (const auto& e : events) {
-        seen.push_back(e.kv.key);
-    }
-    EXPECT_EQ(seen, expected) << "the watch lost or repeated events across the leader kill";
+    expectWatchSawExactly(*w, events, expected, "the leader kill");
     EXPECT_TRUE(w->connected());
 }
 
@@ -569,25 +584,7 @@ TEST_F(EtcdClientFailoverTest, WithoutQuorumWritesFailBoundedAndResumeWhenAMembe
     for (const auto& k : refused) {
         EXPECT_FALSE(present.count(k)) << k << " was refused with NoLeader but got written";
     }
-    std::map<std::int64_t, std::string> byRevision;
-    for (const auto& kv : after->kvs) {
-        byRevision[kv.modRevision] = kv.key;
-    }
-    byRevision.erase(*before);
-    std::vector<std::string> expected;
-    for (const auto& [rev, key] : byRevision) {
-        expected.push_back(key);
-    }
-    const std::size_t already = events.size();
-    const auto more = gather(*w, [&](const std::vector<Event>& e) {
-        return already + e.size() >= expected.size();
-    });
-    events.insert(events.end(), more.begin(), more.end());
-    std::vector<std::string> seen;
-    for (const auto& e : events) {
-        seen.push_back(e.kv.key);
-    }
-    EXPECT_EQ(seen, expected) << "the watch lost or repeated events across the outage";
+    expectWatchSawExactly(*w, events, keysByRevision(after->kvs, *before), "the outage");
 }
 
 }  // namespace

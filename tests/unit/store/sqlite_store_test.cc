@@ -23,48 +23,23 @@
 #include <sqlite3.h>
 
 #include "ctrl/store/store.h"
+#include "tests/unit/store/store_backends.h"
 
 namespace lastmile::ctrl {
 namespace {
 
 using namespace std::chrono;
-
-constexpr const char* kPolicyGroup = "gateway.networking.k8s.io";
-constexpr const char* kPolicyKind = "BackendTLSPolicy";
+using test::configMap;
+using test::generationOf;
+using test::kPolicyGroup;
+using test::kPolicyKind;
+using test::policy;
+using test::policyKey;
+using test::rvOf;
 
 // 2026-11-26T16:10:00.750Z: the fraction must not reach creationTimestamp.
 system_clock::time_point fakeNow() {
     return sys_days{year{2026} / November / 26} + hours{16} + minutes{10} + milliseconds{750};
-}
-
-Json policy(const std::string& ns, const std::string& name, const std::string& hostname) {
-    return Json{
-        {"apiVersion", "gateway.networking.k8s.io/v1alpha3"},
-        {"kind", kPolicyKind},
-        {"metadata", {{"name", name}, {"namespace", ns}}},
-        {"spec",
-         {{"targetRefs", Json::array({{{"group", ""}, {"kind", "Service"}, {"name", "web"}}})},
-          {"validation", {{"hostname", hostname}, {"wellKnownCACertificates", "System"}}}}},
-    };
-}
-
-Json configMap(const std::string& ns, const std::string& name) {
-    return Json{{"apiVersion", "v1"},
-                {"kind", "ConfigMap"},
-                {"metadata", {{"name", name}, {"namespace", ns}}},
-                {"data", {{"ca.crt", "pem"}}}};
-}
-
-ObjectKey policyKey(const std::string& ns, const std::string& name) {
-    return ObjectKey{kPolicyGroup, kPolicyKind, ns, name};
-}
-
-std::string rvOf(const Json& object) {
-    return object["metadata"]["resourceVersion"].get<std::string>();
-}
-
-std::int64_t generationOf(const Json& object) {
-    return object["metadata"]["generation"].get<std::int64_t>();
 }
 
 class SqliteStoreTest : public ::testing::Test {

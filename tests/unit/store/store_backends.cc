@@ -68,4 +68,34 @@ std::unique_ptr<OpenedBackend> openBackend(StoreBackend backend, ctrl::Clock clo
     return out;
 }
 
+ctrl::Json policy(const std::string& ns, const std::string& name, const std::string& hostname) {
+    return ctrl::Json{
+        {"apiVersion", "gateway.networking.k8s.io/v1alpha3"},
+        {"kind", kPolicyKind},
+        {"metadata", {{"name", name}, {"namespace", ns}}},
+        {"spec",
+         {{"targetRefs", ctrl::Json::array({{{"group", ""}, {"kind", "Service"}, {"name", "web"}}})},
+          {"validation", {{"hostname", hostname}, {"wellKnownCACertificates", "System"}}}}},
+    };
+}
+
+ctrl::Json configMap(const std::string& ns, const std::string& name) {
+    return ctrl::Json{{"apiVersion", "v1"},
+                      {"kind", "ConfigMap"},
+                      {"metadata", {{"name", name}, {"namespace", ns}}},
+                      {"data", {{"ca.crt", "pem"}}}};
+}
+
+ctrl::ObjectKey policyKey(const std::string& ns, const std::string& name) {
+    return ctrl::ObjectKey{kPolicyGroup, kPolicyKind, ns, name};
+}
+
+std::string rvOf(const ctrl::Json& object) {
+    return object["metadata"]["resourceVersion"].get<std::string>();
+}
+
+std::int64_t generationOf(const ctrl::Json& object) {
+    return object["metadata"]["generation"].get<std::int64_t>();
+}
+
 }  // namespace lastmile::test

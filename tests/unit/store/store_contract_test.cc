@@ -19,31 +19,13 @@ namespace lastmile::ctrl {
 namespace {
 
 using namespace std::chrono;
-
-constexpr const char* kPolicyGroup = "gateway.networking.k8s.io";
-constexpr const char* kPolicyKind = "BackendTLSPolicy";
-
-Json policy(const std::string& ns, const std::string& name, const std::string& hostname) {
-    return Json{
-        {"apiVersion", "gateway.networking.k8s.io/v1alpha3"},
-        {"kind", kPolicyKind},
-        {"metadata", {{"name", name}, {"namespace", ns}}},
-        {"spec",
-         {{"targetRefs", Json::array({{{"group", ""}, {"kind", "Service"}, {"name", "web"}}})},
-          {"validation", {{"hostname", hostname}, {"wellKnownCACertificates", "System"}}}}},
-    };
-}
-
-Json configMap(const std::string& ns, const std::string& name) {
-    return Json{{"apiVersion", "v1"},
-                {"kind", "ConfigMap"},
-                {"metadata", {{"name", name}, {"namespace", ns}}},
-                {"data", {{"ca.crt", "pem"}}}};
-}
-
-ObjectKey policyKey(const std::string& ns, const std::string& name) {
-    return ObjectKey{kPolicyGroup, kPolicyKind, ns, name};
-}
+using test::configMap;
+using test::generationOf;
+using test::kPolicyGroup;
+using test::kPolicyKind;
+using test::policy;
+using test::policyKey;
+using test::rvOf;
 
 std::vector<std::string> keysOf(const Json& object) {
     std::vector<std::string> out;
@@ -60,14 +42,6 @@ std::vector<std::string> namesOf(const std::vector<Json>& objects) {
                       o["metadata"]["name"].get<std::string>());
     }
     return out;
-}
-
-std::string rvOf(const Json& object) {
-    return object["metadata"]["resourceVersion"].get<std::string>();
-}
-
-std::int64_t generationOf(const Json& object) {
-    return object["metadata"]["generation"].get<std::int64_t>();
 }
 
 // Each test gets an empty store of the backend named by the parameter. Revisions are counted
