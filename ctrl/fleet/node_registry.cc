@@ -38,6 +38,16 @@ NodeRegistry::NodeRegistry(std::shared_ptr<etcd::Client> client, NodeOptions opt
       clock_(std::move(clock)) {}
 
 NodeRegistry::~NodeRegistry() {
+    stop();
+    if (const auto lease = lease_.load(); lease != 0) {
+        if (auto s = client_->revokeLease(lease); !s) {
+            LM_LOG(Warning, kLog, "leaving the fleet: " << s.error().message()
+                                      << " (the node stays listed until its lease expires)");
+        }
+    }
+}
+
+void NodeRegistry::stop() {
     heartbeatThread_.request_stop();
     watchThread_.request_stop();
     {
@@ -51,12 +61,6 @@ NodeRegistry::~NodeRegistry() {
     }
     if (watchThread_.joinable()) {
         watchThread_.join();
-    }
-    if (const auto lease = lease_.load(); lease != 0) {
-        if (auto s = client_->revokeLease(lease); !s) {
-            LM_LOG(Warning, kLog, "leaving the fleet: " << s.error().message()
-                                      << " (the node stays listed until its lease expires)");
-        }
     }
 }
 

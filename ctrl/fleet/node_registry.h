@@ -46,13 +46,17 @@ public:
     // `generation` reads the node's published profile generation at each heartbeat.
     NodeRegistry(std::shared_ptr<etcd::Client> client, NodeOptions options,
                  std::function<std::uint64_t()> generation, Clock clock);
-    ~NodeRegistry();  // stops its threads and revokes the lease: the node leaves at once
+    ~NodeRegistry();  // stop()s and revokes the lease: the node leaves at once
     NodeRegistry(const NodeRegistry&) = delete;
     NodeRegistry& operator=(const NodeRegistry&) = delete;
 
     // Takes a lease, writes this node's key and starts the heartbeat and the watch of the
     // other nodes. Errc::AlreadyExists when a live node already has this name.
     Status join();
+
+    // Stops the heartbeat and the watch of the other nodes: no onPeersChanged() call runs or
+    // follows once it returns, while merge() and nodes() still answer (from the last state).
+    void stop();
 
     // Called when another node joins, leaves or binds differently: merged status may change.
     void onPeersChanged(std::function<void()> callback) { peersChanged_ = std::move(callback); }

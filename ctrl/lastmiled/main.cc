@@ -533,6 +533,11 @@ int run(const Flags& flags) {
     }
     // No more writes, then no more new connections; open ones get drainTimeout to finish.
     api->reset();
+    // The follower and the registry call into each other: neither calls once both stopped.
+    if (registry) {
+        registry->stop();
+        follower.reset();
+    }
     const auto open = workers.drain();
     if (open > 0) {
         LM_LOG(Warning, kLog, "closing " << open << " connection(s) still open after the drain timeout");
