@@ -224,10 +224,31 @@ void NodeRegistry::watchPeers(std::stop_token stop) {
     }
 }
 
+// A listener's state as a node reports it. Everything status shows is in it, so that every
+// node computes the same merged status from the same reports.
+Json stateJson(const route::ListenerState& state) {
+    Json intercepted = Json::array();
+    for (const auto& i : state.intercepted) {
+        intercepted.push_back({{"address", i.address}, {"modes", i.modes}});
+    }
+    return Json{{"bound", state.bound}, {"message", state.message}, {"intercepted", intercepted}};
+}
+
+std::vector<route::Interception> interceptionsOf(const Json& state) {
+    std::vector<route::Interception> out;
+    for (const auto& i : state.value("intercepted", Json::array())) {
+        route::Interception one;
+        one.address = i.value("address", "");
+        one.modes = i.value("modes", std::vector<std::string>{});
+        out.push_back(std::move(one));
+    }
+    return out;
+}
+
 ListenerStates NodeRegistry::merge(const std::string& project, const ListenerStates& local) {
     Json mine = Json::object();
     for (const auto& [id, state] : local) {
-        mine[listenerName(id)] = {{"bound", state.bound}, {"message", state.message}};
+        mine[listenerName(id)] = stateJson(state);
     }
     std::lock_guard lock(mu_);
     if (listeners_.value(project, Json::object()) != mine) {
@@ -239,23 +260,30 @@ ListenerStates NodeRegistry::merge(const std::string& project, const ListenerSta
         changed_ = true;
         dirty_.notify_all();
     }
+    // Every live node's report of the project by node name, this one's included: the merge
+    // depends only on the set of reports, never on which node computes it, or nodes would
+    // write different status in turn for ever.
+    std::map<std::string, Json> reports{{options_.name, mine}};
+    for (const auto& [peer, report] : peers_) {
+        reports[peer] = report.value("listeners", Json::object()).value(project, Json::object());
+    }
     ListenerStates out = local;
     for (auto& [id, state] : out) {
-        std::vector<std::string> problems;
-        if (!state.bound) {
-            problems.push_back("node " + options_.name + ": " + state.message);
-        }
         const std::string name = listenerName(id);
-        for (const auto& [peer, report] : peers_) {
-            const Json theirs = report.value("listeners", Json::object())
-                                    .value(project, Json::object())
-                                    .value(name, Json());
-            if (!theirs.is_object()) {
-                problems.push_back("node " + peer + ": not programmed yet");
-            } else if (!theirs.value("bound", false)) {
-                problems.push_back("node " + peer + ": " + theirs.value("message", ""));
+        std::vector<std::string> problems;
+        const Json* first = nullptr;  // the first node's state, whose interceptions status shows
+        for (const auto& [node, listeners] : reports) {
+            auto theirs = listeners.find(name);
+            if (theirs == listeners.end()) {
+                problems.push_back("node " + node + ": not programmed yet");
+                continue;
+            }
+            first = first != nullptr ? first : &*theirs;
+            if (!theirs->value("bound", false)) {
+                problems.push_back("node " + node + ": " + theirs->value("message", ""));
             }
         }
+        state.intercepted = first != nullptr ? interceptionsOf(*first) : state.intercepted;
         if (!problems.empty()) {
             state.bound = false;
             state.message = ::lastmile::join(problems, "; ");
