@@ -18,8 +18,9 @@ std::string listenerName(const std::pair<ObjectKey, std::string>& id) {
     return id.first.ns + "/" + id.first.name + "/" + id.second;
 }
 
-NodeView viewOf(const Json& report) {
+NodeView viewOf(const Json& report, const std::string& project) {
     NodeView view;
+    view.listeners = report.value("listeners", Json::object()).value(project, Json::object());
     view.name = report.value("name", "");
     view.address = report.value("address", "");
     view.engines = report.value("engines", Json::array());
@@ -320,11 +321,11 @@ Status NodeRegistry::withLock(const std::string& name, std::chrono::milliseconds
     return {};
 }
 
-std::vector<NodeView> NodeRegistry::nodes() const {
+std::vector<NodeView> NodeRegistry::nodes(const std::string& project) const {
     std::lock_guard lock(mu_);
-    std::vector<NodeView> out{viewOf(reportLocked())};
+    std::vector<NodeView> out{viewOf(reportLocked(), project)};
     for (const auto& [name, report] : peers_) {
-        out.push_back(viewOf(report));
+        out.push_back(viewOf(report, project));
     }
     std::sort(out.begin(), out.end(),
               [](const NodeView& a, const NodeView& b) { return a.name < b.name; });

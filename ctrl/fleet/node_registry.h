@@ -39,6 +39,9 @@ struct NodeView {
     Json engines = Json::array();
     std::uint64_t profileGeneration = 0;
     std::string heartbeat;  // RFC 3339, when the node last wrote its key
+    // One project's listeners as this node bound them: {"ns/gateway/listener": {"bound",
+    // "message", "intercepted"}}.
+    Json listeners = Json::object();
 };
 
 class NodeRegistry {
@@ -66,8 +69,8 @@ public:
     // counts as bound only when every live node bound it, and otherwise says which did not.
     ListenerStates merge(const std::string& project, const ListenerStates& local);
 
-    // Live nodes, this one included, by name.
-    std::vector<NodeView> nodes() const;
+    // Live nodes, this one included, by name, with their listeners of `project`.
+    std::vector<NodeView> nodes(const std::string& project) const;
 
     // Runs `work` while holding the fleet-wide lock `name` (a key on this node's lease, so a
     // node that dies holding it releases it when its lease expires). Waits up to `wait` for

@@ -652,6 +652,18 @@ int runDescribe(const std::vector<Selection>& selections, const GlobalOptions& o
             profilesError = "HTTP " + std::to_string(r->status);
         }
     }
+    // In a fleet, each node's own state of a Gateway's listeners (an older server has none).
+    std::optional<Json> nodes;
+    if (std::any_of(objects.begin(), objects.end(),
+                    [](const auto& o) { return o.first->kind == "Gateway"; })) {
+        auto r = session.send("GET", nodesPath(options.project));
+        if (!r) {
+            return 1;
+        }
+        if (r->status == 200) {
+            nodes = Json::parse(r->body, nullptr, false);
+        }
+    }
     bool first = true;
     for (const auto& [kind, object] : objects) {
         if (!first) {
@@ -670,6 +682,9 @@ int runDescribe(const std::vector<Selection>& selections, const GlobalOptions& o
         }
         if (kind->kind == "Gateway" && profiles) {
             env.out << describeInterception(*profiles, object);
+        }
+        if (kind->kind == "Gateway" && nodes) {
+            env.out << describeNodes(*nodes, object);
         }
     }
     return failed ? 1 : 0;

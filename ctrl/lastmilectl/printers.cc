@@ -846,6 +846,32 @@ std::string describeInterception(const Json& profileList, const Json& gateway) {
     return tabAlign(w.text(), 0, 2);
 }
 
+std::string describeNodes(const Json& nodeList, const Json& gateway) {
+    const std::string prefix = textAt(gateway, {"metadata", "namespace"}) + "/" +
+                               textAt(gateway, {"metadata", "name"}) + "/";
+    DescribeWriter w;
+    bool any = false;
+    for (const auto& node : arrayAt(nodeList, {"items"})) {
+        const Json* listeners = member(node, "listeners");
+        if (listeners == nullptr || !listeners->is_object()) {
+            continue;
+        }
+        for (auto it = listeners->begin(); it != listeners->end(); ++it) {
+            if (it.key().rfind(prefix, 0) != 0) {
+                continue;
+            }
+            if (!any) {
+                w.line(0, "Nodes:");
+                any = true;
+            }
+            w.field(1, textAt(node, {"name"}) + " " + it.key().substr(prefix.size()),
+                    yesNo(member(it.value(), "bound"), "Programmed",
+                          "not programmed: " + textAt(it.value(), {"message"}), "<unknown>"));
+        }
+    }
+    return any ? tabAlign(w.text(), 0, 2) : "";
+}
+
 std::string describeProfiles(const Json& profileList, const std::string& policy) {
     std::vector<const Json*> mine;
     for (const auto& p : arrayAt(profileList, {"items"})) {

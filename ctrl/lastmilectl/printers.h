@@ -35,6 +35,10 @@ std::string ageOf(const Json& object, std::int64_t now);
 // `get nodes`: NAME ADDRESS ENGINES PROFILE-GENERATION HEARTBEAT (how long ago, at `now`).
 std::string printNodes(const std::vector<Json>& nodes, std::int64_t now);
 
+// `describe gateway` in a fleet: each node's own state of the Gateway's listeners ("" when no
+// node reports any).
+std::string describeNodes(const Json& nodeList, const Json& gateway);
+
 // "backendtlspolicy.gateway.networking.k8s.io" or "service" (core): the apply/delete noun.
 std::string singularRef(const ctrl::KindInfo& kind);
 // "backendtlspolicies.gateway.networking.k8s.io" or "services": the NotFound noun.

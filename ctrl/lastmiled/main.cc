@@ -171,7 +171,8 @@ Json nodeJson(const NodeView& node) {
                 {"address", node.address},
                 {"engines", node.engines},
                 {"profileGeneration", node.profileGeneration},
-                {"heartbeat", node.heartbeat}};
+                {"heartbeat", node.heartbeat},
+                {"listeners", node.listeners}};
 }
 
 std::string hostName() {
@@ -400,7 +401,7 @@ int run(const Flags& flags) {
         }
     };
     manifests(config->manifests);
-    controller.setNodes([&]() -> Json {
+    controller.setNodes([&](const std::string& project) -> Json {
         Json items = Json::array();
         if (!registry) {
             items.push_back(nodeJson(NodeView{nodeName,
@@ -409,7 +410,7 @@ int run(const Flags& flags) {
                                               engines, profiles.snapshot()->generation,
                                               rfc3339(clock())}));
         } else {
-            for (const auto& node : registry->nodes()) {
+            for (const auto& node : registry->nodes(project)) {
                 items.push_back(nodeJson(node));
             }
         }

@@ -266,7 +266,7 @@ HttpResponse handleApiRequest(Controller& controller, const ApiAccess& access,
         }
         return ok(200, Json{{"apiVersion", "lastmile.dev/v1"},
                             {"kind", "NodeList"},
-                            {"items", controller.describeNodes()}});
+                            {"items", controller.describeNodes(route->project)}});
     }
     const KindInfo& kind = *route->kind;
     const std::string& method = request.method;

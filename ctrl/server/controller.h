@@ -92,10 +92,13 @@ public:
     void setInterception(std::function<Json()> describe) { interception_ = std::move(describe); }
 
     // The fleet's live nodes as `lastmilectl get nodes` shows them: [{"name", "address",
-    // "engines", "profileGeneration", "heartbeat"}], asked at each request. Set once, before
-    // the API serves.
-    void setNodes(std::function<Json()> nodes) { nodes_ = std::move(nodes); }
-    Json describeNodes() const { return nodes_ ? nodes_() : Json::array(); }
+    // "engines", "profileGeneration", "heartbeat", "listeners"}], where listeners are the
+    // project's only. Asked at each request. Set once, before the API serves.
+    using NodesFn = std::function<Json(const std::string& project)>;
+    void setNodes(NodesFn nodes) { nodes_ = std::move(nodes); }
+    Json describeNodes(const std::string& project) const {
+        return nodes_ ? nodes_(project) : Json::array();
+    }
 
     // Reconciles every project again with freshly compiled profiles for policies that trust
     // the system store (SIGHUP): its files are read when a profile is compiled, and an
@@ -160,7 +163,7 @@ private:
     std::atomic<std::uint64_t> compileFailures_{0};
     Json recordEngines_ = Json::array();
     std::function<Json()> interception_;
-    std::function<Json()> nodes_;
+    NodesFn nodes_;
 };
 
 }  // namespace lastmile::ctrl

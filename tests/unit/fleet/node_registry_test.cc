@@ -92,16 +92,20 @@ TEST_F(NodeRegistryTest, ANodeThatLeavesIsNoLongerListedOrCounted) {
     auto b = join("node-b");
     std::atomic<int> changes{0};
     a->onPeersChanged([&] { ++changes; });
-    ASSERT_TRUE(test::eventually([&] { return a->nodes().size() == 2; }, seconds(5)));
-    EXPECT_EQ(a->nodes()[1].name, "node-b");
-    EXPECT_EQ(a->nodes()[1].address, "node-b.example:9090");
-    EXPECT_EQ(a->nodes()[1].profileGeneration, 7U);
+    ASSERT_TRUE(test::eventually([&] { return a->nodes("p").size() == 2; }, seconds(5)));
+    EXPECT_EQ(a->nodes("p")[1].name, "node-b");
+    EXPECT_EQ(a->nodes("p")[1].address, "node-b.example:9090");
+    EXPECT_EQ(a->nodes("p")[1].profileGeneration, 7U);
 
     b->merge("p", states(false, "no"));
-    ASSERT_TRUE(test::eventually([&] { return !a->merge("p", states(true, "")).at(kListener).bound; },
-                                 seconds(5)));
+    ASSERT_TRUE(test::eventually(
+        [&] { return a->merge("p", states(true, "")).at(kListener).message == "node node-b: no"; },
+        seconds(5)));
+    // Each node's own state of the project's listeners, for describe; other projects' stay out.
+    EXPECT_EQ(a->nodes("p")[1].listeners["default/edge/tcp"]["message"], "no");
+    EXPECT_TRUE(a->nodes("other")[1].listeners.empty());
     b.reset();  // leaves: revokes its lease
-    EXPECT_TRUE(test::eventually([&] { return a->nodes().size() == 1; }, seconds(5)));
+    EXPECT_TRUE(test::eventually([&] { return a->nodes("p").size() == 1; }, seconds(5)));
     EXPECT_TRUE(a->merge("p", states(true, "")).at(kListener).bound);
     EXPECT_GT(changes.load(), 0);
 }

@@ -265,14 +265,15 @@ TEST_F(ApiRoutesTest, ListsCarryTheStoreRevisionTheyWereReadAt) {
 }
 
 TEST_F(ApiRoutesTest, NodesAreListedAndReadOnly) {
-    controller_->setNodes([] {
-        return Json::array({{{"name", "node-a"}, {"address", "127.0.0.1:9090"}}});
+    controller_->setNodes([](const std::string& project) {
+        return Json::array({{{"name", "node-a"}, {"project", project}}});
     });
     auto r = call("GET", "/projects/default/apis/lastmile.dev/v1/nodes");
     ASSERT_EQ(r.status, 200) << r.body;
     auto list = Json::parse(r.body);
     EXPECT_EQ(list["kind"], "NodeList");
     EXPECT_EQ(list["items"][0]["name"], "node-a");
+    EXPECT_EQ(list["items"][0]["project"], "default") << "only the caller's project is asked for";
     EXPECT_EQ(call("DELETE", "/projects/default/apis/lastmile.dev/v1/nodes").status, 405);
 }
 
