@@ -80,11 +80,21 @@ void Follower::reconcilePending() {
     }
     std::set<std::string> failed;
     for (const auto& project : projects) {
-        if (auto s = reconcile_(project); !s) {
-            LM_LOG(Warning, kLog, "reconciling project " << project << ": " << s.error().message());
-            if (s.error().code() == Errc::Unavailable) {
-                failed.insert(project);
-            }
+        auto s = reconcile_(project);
+        if (s) {
+            lastFailure_.erase(project);
+            continue;
+        }
+        // A store without quorum fails the same way every retry: said once, not every 500 ms.
+        if (auto& last = lastFailure_[project]; last != s.error().message()) {
+            last = s.error().message();
+            LM_LOG(Warning, kLog, "reconciling project " << project << ": " << last
+                                      << (s.error().code() == Errc::Unavailable
+                                              ? " (trying again until the store answers)"
+                                              : ""));
+        }
+        if (s.error().code() == Errc::Unavailable) {
+            failed.insert(project);
         }
     }
     std::lock_guard lock(mu_);

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -53,6 +54,8 @@ private:
     std::atomic<std::uint64_t> revision_{0};
     std::mutex mu_;
     std::set<std::string> pending_;  // projects to reconcile (guarded by mu_)
+    // Per project, the error its last reconcile failed with (the follower's thread only).
+    std::map<std::string, std::string> lastFailure_;
     // Replaced by a relist (under mu_) on the follower's thread, which alone reads it unlocked.
     std::unique_ptr<StoreWatch> watch_;
     std::jthread thread_;
