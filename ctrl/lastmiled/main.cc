@@ -291,14 +291,12 @@ int run(const Flags& flags) {
 
     Clock clock = [] { return std::chrono::system_clock::now(); };
     const bool fleet = config->store.type == StoreConfig::Type::Etcd;
-    std::string nodeName = config->nodeName;
-    if (nodeName.empty()) {
-        nodeName = hostName();
-        if (!isNodeName(nodeName)) {
-            LM_LOG(Error, kLog, "the host name \"" << nodeName << "\" cannot name a fleet node: "
-                                                      "set nodeName in the configuration");
-            return 1;
-        }
+    // Only a fleet needs a name that can be a key; a single appliance just shows its host's.
+    const std::string nodeName = config->nodeName.empty() ? hostName() : config->nodeName;
+    if (fleet && !isNodeName(nodeName)) {
+        LM_LOG(Error, kLog, "the host name \"" << nodeName << "\" cannot name a fleet node: "
+                                                  "set nodeName in the configuration");
+        return 1;
     }
     std::unique_ptr<Store> ownStore;
     std::shared_ptr<etcd::Client> etcdClient;

@@ -482,6 +482,26 @@ TEST_F(LastmiledTest, FeedsTheSystemdWatchdogWhenAskedTo) {
     notify_->waitFor("WATCHDOG=1", std::chrono::seconds(10));
 }
 
+// Hosts are often named in ways a fleet node's key cannot be (a VM without a name has
+// "(none)"): only fleet mode needs nodeName then.
+TEST_F(LastmiledTest, AHostNameThatCannotNameAFleetNodeDoesNotStopOneAppliance) {
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "naming the host in a UTS namespace of its own needs root";
+    }
+    notify_ = std::make_unique<test::NotifySocket>(dir_.path() + "/notify");
+    daemon_ = std::make_unique<test::ChildProcess>(
+        std::vector<std::string>{"/usr/bin/unshare", "--uts", "/bin/sh", "-c",
+                                 "echo '(none)' > /proc/sys/kernel/hostname && exec \"$0\" \"$@\"",
+                                 binary("LASTMILED"), "--state-dir", dir_.path() + "/state",
+                                 "--api-socket", socketPath(), "--admin-http", ""},
+        std::map<std::string, std::string>{{"NOTIFY_SOCKET", notify_->path()}},
+        dir_.path() + "/logs");
+    notify_->waitFor("READY=1", std::chrono::seconds(10));
+    auto nodes = ctl({"get", "nodes"});
+    EXPECT_EQ(nodes.exitCode, 0) << nodes.err;
+    EXPECT_NE(nodes.out.find("(none)"), std::string::npos) << nodes.out;
+}
+
 TEST_F(LastmiledTest, SighupReappliesManifestsAndStaysReady) {
     test::TempDir manifests;
     startDaemon({"--manifests", manifests.path()});
