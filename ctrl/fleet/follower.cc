@@ -33,15 +33,17 @@ Follower::~Follower() {
 }
 
 Status Follower::prime() {
-    auto revision = store_.revision();
+    Store& store = store_.inner();
+    auto revision = store.revision();
     LM_TRY(revision);
-    auto all = store_.listAll();
+    auto all = store.listAll();
     LM_TRY(all);
-    // listAll's revision is the read's; with no objects there is none, and the store's is used.
+    // listAll's revision is the read's; with no objects there is none, and the one read just
+    // before is used (a watch from there replays what happened in between).
     const std::uint64_t at = all->empty() ? *revision : all->front().second.revision;
     store_.replace(at, *all);
     revision_ = at;
-    auto watch = store_.watch(at);
+    auto watch = store.watch(at);
     std::lock_guard lock(mu_);
     watch_ = std::move(watch);
     return {};

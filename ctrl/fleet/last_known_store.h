@@ -27,6 +27,9 @@ public:
     void apply(const StoreEvent& event);
     // Projects the last watched state holds objects of.
     std::set<std::string> knownProjects() const;
+    // The store itself, without the fallback: what the follower lists and watches, since a
+    // list answered from the last watched state would be taken for the store's.
+    Store& inner() { return inner_; }
 
     // Reads: the store's answer; Errc::Unavailable from the store gets the last watched state
     // instead (a list then carries the revision that state was watched at).
