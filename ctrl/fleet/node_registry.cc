@@ -118,15 +118,7 @@ Status NodeRegistry::join() {
         LM_TRY(client_->put(key, report, *lease));
     }
 
-    auto peers = client_->range(options_.prefix + "nodes/", true);
-    LM_TRY(peers);
-    for (const auto& kv : peers->kvs) {
-        applyPeer(kv.key, kv.value);
-    }
-    {
-        std::lock_guard lock(mu_);
-        peerWatch_ = client_->watch(options_.prefix + "nodes/", peers->revision);
-    }
+    LM_TRY(loadPeers());
     heartbeatThread_ = std::jthread([this](std::stop_token stop) { heartbeat(stop); });
     watchThread_ = std::jthread([this](std::stop_token stop) { watchPeers(stop); });
     LM_LOG(Notice, kLog, "joined the fleet as node " << options_.name << " (lease TTL "
@@ -190,28 +182,36 @@ bool NodeRegistry::applyPeer(const std::string& key, const std::string& value) {
     return changed;
 }
 
+Result<bool> NodeRegistry::loadPeers() {
+    auto peers = client_->range(options_.prefix + "nodes/", true);
+    LM_TRY(peers);
+    bool changed;
+    {
+        std::lock_guard lock(mu_);
+        changed = !peers_.empty();
+        peers_.clear();
+    }
+    for (const auto& kv : peers->kvs) {
+        changed = applyPeer(kv.key, kv.value) || changed;
+    }
+    auto watch = client_->watch(options_.prefix + "nodes/", peers->revision);
+    std::lock_guard lock(mu_);
+    peerWatch_ = std::move(watch);
+    return changed;
+}
+
 void NodeRegistry::watchPeers(std::stop_token stop) {
     while (!stop.stop_requested()) {
         auto events = peerWatch_->next(std::chrono::milliseconds(500));
         bool changed = false;
         if (!events) {
             // Compacted: read every node again and watch from there.
-            auto peers = client_->range(options_.prefix + "nodes/", true);
-            if (!peers) {
+            auto loaded = loadPeers();
+            if (!loaded) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(500));
                 continue;
             }
-            {
-                std::lock_guard lock(mu_);
-                changed = !peers_.empty();
-                peers_.clear();
-            }
-            for (const auto& kv : peers->kvs) {
-                changed = applyPeer(kv.key, kv.value) || changed;
-            }
-            auto watch = client_->watch(options_.prefix + "nodes/", peers->revision);
-            std::lock_guard lock(mu_);
-            peerWatch_ = std::move(watch);
+            changed = *loaded;
         } else {
             for (const auto& event : *events) {
                 const bool deleted = event.type == etcd::Event::Type::Delete;

@@ -84,6 +84,8 @@ private:
     Status writeReport();
     void heartbeat(std::stop_token stop);
     void watchPeers(std::stop_token stop);
+    // Reads every node's key anew and watches them from there; true when peers may differ.
+    Result<bool> loadPeers();
     // Applies one node key's new value (empty: deleted); true when merged status may change.
     bool applyPeer(const std::string& key, const std::string& value);
 
