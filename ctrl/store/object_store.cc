@@ -226,6 +226,12 @@ std::tuple<std::string, std::string, std::string, std::string> listOrder(const J
             meta.at("namespace").get<std::string>(), meta.at("name").get<std::string>()};
 }
 
+// Byte order of keys is not (group, kind, namespace, name) order: "a-b/x" sorts before "a/x".
+void sortForLists(std::vector<Json>& items) {
+    std::stable_sort(items.begin(), items.end(),
+                     [](const Json& a, const Json& b) { return listOrder(a) < listOrder(b); });
+}
+
 // Lists filter on the group, which is in the stored object (objectPath() leaves it out).
 class ObjectStore final : public Store {
 public:
@@ -348,10 +354,7 @@ Result<Listed> ObjectStore::collect(const std::string& prefix, const std::string
             out.items.push_back(std::move(*object));
         }
     }
-    // Byte order of keys is not (namespace, name) order: "a-b/x" sorts before "a/x".
-    std::stable_sort(out.items.begin(), out.items.end(), [](const Json& a, const Json& b) {
-        return listOrder(a) < listOrder(b);
-    });
+    sortForLists(out.items);
     return out;
 }
 
@@ -398,8 +401,7 @@ Result<std::vector<std::pair<std::string, Listed>>> ObjectStore::listAll() {
             out.back().second.items.push_back(std::move(*object));
         }
         for (auto& [project, listed] : out) {
-            std::stable_sort(listed.items.begin(), listed.items.end(),
-                             [](const Json& a, const Json& b) { return listOrder(a) < listOrder(b); });
+            sortForLists(listed.items);
         }
         return out;
     });
