@@ -346,20 +346,22 @@ int run(const Flags& flags) {
         },
         config->dataplane.bindAddress);
     const Json engines = describeEngines(workers.engines());
+    // How `get nodes` shows this node, in a fleet or not.
+    const std::string nodeAddress = adminAddress.empty() ? config->dataplane.bindAddress
+                                                         : adminAddress;
+    Json usableEngines = Json::array();
+    for (const auto& engine : engines) {
+        if (engine["usable"].get<bool>()) {
+            usableEngines.push_back(engine["name"]);
+        }
+    }
     std::unique_ptr<NodeRegistry> registry;
     std::unique_ptr<Follower> follower;
     if (fleet) {
-        Json usable = Json::array();
-        for (const auto& engine : engines) {
-            if (engine["usable"].get<bool>()) {
-                usable.push_back(engine["name"]);
-            }
-        }
         registry = std::make_unique<NodeRegistry>(
             etcdClient,
-            NodeOptions{config->store.prefix, nodeName,
-                        adminAddress.empty() ? config->dataplane.bindAddress : adminAddress,
-                        std::move(usable), config->store.leaseTtl},
+            NodeOptions{config->store.prefix, nodeName, nodeAddress, usableEngines,
+                        config->store.leaseTtl},
             [&profiles] { return profiles.snapshot()->generation; }, clock);
         if (auto s = registry->join(); !s) {
             LM_LOG(Error, kLog, "joining the fleet: " << s.error().message());
@@ -402,10 +404,8 @@ int run(const Flags& flags) {
     controller.setNodes([&](const std::string& project) -> Json {
         Json items = Json::array();
         if (!registry) {
-            items.push_back(nodeJson(NodeView{nodeName,
-                                              adminAddress.empty() ? config->dataplane.bindAddress
-                                                                   : adminAddress,
-                                              engines, profiles.snapshot()->generation,
+            items.push_back(nodeJson(NodeView{nodeName, nodeAddress, usableEngines,
+                                              profiles.snapshot()->generation,
                                               rfc3339(clock())}));
         } else {
             for (const auto& node : registry->nodes(project)) {

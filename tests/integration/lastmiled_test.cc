@@ -500,6 +500,10 @@ TEST_F(LastmiledTest, AHostNameThatCannotNameAFleetNodeDoesNotStopOneAppliance) 
     auto nodes = ctl({"get", "nodes"});
     EXPECT_EQ(nodes.exitCode, 0) << nodes.err;
     EXPECT_NE(nodes.out.find("(none)"), std::string::npos) << nodes.out;
+    // The usable engines by name, as a fleet node lists them.
+    auto listed = json::parse(ctl({"get", "nodes", "-o", "json"}).out, nullptr, false);
+    ASSERT_TRUE(listed.is_object()) << listed;
+    EXPECT_EQ(listed["items"][0]["engines"].back(), "openssl") << listed;
 }
 
 TEST_F(LastmiledTest, SighupReappliesManifestsAndStaysReady) {
