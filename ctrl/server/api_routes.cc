@@ -185,8 +185,13 @@ std::optional<std::string> reconcileBodyWithPath(Json& body, const Route& route)
     if (!body.is_object()) {
         return "the body must be a JSON object";
     }
-    const std::string apiVersion = body.value("apiVersion", "");
-    const std::string kind = body.value("kind", "");
+    // value() throws when a field holds another type: a kind that is an object is just wrong.
+    const auto text = [&body](const char* field) {
+        auto it = body.find(field);
+        return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    const std::string apiVersion = text("apiVersion");
+    const std::string kind = text("kind");
     const std::string pathApiVersion =
         route.group.empty() ? route.version : route.group + "/" + route.version;
     if (apiVersion != pathApiVersion || kind != route.kind->kind) {

@@ -210,13 +210,17 @@ void changedProjects(const std::map<route::ListenerId, std::string>& before,
     }
 }
 
+// Of an object admission may have refused: any field can hold any type (value() would throw).
 std::string displayName(const Json& object) {
-    std::string kind = object.value("kind", "object");
+    const auto text = [](const Json& in, const char* field, const char* otherwise) {
+        auto it = in.find(field);
+        return it != in.end() && it->is_string() ? it->get<std::string>() : std::string(otherwise);
+    };
     std::string name;
     if (auto m = object.find("metadata"); m != object.end() && m->is_object()) {
-        name = m->value("name", "");
+        name = text(*m, "name", "");
     }
-    return kind + " \"" + name + "\"";
+    return text(object, "kind", "object") + " \"" + name + "\"";
 }
 
 }  // namespace

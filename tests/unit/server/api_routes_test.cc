@@ -103,6 +103,16 @@ TEST_F(ApiRoutesTest, BodyThatContradictsThePathIsABadRequest) {
               400);
     auto notJson = handleApiRequest(*controller_, access_, {"PUT", kCmPath, "{nope", kRoot});
     EXPECT_EQ(notJson.status, 400);
+    // Found by api_fuzz: a kind (or apiVersion) of the wrong type threw out of the server.
+    for (const char* body : {R"({"apiVersion": "v1", "kind": {"k": "v"}})",
+                             R"({"apiVersion": ["v1"], "kind": "ConfigMap"})"}) {
+        EXPECT_EQ(handleApiRequest(*controller_, access_, {"PUT", kCmPath, body, kRoot}).status, 400)
+            << body;
+    }
+    // A name of the wrong type is refused by admission, whose error names the object.
+    auto numbered = call("POST", "/projects/default/api/v1/namespaces/default/configmaps",
+                         Json{{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", 5}}}});
+    EXPECT_EQ(numbered.status, 422) << numbered.body;
 }
 
 TEST_F(ApiRoutesTest, DeeplyNestedBodyIsABadRequestStatus) {
